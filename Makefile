@@ -1,0 +1,48 @@
+# Every target creates the virtual environment itself: a fresh clone needs only Python 3.11 and make.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-unit test-integration test-e2e lint format bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,loadtest]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project with its dev tools
+
+demo: $(STAMP) ## the main job: the demo pipeline on the embedded emulator (no Docker, no AWS)
+	$(BIN)/salesstream produce --stores 20 --rate 500 --duration 5 --seed 7
+
+test: $(STAMP) ## the whole suite: unit, integration and e2e tiers
+	$(BIN)/python -m pytest
+
+test-unit: $(STAMP) ## pure logic only, no sockets (seconds)
+	$(BIN)/python -m pytest -m unit
+
+test-integration: $(STAMP) ## through real boto3 clients against the embedded moto server
+	$(BIN)/python -m pytest -m integration
+
+test-e2e: $(STAMP) ## the whole pipeline through the CLI
+	$(BIN)/python -m pytest -m e2e
+
+lint: $(STAMP) ## ruff (with security rules) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP) ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP) ## the benchmarks; figures printed and written to reports/bench.json
+	$(BIN)/python -m load_tests.bench
+
+clean: ## remove the virtual environment, caches and local state
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis var reports

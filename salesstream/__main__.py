@@ -1,0 +1,5 @@
+import sys
+
+from salesstream.cli import main
+
+sys.exit(main())

@@ -1,0 +1,53 @@
+"""`salesstream up`: the embedded stack (or LocalStack), provisioned from the template.
+
+Prints one line of JSON (endpoint_url, stream, tables, ...) once ready, records it in
+var/stack.json for the other commands, and runs until interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from typing import TYPE_CHECKING, Any
+
+from salesstream.commands.common import (
+    STACK_FILE,
+    add_endpoint_arguments,
+    add_template_arguments,
+    session,
+)
+from salesstream.provision import provision
+
+if TYPE_CHECKING:
+    import argparse
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("up", help="start the embedded stack (or provision LocalStack) and run")
+    add_endpoint_arguments(parser)
+    add_template_arguments(parser)
+    parser.add_argument(
+        "--emulator-process",
+        action="store_true",
+        help="run the embedded emulator in a child process (a core of its own)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    with session(args, reuse_running=False, emulator_in_subprocess=args.emulator_process) as current:
+        provisioned = provision(current.template, current.endpoint)
+        summary = {"target": current.endpoint.target.value, **provisioned.summary()}
+        STACK_FILE.parent.mkdir(parents=True, exist_ok=True)
+        STACK_FILE.write_text(json.dumps(summary, indent=2))
+        print(json.dumps(summary), flush=True)
+        try:
+            stopped.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            STACK_FILE.unlink(missing_ok=True)
+    return 0
