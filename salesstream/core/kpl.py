@@ -1,0 +1,113 @@
+"""The KPL aggregated-record format, read strictly and written exactly.
+
+Format (awslabs/amazon-kinesis-producer, aggregation-format.md): 4 magic bytes, a protobuf
+`AggregatedRecord` (tables of partition keys and explicit hash keys, then the user records),
+and the MD5 digest of the protobuf bytes. The schema comes from aws-kinesis-agg.
+
+aws-kinesis-agg's own de-aggregator is lenient in two dangerous ways: a record whose checksum
+does not match is passed through as if it were not aggregated, and a protobuf parse error is
+printed and the rest of the aggregate silently dropped. `deaggregate` here refuses both with a
+`BrokenAggregate` carrying a reason code, so the caller can quarantine the whole record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+# aws-kinesis-agg's generated modules import each other as top-level modules; importing its
+# aggregator first puts their folder on sys.path (the library's own arrangement).
+import aws_kinesis_agg.aggregator  # noqa: F401
+from aws_kinesis_agg import MAGIC, messages_pb2
+from google.protobuf.message import DecodeError
+
+from salesstream.core.reasons import Reason
+
+DIGEST_SIZE: Final = 16
+# An aggregate with no user records, or one too short to hold magic + digest, is broken.
+_MIN_AGGREGATE: Final = len(MAGIC) + DIGEST_SIZE
+
+
+class BrokenAggregate(ValueError):
+    """A KPL aggregate that cannot be trusted: every user record in it goes to quarantine."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """One record as the producer wrote it; `subsequence` is its index in the aggregate
+    (0 for a record that was not aggregated)."""
+
+    data: bytes
+    partition_key: str
+    explicit_hash_key: str | None
+    subsequence: int
+    aggregated: bool
+
+
+def is_aggregated(data: bytes) -> bool:
+    return data[:4] == MAGIC
+
+
+def deaggregate(data: bytes, partition_key: str) -> list[UserRecord]:
+    """The user records in a Kinesis record's data, in order; raises `BrokenAggregate`."""
+    if not is_aggregated(data):
+        return [UserRecord(data, partition_key, None, 0, aggregated=False)]
+    if len(data) < _MIN_AGGREGATE:
+        raise BrokenAggregate(Reason.BROKEN_AGGREGATE, f"{len(data)} bytes is too short for an aggregate")
+    body, digest = data[len(MAGIC) : -DIGEST_SIZE], data[-DIGEST_SIZE:]
+    if hashlib.md5(body).digest() != digest:  # noqa: S324 - the KPL format's checksum, not security
+        raise BrokenAggregate(Reason.BAD_AGGREGATE_CHECKSUM, "MD5 trailer does not match the body")
+    try:
+        message = messages_pb2.AggregatedRecord.FromString(body)
+    except DecodeError as error:
+        raise BrokenAggregate(Reason.BROKEN_AGGREGATE, f"protobuf: {error}") from None
+    partition_keys = list(message.partition_key_table)
+    hash_keys = list(message.explicit_hash_key_table)
+    if not message.records:
+        raise BrokenAggregate(Reason.BROKEN_AGGREGATE, "aggregate holds no user records")
+    records = []
+    for index, record in enumerate(message.records):
+        if record.partition_key_index >= len(partition_keys):
+            raise BrokenAggregate(
+                Reason.BROKEN_AGGREGATE, f"user record {index}: partition key index out of range"
+            )
+        hash_key = None
+        if record.HasField("explicit_hash_key_index"):
+            if record.explicit_hash_key_index >= len(hash_keys):
+                raise BrokenAggregate(
+                    Reason.BROKEN_AGGREGATE, f"user record {index}: explicit hash key index out of range"
+                )
+            hash_key = hash_keys[record.explicit_hash_key_index]
+        records.append(
+            UserRecord(
+                record.data, partition_keys[record.partition_key_index], hash_key, index, aggregated=True
+            )
+        )
+    return records
+
+
+def aggregate(records: Sequence[tuple[str, bytes]], explicit_hash_key: str | None = None) -> bytes:
+    """One aggregate of (partition key, data) pairs, all with the same explicit hash key.
+
+    This is the plain reference encoder (tests and fixtures); the producer has its own
+    size-aware batching on top of the same schema."""
+    message = messages_pb2.AggregatedRecord()
+    key_index: dict[str, int] = {}
+    if explicit_hash_key is not None:
+        message.explicit_hash_key_table.append(explicit_hash_key)
+    for partition_key, data in records:
+        if partition_key not in key_index:
+            key_index[partition_key] = len(key_index)
+            message.partition_key_table.append(partition_key)
+        entry = message.records.add(partition_key_index=key_index[partition_key], data=data)
+        if explicit_hash_key is not None:
+            entry.explicit_hash_key_index = 0
+    body = message.SerializeToString()
+    return MAGIC + body + hashlib.md5(body).digest()  # noqa: S324 - the format's checksum

@@ -1,0 +1,84 @@
+"""Typed models of the Lambda events for Kinesis, with the tumbling-window fields.
+
+Shapes as documented in the AWS Lambda developer guide (with-kinesis, services-kinesis-windows)
+and the AWS event libraries (aws-lambda-go `KinesisEvent` / `TimeWindowEventResponse`). The local
+runtime builds its events with these models and the handlers parse them with the same models,
+so the two cannot drift. Powertools' Kinesis models have no tumbling-window fields.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from salesstream.core.windows import Window
+
+
+class _AwsShape(BaseModel):
+    # AWS may add fields; a handler must not break when it does.
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class KinesisPayload(_AwsShape):
+    kinesisSchemaVersion: str = "1.0"
+    partitionKey: str
+    sequenceNumber: str
+    data: str  # base64
+    approximateArrivalTimestamp: float  # epoch seconds with a millisecond fraction
+
+    def raw_data(self) -> bytes:
+        return base64.b64decode(self.data, validate=True)
+
+
+class KinesisEventRecord(_AwsShape):
+    kinesis: KinesisPayload
+    eventSource: Literal["aws:kinesis"] = "aws:kinesis"
+    eventVersion: str = "1.0"
+    eventID: str  # "<shardId>:<sequenceNumber>"
+    eventName: str = "aws:kinesis:record"
+    invokeIdentityArn: str
+    awsRegion: str
+    eventSourceARN: str
+
+
+class KinesisEvent(_AwsShape):
+    """The event of a mapping without a window."""
+
+    Records: list[KinesisEventRecord]
+
+
+class WindowBounds(_AwsShape):
+    start: str  # RFC 3339, UTC
+    end: str
+
+    def window(self) -> Window:
+        return Window.from_event(self.start, self.end)
+
+
+class KinesisTimeWindowEvent(KinesisEvent):
+    """The event of a mapping with TumblingWindowInSeconds > 0."""
+
+    window: WindowBounds
+    state: dict[str, Any] = Field(default_factory=dict)  # {} on a window's first invocation
+    shardId: str
+    eventSourceARN: str
+    isFinalInvokeForWindow: bool
+    isWindowTerminatedEarly: bool
+
+
+class BatchItemFailure(_AwsShape):
+    itemIdentifier: str  # the sequence number of the first record to retry
+
+
+class StreamsEventResponse(_AwsShape):
+    """The response of a ReportBatchItemFailures function; an empty list = full success."""
+
+    batchItemFailures: list[BatchItemFailure] = Field(default_factory=list)
+
+
+class TimeWindowEventResponse(StreamsEventResponse):
+    """A windowed function's response. Without `state` AWS counts the invocation as failed."""
+
+    state: dict[str, Any]
