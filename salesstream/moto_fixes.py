@@ -84,4 +84,4 @@ if __name__ == "__main__":
     from moto.server import main
 
     apply()
-    sys.exit(main(sys.argv[1:]))
+    main(sys.argv[1:])
