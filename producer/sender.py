@@ -78,7 +78,7 @@ class SendFailure(Exception):
     kind: FailureKind = FailureKind.RETRIES_EXHAUSTED
 
     def __init__(self, message: str, *, throttling: bool = False) -> None:
-        super().__init__(message)
+        super().__init__(" ".join(message.split()))  # one line, whatever botocore's message holds
         self.throttling = throttling
 
 
