@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as error:
         raise CommandError(f"--linger: {error.errors()[0]['msg']}") from None
     source, total, source_name = _source(args)
-    stderr = Console(stderr=True)
+    stderr = Console(stderr=True, soft_wrap=True)  # one message, one line
     started = time.monotonic()
     with session(args, resolve_account=False) as current:
         if current.started_here:
