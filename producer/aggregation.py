@@ -78,9 +78,15 @@ def varint_size(value: int) -> int:
 
 
 def record_size(partition_key_index: int, data_length: int) -> int:
-    """Bytes one user record adds to the body: field 3 holding (key index, data)."""
-    inner = 1 + varint_size(partition_key_index) + 1 + varint_size(data_length) + data_length
-    return 1 + varint_size(inner) + inner
+    """Bytes one user record adds to the body: field 3 holding (key index, data). Called per
+    event, so the common one- and two-byte varints are spelled out."""
+    inner = (
+        2
+        + data_length
+        + (1 if partition_key_index < 0x80 else varint_size(partition_key_index))
+        + (1 if data_length < 0x80 else 2 if data_length < 0x4000 else varint_size(data_length))
+    )
+    return inner + (2 if inner < 0x80 else 3 if inner < 0x4000 else 1 + varint_size(inner))
 
 
 def key_table_size(partition_key: bytes) -> int:
@@ -91,7 +97,7 @@ class AggregateBuilder:
     """User records bound for one shard, packed into aggregates of at most `limit` bytes
     (data + the aggregate's partition key, which is its first record's)."""
 
-    __slots__ = ("_body_size", "_events", "_key_index", "_limit", "_message", "_outer_key_size", "shard")
+    __slots__ = ("_add_record", "_events", "_key_index", "_limit", "_message", "_size", "shard")
 
     def __init__(self, shard: Shard, limit: int = PAYLOAD_UNIT_BYTES) -> None:
         if limit > MAX_RECORD_BYTES:
@@ -102,39 +108,41 @@ class AggregateBuilder:
 
     def _reset(self) -> None:
         self._message = messages_pb2.AggregatedRecord()
+        self._add_record = self._message.records.add  # bound once: upb makes a new proxy per access
         self._key_index: dict[str, int] = {}
         self._events: list[Accepted] = []
-        self._body_size = 0
-        self._outer_key_size = 0
+        self._size = _FRAMING  # what the aggregate counts so far: framing, outer key, body
 
     def __len__(self) -> int:
         return len(self._events)
 
+    @property
+    def size(self) -> int:
+        """The size the aggregate would have now (data + partition key), without serialising it."""
+        return self._size
+
     def add(self, event: Accepted) -> Entry | None:
         """Add one event; returns the finished aggregate when the event did not fit and
         starts the next one with it."""
-        finished = None
-        growth = self._growth(event)
-        if self._events and _FRAMING + self._outer_key_size + self._body_size + growth > self._limit:
-            finished = self.take()
-            growth = self._growth(event)
-        key = event.store_id
+        key, data = event.store_id, event.raw
         index = self._key_index.get(key)
+        if index is None:
+            growth = key_table_size(key.encode()) + record_size(len(self._key_index), len(data))
+        else:
+            growth = record_size(index, len(data))
+        if self._events and self._size + growth > self._limit:
+            finished = self.take()
+            self.add(event)
+            return finished
         if index is None:
             index = self._key_index[key] = len(self._key_index)
             self._message.partition_key_table.append(key)
             if not self._events:
-                self._outer_key_size = len(key.encode())
-        self._message.records.add(partition_key_index=index, data=event.raw)
+                growth += len(key.encode())  # the first key is also the aggregate's partition key
+        self._add_record(partition_key_index=index, data=data)
         self._events.append(event)
-        self._body_size += growth
-        return finished
-
-    def _growth(self, event: Accepted) -> int:
-        index = self._key_index.get(event.store_id)
-        if index is None:
-            return key_table_size(event.store_id.encode()) + record_size(len(self._key_index), len(event.raw))
-        return record_size(index, len(event.raw))
+        self._size += growth
+        return None
 
     def take(self) -> Entry | None:
         """The aggregate so far (None if empty); the builder starts afresh."""

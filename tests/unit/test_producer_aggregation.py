@@ -98,7 +98,18 @@ def test_aggregates_deaggregate_to_the_input_in_order_per_shard(
     assert received == expected
 
 
-def test_the_tracked_size_is_the_serialised_size_and_a_unit_is_filled() -> None:
+@given(st.lists(st.tuples(st.integers(0, 300), st.integers(1, 20_000)), min_size=1, max_size=60))
+def test_the_tracked_size_is_the_serialised_size(records: list[tuple[int, int]]) -> None:
+    builder = AggregateBuilder(Shard("s", 0, HASH_KEY_MAX), limit=1024 * 1024)
+    for number, (store, length) in enumerate(records):
+        assert builder.add(event(f"store-{store}", b"x" * length, number)) is None
+    tracked = builder.size
+    entry = builder.take()
+    assert entry is not None
+    assert tracked == entry.size
+
+
+def test_a_payload_unit_is_filled() -> None:
     builder = AggregateBuilder(Shard("s", 0, HASH_KEY_MAX))
     entries = []
     for n in range(2_000):
