@@ -23,7 +23,7 @@ from load_tests.bench import Figure, per_second
 from producer.aggregation import PAYLOAD_UNIT_BYTES, Accepted, AggregateBuilder, Entry
 from producer.encoder import Encoder, accept
 from producer.sender import calls
-from producer.shards import HASH_KEY_MAX, Shard, ShardMap
+from producer.shards import Shard, ShardMap
 from producer.simulator import Fleet, FleetConfig
 from salesstream.core.kpl import deaggregate
 
@@ -32,18 +32,10 @@ EVENTS: Final = 20_000
 SHARDS: Final = 4
 
 
-def _shard_map(count: int = SHARDS) -> ShardMap:
-    step = (HASH_KEY_MAX + 1) // count
-    return ShardMap(
-        Shard(f"shardId-{i:012d}", i * step, HASH_KEY_MAX if i == count - 1 else (i + 1) * step - 1)
-        for i in range(count)
-    )
-
-
 def encode(events: list[bytes], *, aggregate: bool) -> list[list[Entry]]:
     """The whole encode path: what the Producer does before it calls PutRecords."""
     encoder = Encoder(aggregate=aggregate)
-    encoder.route(_shard_map())
+    encoder.route(ShardMap.uniform(SHARDS))
     entries = [entry for raw in events if (entry := encoder.add(accept(raw))) is not None]
     entries.extend(encoder.drain())
     return list(calls(entries))
@@ -87,8 +79,19 @@ def _per_shard(aggregates: list[bytes], shard_map: ShardMap) -> dict[str, list[b
     return records
 
 
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = ""
+    while True:
+        number, digit = divmod(number, 36)
+        text = digits[digit] + text
+        if not number:
+            return text
+
+
 def sized_events(size: int, count: int) -> list[bytes]:
-    """Valid events of exactly `size` bytes (>= 250) from 20 stores: compact ids, one line."""
+    """Valid events of exactly `size` bytes from 20 stores: compact ids, one line (size >= 250
+    for up to 46,656 events)."""
     out = []
     for number in range(count):
         event = {
@@ -104,8 +107,11 @@ def sized_events(size: int, count: int) -> list[bytes]:
             "total_minor": 2500,
         }
         base = len(json.dumps(event, separators=(",", ":")))
-        event["event_id"] = f"{number:x}".ljust(size - base, "x")
-        out.append(json.dumps(event, separators=(",", ":")).encode())
+        event["event_id"] = _base36(number).ljust(size - base, "x")
+        raw = json.dumps(event, separators=(",", ":")).encode()
+        if len(raw) != size:
+            raise ValueError(f"cannot make {count} distinct events of {size} bytes")
+        out.append(raw)
     return out
 
 
@@ -159,7 +165,7 @@ def run(repeat: int) -> list[Figure]:
         *_encode_figures("simulator events", events, repeat),
     ]
 
-    shard_map = _shard_map()
+    shard_map = ShardMap.uniform(SHARDS)
     routed = [(shard_map.shard_for(event.store_id), event) for event in map(accept, events)]
     ours, theirs = with_protobuf_schema(routed), with_record_aggregator(routed)
     if _per_shard(ours, shard_map) != _per_shard(theirs, shard_map):

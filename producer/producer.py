@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 _REROUTE_ROUNDS: Final = 4
 
 
+class ProducerClosed(RuntimeError):
+    """The producer was closed; its result is final."""
+
+
 class Producer:
     def __init__(
         self,
@@ -94,7 +98,7 @@ class Producer:
         self.close()  # also after an error: buffered events are sent or spooled, never dropped
 
     def open(self) -> None:
-        """Lock the spool and queue what it holds ahead of everything else (no network yet)."""
+        """Lock the spool and queue what it holds ahead of everything else."""
         if self._opened:
             return
         self._opened = True
@@ -108,6 +112,8 @@ class Producer:
 
     def submit(self, event: bytes | OrderEvent) -> RejectedEvent | None:
         """Accept one event; returns the refusal (reason + detail) if the contract refuses it."""
+        if self._closed:
+            raise ProducerClosed("submit() after close(): open a new Producer")
         self.open()
         return self._submit(event.to_json_bytes() if isinstance(event, OrderEvent) else event)
 

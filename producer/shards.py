@@ -75,6 +75,15 @@ class ShardMap:
     def from_api(cls, shards: Iterable[Mapping[str, Any]]) -> ShardMap:
         return cls(Shard.from_api(shard) for shard in shards)
 
+    @classmethod
+    def uniform(cls, count: int) -> ShardMap:
+        """The map CreateStream makes: equal ranges, the last shard takes the remainder."""
+        step = (HASH_KEY_MAX + 1) // count
+        return cls(
+            Shard(f"shardId-{i:012d}", i * step, HASH_KEY_MAX if i == count - 1 else (i + 1) * step - 1)
+            for i in range(count)
+        )
+
     def shard_for_key(self, key: int) -> Shard:
         return self.open_shards[bisect.bisect_right(self._starts, key) - 1]
 

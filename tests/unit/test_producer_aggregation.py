@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-import json
 from itertools import pairwise
 
 from aws_kinesis_agg.deaggregator import deaggregate_records
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from load_tests.bench_producer import sized_events
 from producer.aggregation import PAYLOAD_UNIT_BYTES, Accepted, AggregateBuilder, Entry
 from producer.encoder import Encoder, accept
 from producer.shards import HASH_KEY_MAX, Shard, ShardMap, hash_key
@@ -20,37 +20,6 @@ from tests.unit.test_producer_shards import even_shards
 
 def event(store_id: str, raw: bytes, number: int = 0) -> Accepted:
     return Accepted(raw, f"e.{number}", store_id, "EUR", False, 100)
-
-
-def sized_event(size: int, number: int, store_id: str) -> bytes:
-    """A valid contract event of exactly `size` bytes (>= ~240; the event id is padded to fit)."""
-    template = {
-        "schema_version": 1,
-        "event_id": "",
-        "event_type": "order_placed",
-        "order_id": "o1",
-        "store_id": store_id,
-        "terminal_id": "t1",
-        "occurred_at": "2026-11-23T10:15:00Z",
-        "currency": "EUR",
-        "lines": [{"sku": "G42", "quantity": 2, "unit_price_minor": 1250}],
-        "total_minor": 2500,
-    }
-    base = len(json.dumps(template, separators=(",", ":")))
-    template["event_id"] = base36(number).ljust(size - base, "x")
-    raw = json.dumps(template, separators=(",", ":")).encode()
-    assert len(raw) == size
-    return raw
-
-
-def base36(number: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    text = ""
-    while True:
-        number, digit = divmod(number, 36)
-        text = digits[digit] + text
-        if not number:
-            return text
 
 
 def all_entries(encoder: Encoder, events: list[Accepted]) -> list[Entry]:
@@ -125,8 +94,9 @@ def test_a_payload_unit_is_filled() -> None:
 def test_at_least_95_events_of_250_bytes_per_payload_unit() -> None:
     encoder = Encoder()
     encoder.route(ShardMap(even_shards(1)))
-    stores = [f"s{letter}" for letter in "abcdefghijklmnopqrst"]  # 20 stores
-    events = [accept(sized_event(250, n, stores[n % 20])) for n in range(5_000)]
+    sized = sized_events(250, 5_000)
+    assert {len(raw) for raw in sized} == {250}
+    events = [accept(raw) for raw in sized]
     entries = all_entries(encoder, events)
     full = entries[:-1]  # the last one is what the flush found
     assert all(entry.payload_units == 1 for entry in entries)

@@ -74,3 +74,14 @@ def test_settings_come_from_the_environment_unless_given(monkeypatch: pytest.Mon
     monkeypatch.setenv("SALESSTREAM_PRODUCER_LINGER_SECONDS", "0.5")
     assert ProducerSettings().linger_seconds == 0.5
     assert ProducerSettings(linger_seconds=0.2).linger_seconds == 0.2
+
+
+def test_a_closed_producer_refuses_more_events(tmp_path: Path) -> None:
+    from producer.producer import ProducerClosed
+
+    client = producer_client(endpoint_url="http://127.0.0.1:9", region_name="us-east-1")
+    producer = Producer(client, "orders", tmp_path / "spool.jsonl")
+    result = producer.close()
+    assert producer.close() is result  # closing twice is harmless
+    with pytest.raises(ProducerClosed):
+        producer.submit(raw())

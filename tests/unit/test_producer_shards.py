@@ -8,18 +8,21 @@ from producer.shards import HASH_KEY_MAX, Shard, ShardMap, ShardMapError, hash_k
 
 
 def even_shards(count: int) -> list[Shard]:
-    """What CreateStream does: equal ranges, the last one takes the remainder."""
-    step = (HASH_KEY_MAX + 1) // count
-    return [
-        Shard(f"shardId-{i:012d}", i * step, HASH_KEY_MAX if i == count - 1 else (i + 1) * step - 1)
-        for i in range(count)
-    ]
+    return ShardMap.uniform(count).open_shards
 
 
 def test_hash_key_is_the_md5_digest_read_as_a_big_endian_integer() -> None:
     # MD5("a") = 0cc175b9c0f1b6a831c399e269772661, a published test vector
     assert hash_key("a") == 0x0CC175B9C0F1B6A831C399E269772661
     assert 0 <= hash_key("store-0007") <= HASH_KEY_MAX
+
+
+def test_a_uniform_map_is_what_create_stream_makes() -> None:
+    shards = even_shards(3)
+    assert [s.shard_id for s in shards] == [f"shardId-00000000000{i}" for i in range(3)]
+    assert shards[0].starting_hash_key == 0
+    assert shards[-1].ending_hash_key == HASH_KEY_MAX
+    assert shards[1].starting_hash_key == shards[0].ending_hash_key + 1 == (HASH_KEY_MAX + 1) // 3
 
 
 def test_both_ends_of_a_range_belong_to_the_shard() -> None:
