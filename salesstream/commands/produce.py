@@ -134,8 +134,16 @@ def run(args: argparse.Namespace) -> int:
             producer.open()
         except SpoolLocked as error:
             raise CommandError(str(error)) from None
-        with producer, _progress(stderr, total, f"producing to {stream}") as advance:
-            refusals = _send_all(producer, source, advance, stderr if args.from_file else None)
+        except OSError as error:
+            raise CommandError(f"cannot use the spool {args.spool}: {error.strerror or error}") from None
+        try:
+            with producer, _progress(stderr, total, f"producing to {stream}") as advance:
+                refusals = _send_all(producer, source, advance, stderr if args.from_file else None)
+        except OSError as error:  # writing the spool failed: say so, never pretend it was kept
+            raise CommandError(
+                f"cannot write the spool {args.spool}: {error.strerror or error}; "
+                "events not acknowledged by then were not kept"
+            ) from None
         result = producer.result
     if refusals > _SHOWN_REFUSALS:
         stderr.print(f"... and {refusals - _SHOWN_REFUSALS} more refused events (counts in the summary)")
