@@ -7,6 +7,7 @@ MD5 of its partition key (its store). Aggregation off: one entry per event.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from producer.aggregation import PAYLOAD_UNIT_BYTES, Accepted, AggregateBuilder, Entry, plain_entry
@@ -65,13 +66,14 @@ class Encoder:
         self._builders[partition_key] = builder
         return builder
 
-    def route(self, shard_map: ShardMap) -> list[Entry]:
-        """Use a new shard map; events buffered for shards that closed are routed again.
+    def route(self, shard_map: ShardMap, earlier: Iterable[Accepted] = ()) -> list[Entry]:
+        """Use a new shard map; events buffered for shards that closed are routed again, after
+        `earlier` ones (taken back from finished aggregates), so each store keeps its order.
         Returns entries that filled up on the way."""
         if shard_map.routes_like(self.shard_map):
             self.shard_map = shard_map
-            return []
-        waiting = self.take_buffered()
+            return [entry for event in earlier if (entry := self.add(event)) is not None]
+        waiting = [*earlier, *self.take_buffered()]
         self.shard_map = shard_map
         self._builders.clear()
         self._by_shard.clear()

@@ -277,5 +277,13 @@ class Producer:
         except ShardMapError as failure:  # mid-reshard: keep the old map, look again next time
             self._map_failure = SendFailure(str(failure))
             return
-        for entry in self._encoder.route(shard_map):
-            self._queue(entry)
+        # Finished aggregates for shards that have closed would land off-shard: build them again.
+        open_shards = {shard.shard_id for shard in shard_map.open_shards}
+        stale_events: list[Accepted] = []
+        for entry in self._take_outgoing():
+            if entry.shard_id is None or entry.shard_id in open_shards:
+                self._queue(entry)
+            else:
+                stale_events.extend(entry.events)
+        for rebuilt in self._encoder.route(shard_map, earlier=stale_events):
+            self._queue(rebuilt)

@@ -199,6 +199,38 @@ def test_records_stay_on_their_shard_across_a_split_in_the_middle_of_production(
     assert result_tally(producer) == tally_of(landed)
 
 
+def test_the_periodic_refresh_routes_buffered_events_to_the_new_shards(
+    stream: Any, endpoint: Any, tmp_path: Path
+) -> None:
+    name = stream(1)
+    kinesis = endpoint.client("kinesis")
+    now = [0.0]
+    events = simulated(1_000, seed=3)
+    producer = Producer(
+        client_for(endpoint.url),
+        name,
+        tmp_path / "spool.jsonl",
+        settings=ProducerSettings(linger_seconds=3600, shard_refresh_seconds=10),
+        clock=lambda: now[0],
+        sleep=Sleeps(),
+    )
+    with producer:
+        producer.submit_many(events[:500])
+        producer.flush()
+        (only,) = kinesis.list_shards(StreamName=name)["Shards"]
+        kinesis.split_shard(StreamName=name, ShardToSplit=only["ShardId"], NewStartingHashKey=str(2**127))
+        producer.submit_many(events[500:])  # buffered for the shard that just closed
+        now[0] = 11.0  # the map is due for a refresh at the next flush
+
+    shard_map, landed = read_stream(kinesis, name)
+    for record in landed:
+        for user_record in record.user_records:
+            assert shard_map.shards[record.shard_id].holds(hash_key(user_record.partition_key))
+    assert producer.result.rerouted == 0  # routed right before sending: nothing landed off-shard
+    assert sorted(all_event_ids(landed)) == sorted(ids_of(events))
+    assert only["ShardId"] not in {r.shard_id for r in landed[-2:]}  # the last writes went to the children
+
+
 @pytest.mark.parametrize("aggregate", [True, False], ids=["aggregated", "plain"])
 def test_a_partial_failure_resends_only_the_failed_entries(
     stream: Any, endpoint: Any, tmp_path: Path, aggregate: bool
