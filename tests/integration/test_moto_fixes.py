@@ -56,3 +56,20 @@ def test_a_merge_leaves_the_parents_records_where_they_were(make_stack: Any, end
 
     assert data(first) == [b"a"]
     assert data(merged["ShardId"]) == [b"b"]  # not a copy of the parents' records
+
+
+def test_the_child_process_emulator_has_the_fixes_too() -> None:
+    from salesstream.embedded import EmbeddedEmulator
+
+    with EmbeddedEmulator(in_subprocess=True) as endpoint:
+        kinesis = endpoint.client("kinesis")
+        kinesis.create_stream(StreamName="fixes", ShardCount=1)
+        kinesis.get_waiter("stream_exists").wait(StreamName="fixes", WaiterConfig={"Delay": 0.1})
+        middle = (HASH_KEY_MAX + 1) // 2
+        kinesis.split_shard(
+            StreamName="fixes", ShardToSplit="shardId-000000000000", NewStartingHashKey=str(middle)
+        )
+        landed = kinesis.put_record(
+            StreamName="fixes", Data=b"x", PartitionKey="p", ExplicitHashKey=str(middle)
+        )
+        assert landed["ShardId"] != "shardId-000000000000"
