@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from moto.server import ThreadedMotoServer
 
+from salesstream import moto_fixes
 from salesstream.aws import Endpoint, Target
 
 if TYPE_CHECKING:
@@ -63,11 +64,12 @@ class EmbeddedEmulator:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         if self.in_subprocess:
             self._process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-                [sys.executable, "-m", "moto.server", "-H", _LOOPBACK, "-p", str(self.port)],
+                [sys.executable, "-m", "salesstream.moto_fixes", "-H", _LOOPBACK, "-p", str(self.port)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
         else:
+            moto_fixes.apply()  # resharding as AWS does it (see salesstream/moto_fixes.py)
             self._thread_server = ThreadedMotoServer(ip_address=_LOOPBACK, port=self.port, verbose=False)
             self._thread_server.start()
         _wait_until_ready(self.url)

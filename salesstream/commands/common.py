@@ -122,10 +122,12 @@ def session(
     start_embedded: bool = True,
     reuse_running: bool = True,
     emulator_in_subprocess: bool = False,
+    resolve_account: bool = True,
 ) -> Iterator[Session]:
     """Endpoint + resolved template for a command; starts (and provisions) an in-process
     embedded stack when the target is embedded and no `salesstream up` is running (or when
-    `reuse_running` is False, as for `up` itself)."""
+    `reuse_running` is False, as for `up` itself). `resolve_account=False` skips the STS call
+    (a command that must start even when the endpoint is down; ARNs then use a placeholder)."""
     from salesstream.embedded import EmbeddedEmulator
     from salesstream.provision import provision
 
@@ -138,12 +140,13 @@ def session(
         endpoint = emulator.start()
     try:
         endpoint.activate()
+        known_account = {"account_id": endpoint.account_id()} if resolve_account or emulator else {}
         template = Template.load(
             args.template,
             template_parameters(args),
             region=endpoint.region,
-            account_id=endpoint.account_id(),
             endpoint_url=endpoint.url,
+            **known_account,
         )
         if emulator is not None:
             provision(template, endpoint)

@@ -129,7 +129,9 @@ _TYPE_REASONS: dict[str, Reason] = {
     "string_too_long": Reason.BAD_IDENTIFIER,
     "model_type": Reason.NOT_AN_OBJECT,
     "model_attributes_type": Reason.NOT_AN_OBJECT,
+    "dict_type": Reason.NOT_AN_OBJECT,  # the same refusal on the hot path (TypedDict)
 }
+_OBJECT_TYPES = frozenset({"model_type", "dict_type"})  # at the top level only; nested, a wrong type
 _WRONG_TYPE_SUFFIX = "_type"
 
 
@@ -137,7 +139,7 @@ def _reason_for(error: ErrorDetails) -> Reason:
     loc = tuple(str(part) for part in error["loc"])
     kind = error["type"]
     field = loc[-1] if loc else ""
-    if kind in _TYPE_REASONS and not (kind == "model_type" and loc):
+    if kind in _TYPE_REASONS and not (kind in _OBJECT_TYPES and loc):
         return _TYPE_REASONS[kind]
     if kind.endswith(_WRONG_TYPE_SUFFIX) and field not in _LOC_REASONS:
         return Reason.WRONG_TYPE

@@ -1,0 +1,210 @@
+"""The producer's encode path, without network: validate (size cap, card scan, strict schema),
+route to the shard, aggregate, cut into PutRecords calls.
+
+Figures (events per CPU-second of one thread, i.e. per core):
+- baseline: `json.loads` of the same events, measured in the same run;
+- encode path with aggregation on and off;
+- the two ways to write the KPL format: aws-kinesis-agg's RecordAggregator (per shard, as the
+  producer would have to use it) against our builder driving the protobuf schema directly;
+- events per 25 KB PUT payload unit (not timed) for 250-byte events and for the simulator's
+  events;
+- the simulator's own generation rate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Final
+
+from aws_kinesis_agg.aggregator import RecordAggregator
+
+from load_tests.bench import Figure, per_second
+from producer.aggregation import PAYLOAD_UNIT_BYTES, Accepted, AggregateBuilder, Entry
+from producer.encoder import Encoder, accept
+from producer.sender import calls
+from producer.shards import Shard, ShardMap
+from producer.simulator import Fleet, FleetConfig
+from salesstream.core.kpl import deaggregate
+
+NAME: Final = "producer"
+EVENTS: Final = 20_000
+SHARDS: Final = 4
+
+
+def encode(events: list[bytes], *, aggregate: bool) -> list[list[Entry]]:
+    """The whole encode path: what the Producer does before it calls PutRecords."""
+    encoder = Encoder(aggregate=aggregate)
+    encoder.route(ShardMap.uniform(SHARDS))
+    entries = [entry for raw in events if (entry := encoder.add(accept(raw))) is not None]
+    entries.extend(encoder.drain())
+    return list(calls(entries))
+
+
+def with_record_aggregator(routed: list[tuple[Shard, Accepted]]) -> list[bytes]:
+    """aws-kinesis-agg's RecordAggregator, one per destination shard (routing done beforehand)."""
+    aggregators: dict[str, RecordAggregator] = {}
+    out = []
+    for shard, event in routed:
+        aggregator = aggregators.get(shard.shard_id)
+        if aggregator is None:
+            aggregator = aggregators[shard.shard_id] = RecordAggregator(max_size=PAYLOAD_UNIT_BYTES)
+        full = aggregator.add_user_record(event.store_id, event.raw)
+        if full is not None:
+            out.append(full.get_contents()[2])
+    out.extend(agg.get_contents()[2] for a in aggregators.values() if (agg := a.clear_and_get()) is not None)
+    return out
+
+
+def with_protobuf_schema(routed: list[tuple[Shard, Accepted]]) -> list[bytes]:
+    """Our AggregateBuilder, one per destination shard (routing done beforehand)."""
+    builders: dict[str, AggregateBuilder] = {}
+    out = []
+    for shard, event in routed:
+        builder = builders.get(shard.shard_id)
+        if builder is None:
+            builder = builders[shard.shard_id] = AggregateBuilder(shard)
+        if (entry := builder.add(event)) is not None:
+            out.append(entry.data)
+    out.extend(entry.data for b in builders.values() if (entry := b.take()) is not None)
+    return out
+
+
+def _per_shard(aggregates: list[bytes], shard_map: ShardMap) -> dict[str, list[bytes]]:
+    """The user records in these aggregates, in order per destination shard."""
+    records: dict[str, list[bytes]] = {}
+    for data in aggregates:
+        for record in deaggregate(data, "unused"):
+            records.setdefault(shard_map.shard_for(record.partition_key).shard_id, []).append(record.data)
+    return records
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = ""
+    while True:
+        number, digit = divmod(number, 36)
+        text = digits[digit] + text
+        if not number:
+            return text
+
+
+def sized_events(size: int, count: int) -> list[bytes]:
+    """Valid events of exactly `size` bytes from 20 stores: compact ids, one line (size >= 250
+    for up to 46,656 events)."""
+    out = []
+    for number in range(count):
+        event = {
+            "schema_version": 1,
+            "event_id": "",
+            "event_type": "order_placed",
+            "order_id": "o1",
+            "store_id": f"s{'abcdefghijklmnopqrst'[number % 20]}",
+            "terminal_id": "t1",
+            "occurred_at": "2026-11-23T10:15:00Z",
+            "currency": "EUR",
+            "lines": [{"sku": "G42", "quantity": 2, "unit_price_minor": 1250}],
+            "total_minor": 2500,
+        }
+        base = len(json.dumps(event, separators=(",", ":")))
+        event["event_id"] = _base36(number).ljust(size - base, "x")
+        raw = json.dumps(event, separators=(",", ":")).encode()
+        if len(raw) != size:
+            raise ValueError(f"cannot make {count} distinct events of {size} bytes")
+        out.append(raw)
+    return out
+
+
+def events_per_unit(events: list[bytes]) -> tuple[float, float]:
+    """(mean events per full aggregate, mean event size); every aggregate is one payload unit."""
+    full = [call_entry for call in encode(events, aggregate=True) for call_entry in call]
+    full = [entry for entry in full if entry.size > PAYLOAD_UNIT_BYTES * 0.9]  # not the flush leftovers
+    assert all(entry.payload_units == 1 for entry in full)
+    return sum(len(e.events) for e in full) / len(full), sum(map(len, events)) / len(events)
+
+
+def _timed(metric: str, events: int, work: Callable[[], object], repeat: int) -> Figure:
+    best, median = per_second(events, work, repeat)
+    return Figure(benchmark=NAME, metric=metric, unit="events/s", best=best, median=median, runs=repeat)
+
+
+def _encode_figures(label: str, events: list[bytes], repeat: int) -> list[Figure]:
+    """The encode path on these events, each figure against json.loads of the same events."""
+    mean_size = sum(map(len, events)) / len(events)
+    count = len(events)
+    baseline = _timed(
+        f"baseline: json.loads, {label}", count, lambda: [json.loads(raw) for raw in events], repeat
+    )
+
+    def versus_baseline(figure: Figure) -> Figure:
+        return figure.model_copy(update={"baseline": "json.loads", "ratio": figure.best / baseline.best})
+
+    return [
+        baseline.model_copy(update={"note": f"mean event {mean_size:.0f} B"}),
+        versus_baseline(
+            _timed(f"encode path, aggregated, {label}", count, lambda: encode(events, aggregate=True), repeat)
+        ),
+        versus_baseline(
+            _timed(
+                f"encode path, not aggregated, {label}",
+                count,
+                lambda: encode(events, aggregate=False),
+                repeat,
+            )
+        ),
+        versus_baseline(
+            _timed(f"validation only, {label}", count, lambda: [accept(raw) for raw in events], repeat)
+        ),
+    ]
+
+
+def run(repeat: int) -> list[Figure]:
+    events = Fleet(FleetConfig(stores=200, seed=1)).events(EVENTS)
+    figures = [
+        *_encode_figures("250-byte events", sized_events(250, EVENTS), repeat),
+        *_encode_figures("simulator events", events, repeat),
+    ]
+
+    shard_map = ShardMap.uniform(SHARDS)
+    routed = [(shard_map.shard_for(event.store_id), event) for event in map(accept, events)]
+    ours, theirs = with_protobuf_schema(routed), with_record_aggregator(routed)
+    if _per_shard(ours, shard_map) != _per_shard(theirs, shard_map):
+        raise RuntimeError("the two KPL writers disagree on the user records")
+    reference = _timed(
+        "KPL format: aws-kinesis-agg RecordAggregator",
+        EVENTS,
+        lambda: with_record_aggregator(routed),
+        repeat,
+    )
+    figures.append(reference)
+    driven = _timed(
+        "KPL format: protobuf schema driven directly (kept)",
+        EVENTS,
+        lambda: with_protobuf_schema(routed),
+        repeat,
+    )
+    figures.append(
+        driven.model_copy(update={"baseline": "RecordAggregator", "ratio": driven.best / reference.best})
+    )
+
+    for label, sample in (
+        ("250-byte events", sized_events(250, 5_000)),
+        ("simulator, 1-line baskets", Fleet(FleetConfig(stores=200, seed=2, max_lines=1)).events(5_000)),
+        ("simulator, 1-5 lines", events[:5_000]),
+    ):
+        per_unit, size = events_per_unit(sample)
+        figures.append(
+            Figure(
+                benchmark=NAME,
+                metric=f"events per 25 KB payload unit, {label}",
+                unit="events",
+                best=per_unit,
+                median=per_unit,
+                runs=1,
+                note=f"mean event {size:.0f} B; unit = {PAYLOAD_UNIT_BYTES} B of data + partition key",
+            )
+        )
+
+    generator = Fleet(FleetConfig(stores=1_000, seed=3))
+    figures.append(_timed("simulator generation", EVENTS, lambda: generator.events(EVENTS), repeat))
+    return figures

@@ -1,0 +1,289 @@
+"""The `Producer`: what a POS integration calls.
+
+    with Producer(producer_client(), "dev-salesstream-orders", spool="var/spool.jsonl") as producer:
+        rejection = producer.submit(raw_event_bytes)   # None, or the RejectedEvent with its reason
+    result = producer.result                            # accepted, sent, spooled, tally, ...
+
+Submit validates against the contract (a refused event is counted by reason and never sent; a
+card number never reaches the stream), routes the event to its shard and aggregates it. Buffered
+events go out when a PutRecords call is full or `linger_seconds` after the oldest arrived
+(checked on each submit and by `poll()`), and on `flush()` / `close()`. What cannot be sent
+after the retries is spooled; the next producer on the same spool sends it first.
+
+Synchronous and not thread-safe: use one Producer per thread, each with its own spool file.
+Per-store order holds in the stream except when a failed entry is resent after later ones
+succeeded; totals do not depend on order.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from producer.encoder import Encoder, accept
+from producer.result import ProducerResult, ShardCount, Tally
+from producer.sender import MAX_BYTES_PER_CALL, MAX_ENTRIES_PER_CALL, Sender, SendFailure
+from producer.settings import ProducerSettings
+from producer.shards import ShardMapError, fetch_shard_map
+from producer.spool import Spool, SpoolEntry, SpoolReason
+from salesstream.core.contract import OrderEvent
+from salesstream.core.reasons import RejectedEvent
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from producer.aggregation import Accepted, Entry
+
+# Records that landed off their shard are routed again with a fresh map; more rounds than this
+# in one flush means the stream is being resharded right now: they wait for the next flush.
+_REROUTE_ROUNDS: Final = 4
+
+
+class ProducerClosed(RuntimeError):
+    """The producer was closed; its result is final."""
+
+
+class Producer:
+    def __init__(
+        self,
+        client: Any,
+        stream_name: str,
+        spool: Path | str,
+        *,
+        settings: ProducerSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings or ProducerSettings()
+        self._client = client
+        self._sender = Sender(
+            client,
+            stream_name,
+            self.settings.retry,
+            sleep=sleep,
+            rng=rng or random.Random(),  # noqa: S311 - backoff jitter
+        )
+        self._encoder = Encoder(aggregate=self.settings.aggregate)
+        self._spool = Spool(Path(spool))
+        self._clock = clock
+        self.result = ProducerResult(
+            stream=stream_name, aggregated=self.settings.aggregate, spool_path=str(spool)
+        )
+        self._rejected: Counter[str] = Counter()
+        self._shards: defaultdict[str, ShardCount] = defaultdict(ShardCount)
+        self._tally = Tally()
+        self._outgoing: list[Entry] = []
+        self._outgoing_bytes = 0
+        self._oldest: float | None = None  # when the oldest buffered event was accepted
+        self._map_fetched_at: float | None = None
+        self._map_failure: SendFailure | None = None
+        self._spool_lines: defaultdict[str, list[int]] = defaultdict(list)  # event_id -> lines read at open
+        self._settled_lines: set[int] = set()  # of those, the ones sent or spooled anew this run
+        self._opened = self._closed = False
+
+    # --- the public surface ---------------------------------------------------------------
+
+    def __enter__(self) -> Producer:
+        self.open()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()  # also after an error: buffered events are sent or spooled, never dropped
+
+    def open(self) -> None:
+        """Lock the spool and queue what it holds ahead of everything else."""
+        if self._opened:
+            return
+        self._opened = True
+        entries = self._spool.open()
+        self.result.spool_unreadable_lines = self._spool.unreadable_lines
+        for index, entry in entries:
+            self._spool_lines[entry.event_id].append(index)
+        self.result.from_spool = len(entries)
+        for _, entry in entries:
+            self._submit(entry.raw)  # refused now (the contract changed)? counted; its line stays
+
+    def submit(self, event: bytes | OrderEvent) -> RejectedEvent | None:
+        """Accept one event; returns the refusal (reason + detail) if the contract refuses it."""
+        if self._closed:
+            raise ProducerClosed("submit() after close(): open a new Producer")
+        self.open()
+        return self._submit(event.to_json_bytes() if isinstance(event, OrderEvent) else event)
+
+    def submit_many(self, events: Iterable[bytes | OrderEvent]) -> list[tuple[int, RejectedEvent]]:
+        """Accept many; returns (position, refusal) for each refused one."""
+        return [(index, refusal) for index, event in enumerate(events) if (refusal := self.submit(event))]
+
+    def poll(self) -> None:
+        """Send buffered events whose linger time is up (for callers that go quiet)."""
+        if self._oldest is not None and self._clock() - self._oldest >= self.settings.linger_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send everything buffered; what cannot be sent is spooled."""
+        self.open()
+        for _ in range(_REROUTE_ROUNDS):
+            if not (self._outgoing or self._encoder.buffered):
+                break
+            self._refresh_shard_map(force=False)
+            if self._encoder.aggregate and self._encoder.shard_map is None:
+                self._spool_events(self._encoder.take_buffered(), self._map_failure)
+                break
+            self._send(self._take_outgoing() + self._encoder.drain())
+        self._oldest = None
+
+    def close(self) -> ProducerResult:
+        """Flush, spool what could not be sent, settle the spool and return the result."""
+        if self._closed:
+            return self.result
+        try:
+            self.flush()
+            if leftover := self._encoder.take_buffered():
+                failure = SendFailure("records kept landing on shards they do not belong to (resharding?)")
+                self._spool_events(leftover, failure)
+            self._spool.remove(self._settled_lines)
+        finally:
+            self._spool.close()
+            self._closed = True
+        self.result.rejected = dict(sorted(self._rejected.items()))
+        self.result.shards = dict(sorted(self._shards.items()))
+        self.result.tally = self._tally.rows()
+        return self.result
+
+    @property
+    def accepted(self) -> int:
+        return self.result.accepted
+
+    @property
+    def sent(self) -> int:
+        return self.result.sent
+
+    # --- the path of one event ------------------------------------------------------------
+
+    def _submit(self, raw: bytes) -> RejectedEvent | None:
+        try:
+            event = accept(raw)
+        except RejectedEvent as refusal:
+            self._rejected[refusal.reason.value] += 1
+            return refusal
+        self.result.accepted += 1
+        now = self._clock()
+        if self._oldest is None:
+            self._oldest = now
+        if self._encoder.aggregate and self._map_fetched_at is None:
+            self._refresh_shard_map(force=True)
+        entry = self._encoder.add(event)
+        if entry is not None:
+            self._queue(entry)
+            if len(self._outgoing) >= MAX_ENTRIES_PER_CALL or self._outgoing_bytes >= MAX_BYTES_PER_CALL:
+                self._send(self._take_outgoing())
+        if now - self._oldest >= self.settings.linger_seconds:
+            self.flush()
+        return None
+
+    def _queue(self, entry: Entry) -> None:
+        self._outgoing.append(entry)
+        self._outgoing_bytes += entry.size
+
+    def _take_outgoing(self) -> list[Entry]:
+        entries, self._outgoing, self._outgoing_bytes = self._outgoing, [], 0
+        return entries
+
+    def _send(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        report = self._sender.put(entries)
+        self.result.throttled += report.throttled
+        self.result.resent += report.resent_events
+        self.result.lost_responses += report.lost_responses
+        self.result.backoff_seconds += report.backoff_seconds
+        if any(entry.shard_id not in (None, shard_id) for entry, shard_id in report.acked):
+            self._refresh_shard_map(force=True)  # a reshard: learn the new shards before rerouting
+        for entry, shard_id in report.acked:
+            if entry.shard_id in (None, shard_id):
+                self._acknowledge(entry, entry.events, shard_id)
+            else:
+                self._reroute(entry, shard_id)
+        if report.unsent:
+            self._spool_events([event for entry in report.unsent for event in entry.events], report.failure)
+
+    def _reroute(self, entry: Entry, shard_id: str) -> None:
+        """The aggregate landed on another shard than planned (the stream was resharded): the
+        records that belong there are fine; the others are routed again with the fresh map.
+        Consumers drop user records outside their shard's hash range, as the KCL does."""
+        shard_map = self._encoder.shard_map
+        stays: list[Accepted] = []
+        again: list[Accepted] = []
+        for event in entry.events:
+            belongs = shard_map is not None and shard_map.belongs(event.store_id, shard_id)
+            (stays if belongs else again).append(event)
+        self._acknowledge(entry, stays, shard_id)
+        self.result.rerouted += len(again)
+        self.result.resent += len(again)
+        for event in again:
+            if (rerouted := self._encoder.add(event)) is not None:
+                self._queue(rerouted)
+
+    def _acknowledge(self, entry: Entry, events: list[Accepted], shard_id: str) -> None:
+        shard = self._shards[shard_id]
+        shard.records += 1
+        shard.payload_units += entry.payload_units
+        shard.events += len(events)
+        self.result.sent += len(events)
+        for event in events:
+            self._tally.add(event)
+            self._settle(event.event_id)
+
+    def _settle(self, event_id: str) -> None:
+        lines = self._spool_lines.get(event_id)
+        if lines:
+            self._settled_lines.update(lines)
+
+    def _spool_events(self, events: list[Accepted], failure: SendFailure | None) -> None:
+        if not events:
+            return
+        failure = failure or SendFailure("not sent")
+        reason = SpoolReason(failure.kind.value)
+        self._spool.append(SpoolEntry.of(e.event_id, e.raw, reason, str(failure)) for e in events)
+        self.result.spooled += len(events)
+        self.result.error = f"{reason.value}: {failure}"
+        for event in events:
+            self._settle(event.event_id)  # its new line replaces the old one
+
+    # --- the shard map --------------------------------------------------------------------
+
+    def _refresh_shard_map(self, *, force: bool) -> None:
+        if not self._encoder.aggregate:
+            return
+        now = self._clock()
+        due = (
+            self._map_fetched_at is None or now - self._map_fetched_at >= self.settings.shard_refresh_seconds
+        )
+        if not (force or due or self._encoder.shard_map is None):
+            return
+        self._map_fetched_at = now
+        try:
+            shard_map = self._sender.call(lambda: fetch_shard_map(self._client, self._sender.stream_name))
+        except SendFailure as failure:
+            self._map_failure = failure
+            return
+        except ShardMapError as failure:  # mid-reshard: keep the old map, look again next time
+            self._map_failure = SendFailure(str(failure))
+            return
+        # Finished aggregates for shards that have closed would land off-shard: build them again.
+        open_shards = {shard.shard_id for shard in shard_map.open_shards}
+        stale_events: list[Accepted] = []
+        for entry in self._take_outgoing():
+            if entry.shard_id is None or entry.shard_id in open_shards:
+                self._queue(entry)
+            else:
+                stale_events.extend(entry.events)
+        for rebuilt in self._encoder.route(shard_map, earlier=stale_events):
+            self._queue(rebuilt)

@@ -1,0 +1,108 @@
+"""The POS fleet simulator: valid, reproducible, skewed like real store sizes."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+
+import pytest
+
+from producer.encoder import accept
+from producer.simulator import Fleet, FleetConfig, paced
+from salesstream.core.cards import contains_card_number
+
+NOON = 1_795_000_000.0  # a fixed "now" for reproducible timestamps
+
+
+def fleet(seed: int = 7, clock: float = NOON, **config: object) -> Fleet:
+    return Fleet(FleetConfig(seed=seed, **config), clock=lambda: clock)  # type: ignore[arg-type]
+
+
+def test_the_same_seed_gives_the_same_events() -> None:
+    assert fleet(7).events(2_000) == fleet(7).events(2_000)
+    assert fleet(7).events(100) != fleet(8).events(100)
+
+
+def test_event_ids_and_amounts_do_not_depend_on_the_clock() -> None:
+    def essence(raw: bytes) -> tuple[str, str, int]:
+        event = json.loads(raw)
+        return event["event_id"], event["store_id"], event["total_minor"]
+
+    earlier = [essence(raw) for raw in fleet(7, clock=NOON).events(500)]
+    later = [essence(raw) for raw in fleet(7, clock=NOON + 86_400).events(500)]
+    assert earlier == later
+    assert len({event_id for event_id, _, _ in earlier}) == 500
+
+
+def test_every_event_passes_the_contract_and_carries_no_card_number() -> None:
+    events = fleet(3, stores=200).events(5_000)
+    accepted = [accept(raw) for raw in events]  # raises RejectedEvent on any refusal
+    assert not any(contains_card_number(raw) for raw in events)
+    parsed = [json.loads(raw) for raw in events]
+    assert {len(e["lines"]) for e in parsed} == {1, 2, 3, 4, 5}
+    assert len({e.event_id for e in accepted}) == len(events)
+
+
+def test_occurred_at_is_now_in_the_stores_own_offset() -> None:
+    simulated = fleet(5, stores=50)
+    for raw in simulated.events(300):
+        event = json.loads(raw)
+        store = next(s for s in simulated.stores if s.store_id == event["store_id"])
+        assert event["occurred_at"].endswith(f"{store.utc_offset_hours:+03d}:00")
+
+
+def test_refunds_refer_to_an_earlier_sale_of_the_same_store() -> None:
+    events = [json.loads(raw) for raw in fleet(11, refund_share=0.2).events(5_000)]
+    sales = {e["order_id"]: e for e in events if e["event_type"] == "order_placed"}
+    refunds = [e for e in events if e["event_type"] == "order_refunded"]
+    share = len(refunds) / len(events)
+    assert 0.17 < share < 0.23
+    for refund in refunds:
+        sale = sales[refund["order_id"]]
+        assert sale["store_id"] == refund["store_id"]
+        assert refund["lines"] == sale["lines"][:1]
+        assert refund["total_minor"] <= sale["total_minor"]
+
+
+def test_store_sizes_follow_the_zipf_weights() -> None:
+    simulated = fleet(13, stores=20, zipf_exponent=1.1)
+    weights = sorted(store.weight for store in simulated.stores)
+    assert weights[-1] / weights[0] == pytest.approx(20**1.1)
+    total = 40_000
+    counts = Counter(json.loads(raw)["store_id"] for raw in simulated.events(total))
+    for store in simulated.stores:
+        expected = total * store.weight
+        spread = math.sqrt(expected * (1 - store.weight))
+        assert abs(counts[store.store_id] - expected) < 5 * spread + 1, store.store_id
+    biggest = max(simulated.stores, key=lambda s: s.weight)
+    assert counts.most_common(1)[0][0] == biggest.store_id
+
+
+def test_most_stores_sell_in_euro_but_not_all() -> None:
+    currencies = Counter(store.currency for store in fleet(17, stores=500).stores)
+    assert 0.6 < currencies["EUR"] / 500 < 0.8
+    assert len(currencies) >= 4
+
+
+def test_pacing_spreads_the_events_over_the_duration() -> None:
+    now = [0.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    chunks = list(paced(fleet(1), rate=200, duration=3, clock=lambda: now[0], sleep=sleep))
+    assert sum(len(chunk) for chunk in chunks) == 600
+    assert {len(chunk) for chunk in chunks} == {10}  # 1/20 s worth each
+    assert now[0] == pytest.approx(3.0 - 0.05)  # the last chunk is due 50 ms before the end
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"stores": 0}, {"terminals_per_store": 0}, {"refund_share": 1.0}, {"max_lines": 6}],
+)
+def test_a_fleet_that_cannot_exist_is_refused(config: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match=r"\w"):
+        FleetConfig(**config)  # type: ignore[arg-type]
