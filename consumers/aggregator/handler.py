@@ -23,7 +23,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from consumers.aggregator.dedup_log import CatchUp, DedupLog
 from consumers.aggregator.persistence import Persisted, SegmentStore
-from consumers.aggregator.window import Plan, apply, plan
+from consumers.aggregator.window import apply, plan
 from consumers.quarantine import Quarantine, Stored
 from consumers.records import DecodedBatch, decode_records
 from consumers.settings import AggregatorSettings
@@ -66,6 +66,31 @@ class Aggregator:
             segments=SegmentStore(dynamodb, settings.aggregates_table),
         )
 
+    def catch_up(self, shard: str, batch: DecodedBatch, state: WindowState) -> CatchUp:
+        """Bring the dedup index up to date with the shard's log before judging the batch."""
+        if not batch.records:
+            return CatchUp()
+        return self.log.catch_up(self.index, shard, batch.records[0].arrival_ms, state.log_key)
+
+    def close(
+        self, state: WindowState, window_event: KinesisTimeWindowEvent, stored: Stored
+    ) -> Persisted | None:
+        """Persist the segment of a window that ended (or that AWS ended early)."""
+        if stored.failed_records:
+            # a window cannot close while records of it are neither folded nor quarantined
+            raise QuarantineUnavailable(
+                f"{len(stored.failed_records)} record(s) of {window_event.shardId}: {stored.errors[:3]}"
+            )
+        if state.is_empty:
+            return None
+        segment = segment_of(
+            state,
+            window_event.shardId,
+            window_event.window.window(),
+            terminated_early=window_event.isWindowTerminatedEarly,
+        )
+        return self.segments.persist(segment)
+
 
 @cache
 def aggregator() -> Aggregator:
@@ -79,15 +104,11 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     app = aggregator()
     shard, window = window_event.shardId, window_event.window.window()
     state = resume(window_event.state)
-    events_before = state.events
+    before = Counts.of(state)
 
     with collector_paused():
         batch = decode_records(window_event.Records)
-        caught_up = (
-            app.log.catch_up(app.index, shard, batch.records[0].arrival_ms, state.log_key)
-            if batch.records
-            else CatchUp()
-        )
+        caught_up = app.catch_up(shard, batch, state)
         planned = plan(state, app.index, shard, batch)
     stored = app.quarantine.store(shard, window, batch.records, planned.to_quarantine)
     cutoff = min(stored.failed_records, default=len(batch.records))
@@ -95,28 +116,13 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logged = apply(state, batch, planned, cutoff)
     if logged:
         state.log_key = app.log.append(app.index, shard, logged)
-
-    closing = window_event.isFinalInvokeForWindow or window_event.isWindowTerminatedEarly
-    if closing and stored.failed_records:
-        raise QuarantineUnavailable(f"{len(stored.failed_records)} record(s) of {shard}: {stored.errors[:3]}")
     persisted = None
-    if closing and not state.is_empty:
-        segment = segment_of(state, shard, window, terminated_early=window_event.isWindowTerminatedEarly)
-        persisted = app.segments.persist(segment)
+    if window_event.isFinalInvokeForWindow or window_event.isWindowTerminatedEarly:
+        persisted = app.close(state, window_event, stored)
     app.index.evict(shard)
 
     response = TimeWindowEventResponse(state=state.to_json(), batchItemFailures=failures(batch, cutoff))
-    report(
-        window_event,
-        batch,
-        planned,
-        stored,
-        state,
-        state.events - events_before,
-        caught_up,
-        persisted,
-        response,
-    )
+    report(window_event, batch, before, state, planned.start, stored, caught_up, persisted, response)
     return response.model_dump()
 
 
@@ -154,24 +160,39 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+@dataclass(frozen=True)
+class Counts:
+    events: int
+    duplicates: int
+    quarantined: dict[str, int]
+
+    @classmethod
+    def of(cls, state: WindowState) -> Counts:
+        return cls(state.events, state.duplicates, dict(state.quarantined))
+
+
 def report(
     window_event: KinesisTimeWindowEvent,
     batch: DecodedBatch,
-    planned: Plan,
-    stored: Stored,
+    before: Counts,
     state: WindowState,
-    folded: int,
+    already_in_state: int,
+    stored: Stored,
     caught_up: CatchUp,
     persisted: Persisted | None,
     response: TimeWindowEventResponse,
 ) -> None:
-    """One structured log line and the EMF metrics of the invocation (no payload ever)."""
+    """One structured log line and the EMF metrics of the invocation (never a payload)."""
     state_bytes = len(json.dumps(response.state, separators=(",", ":")))
-    quarantined: dict[str, int] = {}
-    for refusal in planned.to_quarantine:
-        quarantined[refusal.reason.value] = quarantined.get(refusal.reason.value, 0) + 1
+    folded = state.events - before.events
+    duplicates = state.duplicates - before.duplicates
+    quarantined = {
+        reason: count - before.quarantined.get(reason, 0)
+        for reason, count in state.quarantined.items()
+        if count != before.quarantined.get(reason, 0)
+    }
     metrics.add_metric(name="EventsCounted", unit=MetricUnit.Count, value=folded)
-    metrics.add_metric(name="Duplicates", unit=MetricUnit.Count, value=planned.duplicates)
+    metrics.add_metric(name="Duplicates", unit=MetricUnit.Count, value=duplicates)
     metrics.add_metric(
         name="Conflicts", unit=MetricUnit.Count, value=quarantined.get("duplicate_conflict", 0)
     )
@@ -192,19 +213,15 @@ def report(
             "shard": window_event.shardId,
             "window": window_event.window.start,
             "records": len(batch.records),
-            "already_in_state": planned.start,
+            "already_in_state": already_in_state,
             "events_folded": folded,
-            "duplicates": planned.duplicates,
+            "duplicates": duplicates,
             "quarantined": quarantined,
             "quarantine_errors": stored.errors[:3],
             "redelivered_from": response.batchItemFailures[0].itemIdentifier
             if response.batchItemFailures
             else None,
-            "dedup_catch_up": {
-                "listed": caught_up.listed,
-                "objects": caught_up.objects,
-                "entries": caught_up.entries,
-            },
+            "dedup_catch_up": vars(caught_up),
             "final": window_event.isFinalInvokeForWindow,
             "terminated_early": window_event.isWindowTerminatedEarly,
             "persisted": None if persisted is None else vars(persisted),
