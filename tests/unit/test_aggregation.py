@@ -109,7 +109,7 @@ def test_state_stays_far_below_one_megabyte_for_a_busy_window() -> None:
     """100k orders over 500 stores in one window (the benchmark prints the same figure)."""
     effects = [effect(f"store-{n % 500}", 100 + n % 997, refund=n % 20 == 0) for n in range(2_000)]
     state = initialize()
-    for round_ in range(50):  # 100k events; validating 100k payloads here would be slow for no gain
+    for _ in range(50):  # 100k events; validating 100k payloads here would be slow for no gain
         fold_all(state, effects)
     state.note_position(Position(10**55, 0), Position(10**55 + 10**6, 99), T0_MS)
     size = len(json.dumps(state.to_json(), separators=(",", ":")))

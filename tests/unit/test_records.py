@@ -17,6 +17,7 @@ from salesstream.core.reasons import Reason
 from tests.window_events import Shard, kpl, order
 
 CARD = b"4111 1111 1111 1111"
+BROKEN_BODY = b"\x1a\xff\xff\xff\x0f"  # a length-delimited field that claims 4 GB
 
 
 def decode(*datas: bytes) -> tuple:
@@ -56,10 +57,7 @@ def test_bad_user_records_are_refused_one_by_one_and_the_rest_goes_on() -> None:
     [
         (lambda data: data[:-1] + bytes([data[-1] ^ 0xFF]), Reason.BAD_AGGREGATE_CHECKSUM),
         (lambda data: data[: len(data) // 2], Reason.BAD_AGGREGATE_CHECKSUM),  # truncated
-        (
-            lambda data: MAGIC + b"\x1a\xff\xff\xff\x0f" + hashlib.md5(b"\x1a\xff\xff\xff\x0f").digest(),
-            Reason.BROKEN_AGGREGATE,
-        ),  # noqa: S324
+        (lambda data: MAGIC + BROKEN_BODY + hashlib.md5(BROKEN_BODY).digest(), Reason.BROKEN_AGGREGATE),  # noqa: S324
     ],
 )
 def test_a_broken_aggregate_is_refused_whole(corrupt: object, reason: Reason) -> None:
