@@ -80,7 +80,7 @@ class DecodedBatch:
 
 def decode_records(records: Sequence[KinesisEventRecord]) -> DecodedBatch:
     batch = DecodedBatch()
-    accepted = batch.accepted
+    append = batch.accepted.append
     refused = batch.refused
     for index, record in enumerate(records):
         kinesis = record.kinesis
@@ -93,22 +93,18 @@ def decode_records(records: Sequence[KinesisEventRecord]) -> DecodedBatch:
             batch.records.append(RecordInfo(kinesis.sequenceNumber, arrival_ms, kinesis.partitionKey, 0))
             continue
         batch.records.append(RecordInfo(kinesis.sequenceNumber, arrival_ms, kinesis.partitionKey, len(users)))
-        # one card scan over a whole aggregate; only a hit makes every user record scan itself
-        screened = is_aggregated(data) and not contains_card_number(data)
+        # one size check and one card scan over a whole aggregate; only when one fails does every
+        # user record go through the full screen (which then names the one to refuse)
+        screened = (
+            is_aggregated(data) and max(map(len, users)) <= MAX_EVENT_BYTES and not contains_card_number(data)
+        )
         for subsequence, raw in enumerate(users):
             try:
-                if screened:
-                    if len(raw) > MAX_EVENT_BYTES:
-                        raise RejectedEvent(Reason.OVERSIZE, f"{len(raw)} bytes > {MAX_EVENT_BYTES}")
-                    event = validate_wire(raw, screened=True)
-                else:
-                    event = validate_wire(raw)
+                append((validate_wire(raw, screened=screened), raw, index, subsequence))
             except RejectedEvent as rejected:
                 refused.append(
                     Refusal(index, subsequence, rejected.reason, rejected.detail, raw, event_id_hint(raw))
                 )
-            else:
-                accepted.append((event, raw, index, subsequence))
     return batch
 
 
