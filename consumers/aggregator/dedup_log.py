@@ -1,6 +1,6 @@
 """The durable side of the dedup index: one S3 object per invocation that folded records.
 
-`dedup/<shardId>/<first arrival ms>-<first position>-<last position>.jsonl.gz` in ARCHIVE_BUCKET
+`dedup/<shardId>/<first arrival ms>-<first position>-<last position>.jsonl` in ARCHIVE_BUCKET
 holds the event ids that invocation folded, with their positions and effects (encoding in
 salesstream/core/dedup.py). S3 charges per request, not per byte: one PUT per invocation of
 ~10k events is ~$0.0005 per million events, where one DynamoDB write per event is ~$0.63.

@@ -101,7 +101,7 @@ def test_log_keys_sort_by_first_arrival_then_position() -> None:
     assert sorted(keys) == keys
     assert [log_first_arrival(key) for key in keys] == [1_000, 1_000, 999_999, 1_000_000]
     assert keys[0].startswith("dedup/s0/")
-    assert keys[0].endswith(".jsonl.gz")
+    assert keys[0].endswith(".jsonl")
 
 
 def test_start_after_lists_exactly_the_objects_from_an_arrival_on() -> None:
