@@ -45,16 +45,11 @@ def first_new_record(state: WindowState, batch: DecodedBatch) -> int:
 
 def plan(state: WindowState, index: DedupIndex, shard: str, batch: DecodedBatch) -> Plan:
     start = first_new_record(state, batch)
-    records = batch.records
     accepted = [item for item in batch.accepted if item[2] >= start] if start else batch.accepted
+    sequences = [info.sequence_number for info in batch.records]
+    arrivals = [info.arrival_ms for info in batch.records]
     sightings: list[Sighting] = [
-        (
-            event["event_id"],
-            records[record].sequence_number,
-            subsequence,
-            effect_of(event),
-            records[record].arrival_ms,
-        )
+        (event["event_id"], sequences[record], subsequence, effect_of(event), arrivals[record])
         for event, _, record, subsequence in accepted
     ]
     verdicts = index.judge_all(shard, sightings)
