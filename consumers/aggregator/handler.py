@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import gc
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -49,6 +50,9 @@ class Aggregator:
     log: DedupLog
     quarantine: Quarantine
     segments: SegmentStore
+    # Lambda runs one invocation at a time per process; the local runtime may run shards in
+    # threads, so whatever reads and changes the index holds this lock
+    index_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def from_environment(cls) -> Aggregator:
@@ -108,8 +112,9 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     with collector_paused():
         batch = decode_records(window_event.Records)
-        caught_up = app.catch_up(shard, batch, state)
-        planned = plan(state, app.index, shard, batch)
+        with app.index_lock:
+            caught_up = app.catch_up(shard, batch, state)
+            planned = plan(state, app.index, shard, batch)
     stored = app.quarantine.store(shard, window, batch.records, planned.to_quarantine)
     cutoff = min(stored.failed_records, default=len(batch.records))
     with collector_paused():
@@ -119,7 +124,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     persisted = None
     if window_event.isFinalInvokeForWindow or window_event.isWindowTerminatedEarly:
         persisted = app.close(state, window_event, stored)
-    app.index.evict(shard)
+    with app.index_lock:
+        app.index.evict(shard)
 
     response = TimeWindowEventResponse(state=state.to_json(), batchItemFailures=failures(batch, cutoff))
     report(window_event, batch, before, state, planned.start, stored, caught_up, persisted, response)
