@@ -27,10 +27,6 @@ class Plan:
     verdicts: list[Verdict] = field(default_factory=list)  # aligned with `accepted`
     to_quarantine: list[Refusal] = field(default_factory=list)  # refusals and conflicts from `start` on
 
-    @property
-    def duplicates(self) -> int:
-        return self.verdicts.count(DUPLICATE)
-
 
 def first_new_record(state: WindowState, batch: DecodedBatch) -> int:
     """Records at or before the state's last position are in the state already: a batch
@@ -56,13 +52,11 @@ def plan(state: WindowState, index: DedupIndex, shard: str, batch: DecodedBatch)
     to_quarantine = [refusal for refusal in batch.refused if refusal.record >= start]
     for verdict, (_, raw, record, subsequence), sighting in zip(verdicts, accepted, sightings, strict=True):
         if verdict is CONFLICT:
-            to_quarantine.append(_conflict(index, shard, raw, record, subsequence, sighting))
+            to_quarantine.append(_conflict(index, raw, record, subsequence, sighting))
     return Plan(start, accepted, sightings, verdicts, to_quarantine)
 
 
-def _conflict(
-    index: DedupIndex, shard: str, raw: bytes, record: int, subsequence: int, sighting: Sighting
-) -> Refusal:
+def _conflict(index: DedupIndex, raw: bytes, record: int, subsequence: int, sighting: Sighting) -> Refusal:
     event_id = sighting[0]
     return Refusal(
         record,
