@@ -245,6 +245,8 @@ def _typed_dict_of(model: type[BaseModel], nested: dict[type, Any]) -> Any:
 OrderLineWire = _typed_dict_of(OrderLine, {})
 OrderEventWire = _typed_dict_of(OrderEvent, {OrderLine: OrderLineWire})
 _WIRE: TypeAdapter[dict[str, Any]] = TypeAdapter(OrderEventWire)
+# pydantic-core's validator itself: TypeAdapter.validate_json's Python wrapper costs ~0.2 us per call
+_VALIDATE_WIRE_JSON = _WIRE.validator.validate_json
 
 
 def validate_wire(raw: bytes, *, screened: bool = False) -> dict[str, Any]:
@@ -256,7 +258,7 @@ def validate_wire(raw: bytes, *, screened: bool = False) -> dict[str, Any]:
     if not screened:
         _screen(raw)
     try:
-        event: dict[str, Any] = _WIRE.validate_json(raw)
+        event: dict[str, Any] = _VALIDATE_WIRE_JSON(raw)
     except ValidationError as error:
         raise rejection_from(error, raw) from None
     total = 0

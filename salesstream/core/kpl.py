@@ -55,10 +55,9 @@ def is_aggregated(data: bytes) -> bool:
     return data[:4] == MAGIC
 
 
-def deaggregate(data: bytes, partition_key: str) -> list[UserRecord]:
-    """The user records in a Kinesis record's data, in order; raises `BrokenAggregate`."""
-    if not is_aggregated(data):
-        return [UserRecord(data, partition_key, None, 0, aggregated=False)]
+def _parse(data: bytes) -> messages_pb2.AggregatedRecord:
+    """The aggregate's protobuf message, checked: length, MD5 trailer, protobuf, at least one
+    user record, and every table index in range. Raises `BrokenAggregate`."""
     if len(data) < _MIN_AGGREGATE:
         raise BrokenAggregate(Reason.BROKEN_AGGREGATE, f"{len(data)} bytes is too short for an aggregate")
     body, digest = data[len(MAGIC) : -DIGEST_SIZE], data[-DIGEST_SIZE:]
@@ -68,29 +67,48 @@ def deaggregate(data: bytes, partition_key: str) -> list[UserRecord]:
         message = messages_pb2.AggregatedRecord.FromString(body)
     except DecodeError as error:
         raise BrokenAggregate(Reason.BROKEN_AGGREGATE, f"protobuf: {error}") from None
-    partition_keys = list(message.partition_key_table)
-    hash_keys = list(message.explicit_hash_key_table)
     if not message.records:
         raise BrokenAggregate(Reason.BROKEN_AGGREGATE, "aggregate holds no user records")
-    records = []
+    partition_keys = len(message.partition_key_table)
+    hash_keys = len(message.explicit_hash_key_table)
     for index, record in enumerate(message.records):
-        if record.partition_key_index >= len(partition_keys):
+        if record.partition_key_index >= partition_keys:
             raise BrokenAggregate(
                 Reason.BROKEN_AGGREGATE, f"user record {index}: partition key index out of range"
             )
-        hash_key = None
-        if record.HasField("explicit_hash_key_index"):
-            if record.explicit_hash_key_index >= len(hash_keys):
-                raise BrokenAggregate(
-                    Reason.BROKEN_AGGREGATE, f"user record {index}: explicit hash key index out of range"
-                )
-            hash_key = hash_keys[record.explicit_hash_key_index]
-        records.append(
-            UserRecord(
-                record.data, partition_keys[record.partition_key_index], hash_key, index, aggregated=True
+        # an unset optional index reads as 0, so HasField is only needed when 0 is out of range
+        if record.explicit_hash_key_index >= hash_keys and record.HasField("explicit_hash_key_index"):
+            raise BrokenAggregate(
+                Reason.BROKEN_AGGREGATE, f"user record {index}: explicit hash key index out of range"
             )
+    return message
+
+
+def deaggregate(data: bytes, partition_key: str) -> list[UserRecord]:
+    """The user records in a Kinesis record's data, in order; raises `BrokenAggregate`."""
+    if not is_aggregated(data):
+        return [UserRecord(data, partition_key, None, 0, aggregated=False)]
+    message = _parse(data)
+    partition_keys = list(message.partition_key_table)
+    hash_keys = list(message.explicit_hash_key_table)
+    return [
+        UserRecord(
+            record.data,
+            partition_keys[record.partition_key_index],
+            hash_keys[record.explicit_hash_key_index] if record.HasField("explicit_hash_key_index") else None,
+            index,
+            aggregated=True,
         )
-    return records
+        for index, record in enumerate(message.records)
+    ]
+
+
+def payloads(data: bytes) -> list[bytes]:
+    """Only the user records' data, in sub-sequence order: the consumers' hot path, with the same
+    checks as `deaggregate` but no object per record (a frozen dataclass costs ~0.4 us each)."""
+    if not is_aggregated(data):
+        return [data]
+    return [record.data for record in _parse(data).records]
 
 
 def aggregate(records: Sequence[tuple[str, bytes]], explicit_hash_key: str | None = None) -> bytes:

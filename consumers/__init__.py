@@ -1,0 +1,1 @@
+"""The Lambda consumers of the order stream and their AWS adapters."""

@@ -1,0 +1,1 @@
+"""The speed layer: tumbling-window totals per shard, store and currency."""

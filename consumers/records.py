@@ -1,0 +1,128 @@
+"""Kinesis records -> order events: the decoding pipeline every stream consumer shares.
+
+Per Kinesis record: one base64 decode, strict KPL de-aggregation (one MD5 check), one card-number
+scan over the whole aggregate; then per user record the size cap and the contract's validation
+(`validate_wire`, already screened when the aggregate was clean). Every user record ends either
+accepted, as the validated event with its raw bytes and position, or refused, with a reason code
+and the raw bytes for the quarantine. A broken aggregate is refused whole: its user records
+cannot be trusted, not even their count.
+
+No network and no boto3 here: the aggregator and the archiver (batch layer) both use it.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from pydantic import TypeAdapter, ValidationError
+
+from salesstream.core.cards import contains_card_number
+from salesstream.core.contract import MAX_EVENT_BYTES, Identifier, validate_wire
+from salesstream.core.kpl import BrokenAggregate, is_aggregated, payloads
+from salesstream.core.lambda_events import KinesisEventRecord
+from salesstream.core.positions import Position
+from salesstream.core.reasons import Reason, RejectedEvent
+from salesstream.core.windows import to_millis
+
+# The sub-sequence number of a refusal that covers a whole Kinesis record (a broken aggregate).
+WHOLE_RECORD: Final = -1
+_IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordInfo:
+    """One Kinesis record of the batch; its user records share its sequence number."""
+
+    sequence_number: str
+    arrival_ms: int
+    partition_key: str
+    user_records: int  # 0 when the record was refused whole
+
+    @property
+    def first(self) -> Position:
+        return Position.of(self.sequence_number, 0)
+
+    @property
+    def last(self) -> Position:
+        return Position.of(self.sequence_number, max(self.user_records - 1, 0))
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A user record (or a whole Kinesis record) that must go to the quarantine."""
+
+    record: int  # index of its Kinesis record in the batch
+    subsequence: int  # WHOLE_RECORD for a broken aggregate
+    reason: Reason
+    detail: str
+    raw: bytes  # as received: redact before storing anywhere
+    event_id: str | None = None
+
+
+# An accepted user record: (validated event, raw bytes, index of its Kinesis record, sub-sequence).
+# A plain tuple: one is made per event on the hot path.
+Accepted = tuple[dict[str, Any], bytes, int, int]
+
+
+@dataclass(slots=True)
+class DecodedBatch:
+    records: list[RecordInfo] = field(default_factory=list)
+    accepted: list[Accepted] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.accepted) + len(self.refused)
+
+
+def decode_records(records: Sequence[KinesisEventRecord]) -> DecodedBatch:
+    batch = DecodedBatch()
+    append = batch.accepted.append
+    refused = batch.refused
+    for index, record in enumerate(records):
+        kinesis = record.kinesis
+        arrival_ms = to_millis(kinesis.approximateArrivalTimestamp)
+        try:
+            data = binascii.a2b_base64(kinesis.data, strict_mode=True)
+            users = payloads(data)
+        except (binascii.Error, BrokenAggregate) as unreadable:
+            refused.append(_whole_record_refusal(index, kinesis.data, unreadable))
+            batch.records.append(RecordInfo(kinesis.sequenceNumber, arrival_ms, kinesis.partitionKey, 0))
+            continue
+        batch.records.append(RecordInfo(kinesis.sequenceNumber, arrival_ms, kinesis.partitionKey, len(users)))
+        # one size check and one card scan over a whole aggregate; only when one fails does every
+        # user record go through the full screen (which then names the one to refuse)
+        screened = (
+            is_aggregated(data) and max(map(len, users)) <= MAX_EVENT_BYTES and not contains_card_number(data)
+        )
+        for subsequence, raw in enumerate(users):
+            try:
+                append((validate_wire(raw, screened=screened), raw, index, subsequence))
+            except RejectedEvent as rejected:
+                refused.append(
+                    Refusal(index, subsequence, rejected.reason, rejected.detail, raw, event_id_hint(raw))
+                )
+    return batch
+
+
+def _whole_record_refusal(index: int, data: str, error: binascii.Error | BrokenAggregate) -> Refusal:
+    if isinstance(error, BrokenAggregate):
+        return Refusal(index, WHOLE_RECORD, error.reason, error.detail, binascii.a2b_base64(data))
+    # Lambda always sends base64; if it ever does not, keep the text as it came
+    return Refusal(index, WHOLE_RECORD, Reason.NOT_JSON, f"data is not base64: {error}", data.encode())
+
+
+def event_id_hint(raw: bytes) -> str | None:
+    """The event id of a refused payload when it can be read safely: a well-formed identifier
+    in a JSON object within the size cap that is not itself a card number."""
+    if len(raw) > MAX_EVENT_BYTES:
+        return None  # refused by the size cap: never parse it
+    try:
+        document = json.loads(raw)
+        event_id = _IDENTIFIER.validate_python(document["event_id"], strict=True)
+    except (ValueError, TypeError, KeyError, ValidationError):
+        return None
+    return None if contains_card_number(event_id.encode()) else event_id

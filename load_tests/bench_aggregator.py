@@ -1,0 +1,320 @@
+"""The aggregator's hot path side by side with two baselines, measured in one run, per core.
+
+- fold path: what the handler does per event with no network: the Lambda event model, one
+  base64 decode and one MD5 per KPL aggregate (strict de-aggregation), one card scan per
+  aggregate, contract validation (`validate_wire`), dedup judgement, fold; the state carried
+  between invocations as JSON, as Lambda does.
+- powertools: `parse(event, OrderEvent, envelope=KinesisDataStreamEnvelope)`, one event per
+  Kinesis record (the envelope cannot de-aggregate KPL), 100 records per invocation (BatchSize),
+  no dedup, no fold.
+- plain: per record base64 + `json.loads` + `OrderEvent.model_validate`, same batches, no dedup,
+  no fold.
+
+Rates are events per CPU second of this thread (`time.thread_time`): per core, and less
+disturbed by neighbours on a shared machine; each path is run `repeat` times, interleaved, and
+the best run counts. Ratios compare paths measured in the same run.
+
+    python -m load_tests.bench_aggregator [--quick]    # prints, writes reports/bench_aggregator.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import gc
+import json
+import random
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.envelopes import KinesisDataStreamEnvelope
+from rich.console import Console
+from rich.table import Table
+
+from consumers.aggregator.handler import collector_paused
+from consumers.aggregator.window import apply, plan
+from consumers.records import decode_records
+from salesstream.core.aggregation import WindowState
+from salesstream.core.cards import contains_card_number
+from salesstream.core.contract import OrderEvent, parse_order, validate_wire
+from salesstream.core.dedup import DedupIndex, decode_log, encode_log
+from salesstream.core.kpl import aggregate, payloads
+from salesstream.core.lambda_events import (
+    KinesisEventRecord,
+    KinesisPayload,
+    KinesisTimeWindowEvent,
+    WindowBounds,
+)
+from salesstream.core.windows import Window
+
+EVENTS_PER_AGGREGATE: Final = 100  # the producer's KPL aggregates hold ~100 orders
+AGGREGATES_PER_INVOCATION: Final = 100  # BatchSize in deploy/template.yaml
+BASELINE_BATCH_SIZE: Final = 100  # the same BatchSize, one order per record
+STORES: Final = 500
+STATE_SIZE_EVENTS: Final = 100_000
+TARGET_EVENTS_PER_SECOND: Final = 350_000
+TARGET_RATIO: Final = 5.0
+SHARD: Final = "shardId-000000000000"
+ARN: Final = "arn:aws:kinesis:us-east-1:123456789012:stream/bench"
+T0_MS: Final = 1_795_428_000_000
+_ULID: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def order_payloads(count: int, seed: int = 7) -> list[bytes]:
+    """Valid order events shaped as the producer writes them: 1-3 lines, 500 stores, ULID-like ids."""
+    rng = random.Random(seed)
+    events = []
+    for number in range(count):
+        lines = [
+            (f"SKU-{rng.randint(1, 9999)}", rng.randint(1, 3), rng.randint(99, 9999))
+            for _ in range(rng.choices((1, 2, 3), weights=(60, 25, 15))[0])
+        ]
+        body = ",".join(f'{{"sku":"{s}","quantity":{q},"unit_price_minor":{p}}}' for s, q, p in lines)
+        event_id = "evt-01JD8X" + "".join(rng.choice(_ULID) for _ in range(20))
+        kind = "order_refunded" if rng.random() < 0.05 else "order_placed"
+        events.append(
+            (
+                f'{{"schema_version":1,"event_id":"{event_id}","event_type":"{kind}",'
+                f'"order_id":"ord-{number}","store_id":"store-{rng.randrange(STORES)}",'
+                f'"terminal_id":"till-{rng.randint(1, 8)}","occurred_at":"2026-11-23T11:00:00+01:00",'
+                f'"currency":"EUR","lines":[{body}],"total_minor":{sum(q * p for _, q, p in lines)}}}'
+            ).encode()
+        )
+    return events
+
+
+def _record(data: bytes, sequence: int, arrival_ms: int) -> KinesisEventRecord:
+    return KinesisEventRecord(
+        kinesis=KinesisPayload(
+            partitionKey="store-0",
+            sequenceNumber=str(sequence),
+            data=base64.b64encode(data).decode(),
+            approximateArrivalTimestamp=arrival_ms / 1000,
+        ),
+        eventID=f"{SHARD}:{sequence}",
+        invokeIdentityArn="arn:aws:iam::123456789012:role/bench",
+        awsRegion="us-east-1",
+        eventSourceARN=ARN,
+    )
+
+
+def windowed_invocations(events: Sequence[bytes]) -> list[dict[str, Any]]:
+    """Tumbling-window events of KPL aggregates, all in one 15-minute window."""
+    window = Window(T0_MS, T0_MS + 900_000)
+    records = [
+        _record(aggregate([("store-0", e) for e in events[i : i + EVENTS_PER_AGGREGATE]], "1"), n, T0_MS + n)
+        for n, i in enumerate(range(0, len(events), EVENTS_PER_AGGREGATE))
+    ]
+    return [
+        KinesisTimeWindowEvent(
+            Records=records[i : i + AGGREGATES_PER_INVOCATION],
+            window=WindowBounds(**window.as_event()),
+            shardId=SHARD,
+            eventSourceARN=ARN,
+            isFinalInvokeForWindow=False,
+            isWindowTerminatedEarly=False,
+        ).model_dump()
+        for i in range(0, len(records), AGGREGATES_PER_INVOCATION)
+    ]
+
+
+def plain_events(events: Sequence[bytes]) -> list[dict[str, Any]]:
+    """Ordinary Kinesis events with one order per record, BatchSize records each, as the
+    baselines need (they cannot read KPL aggregates)."""
+    records = [_record(e, n, T0_MS + n).model_dump() for n, e in enumerate(events)]
+    return [
+        {"Records": records[i : i + BASELINE_BATCH_SIZE]} for i in range(0, len(records), BASELINE_BATCH_SIZE)
+    ]
+
+
+# --- the paths ------------------------------------------------------------------------------------
+
+
+def fold_path(invocations: list[dict[str, Any]], *, log: bool = False) -> dict[str, Any]:
+    """The handler's per-event work, no network; returns the final state (as Lambda carries it)."""
+    index = DedupIndex(horizon_ms=300_000, slack_ms=900_000)
+    state: dict[str, Any] = {}
+    with collector_paused():
+        for invocation in invocations:
+            invocation["state"] = state
+            window_event = KinesisTimeWindowEvent.model_validate(invocation)
+            working = WindowState.resume(window_event.state)
+            batch = decode_records(window_event.Records)
+            planned = plan(working, index, SHARD, batch)
+            logged = apply(working, batch, planned, len(batch.records))
+            if log:
+                encode_log(logged)
+            state = working.to_json()
+    return state
+
+
+def powertools_path(events: list[dict[str, Any]]) -> None:
+    for event in events:  # like a handler: each invocation's models are dropped after it
+        parse(event=event, model=OrderEvent, envelope=KinesisDataStreamEnvelope)
+
+
+def plain_path(events: list[dict[str, Any]]) -> None:
+    for event in events:
+        for record in event["Records"]:
+            # lax: the contract model is strict, and python-mode strict refuses ISO date strings
+            OrderEvent.model_validate(json.loads(base64.b64decode(record["kinesis"]["data"])), strict=False)
+
+
+def rates(paths: dict[str, Callable[[], object]], count: int, repeat: int) -> dict[str, dict[str, float]]:
+    """Events per CPU second of each path: best and median of `repeat` interleaved runs."""
+    seen: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(repeat):
+        for name, work in paths.items():
+            started = time.thread_time()
+            work()
+            seen[name].append(count / (time.thread_time() - started))
+    return {name: {"best": max(r), "median": statistics.median(r)} for name, r in seen.items()}
+
+
+def stage_costs(invocations: list[dict[str, Any]], count: int, repeat: int) -> dict[str, float]:
+    """Microseconds per event of each step of the fold path, best of `repeat` (a profile). Each
+    step runs alone over data already touched, so the steps add up to less than the path, where
+    every event is fresh (out of cache, its strings not yet hashed)."""
+    records = [
+        r for invocation in invocations for r in KinesisTimeWindowEvent.model_validate(invocation).Records
+    ]
+    texts = [r.kinesis.data for r in records]
+    datas = [binascii.a2b_base64(t, strict_mode=True) for t in texts]
+    users = [u for d in datas for u in payloads(d)]
+    decoded = [decode_records(KinesisTimeWindowEvent.model_validate(i).Records) for i in invocations]
+
+    def judge_and_fold() -> None:
+        index, state = DedupIndex(300_000), WindowState()
+        for batch in decoded:
+            apply(state, batch, plan(state, index, SHARD, batch), len(batch.records))
+
+    folded = []
+    for batch in decoded:
+        fresh = WindowState()
+        folded.append(apply(fresh, batch, plan(fresh, DedupIndex(300_000), SHARD, batch), len(batch.records)))
+    log = [encode_log(logged) for logged in folded]
+
+    def cold_start_load() -> None:
+        index = DedupIndex(300_000)
+        for payload in log:
+            index.load(SHARD, decode_log(payload))
+
+    steps: dict[str, Callable[[], object]] = {
+        "event model": lambda: [KinesisTimeWindowEvent.model_validate(i) for i in invocations],
+        "base64": lambda: [binascii.a2b_base64(t, strict_mode=True) for t in texts],
+        "de-aggregation (MD5, protobuf)": lambda: [payloads(d) for d in datas],
+        "card scan (per aggregate)": lambda: [contains_card_number(d) for d in datas],
+        "validate_wire": lambda: [validate_wire(u, screened=True) for u in users],
+        "dedup judgement + fold": judge_and_fold,
+        "dedup log encoding (per invocation)": lambda: [encode_log(logged) for logged in folded],
+        "dedup log loading (cold start, per entry)": cold_start_load,
+    }
+    costs = {}
+    with collector_paused():
+        for name, work in steps.items():
+            best = min(_cpu_seconds(work) for _ in range(repeat))
+            costs[name] = best / count * 1e6
+    return costs
+
+
+def _cpu_seconds(work: Callable[[], object]) -> float:
+    started = time.thread_time()
+    work()
+    return time.thread_time() - started
+
+
+def run(quick: bool) -> dict[str, Any]:
+    count = 20_000 if quick else 100_000
+    repeat = 3 if quick else 5
+    events = order_payloads(max(count, STATE_SIZE_EVENTS))
+    for sample in events[:: len(events) // 50]:
+        parse_order(sample)  # every timed event is a valid one: a refusal would flatter the path
+    timed = events[:count]
+    invocations = windowed_invocations(timed)
+    baseline_events = plain_events(timed)
+    # the prepared events are the benchmark's, not the paths': keep them out of the collector's
+    # passes, which would otherwise slow the baselines (they run with the collector on)
+    gc.collect()
+    gc.freeze()
+
+    measured = rates(
+        {
+            "fold path": lambda: fold_path(invocations),
+            "fold path + dedup log encoding": lambda: fold_path(invocations, log=True),
+            "powertools parse(envelope=KinesisDataStreamEnvelope)": lambda: powertools_path(baseline_events),
+            "plain json.loads + model_validate": lambda: plain_path(baseline_events),
+        },
+        count,
+        repeat,
+    )
+    gc.unfreeze()
+    state = fold_path(windowed_invocations(events[:STATE_SIZE_EVENTS]))
+    fold = measured["fold path"]["best"]
+    powertools = measured["powertools parse(envelope=KinesisDataStreamEnvelope)"]["best"]
+    plain = measured["plain json.loads + model_validate"]["best"]
+    return {
+        "benchmark": "aggregator",
+        "events": count,
+        "repeat": repeat,
+        "mean_event_bytes": round(sum(map(len, timed)) / count, 1),
+        "events_per_aggregate": EVENTS_PER_AGGREGATE,
+        "events_per_second_per_core": {name: round(r["best"]) for name, r in measured.items()},
+        "events_per_second_per_core_median": {name: round(r["median"]) for name, r in measured.items()},
+        "ratio_fold_path_vs_powertools": round(fold / powertools, 2),
+        "ratio_fold_path_vs_plain": round(fold / plain, 2),
+        "target_events_per_second": TARGET_EVENTS_PER_SECOND,
+        "target_ratio_vs_powertools": TARGET_RATIO,
+        "meets_rate_target": fold >= TARGET_EVENTS_PER_SECOND,
+        "meets_ratio_target": fold / powertools >= TARGET_RATIO,
+        "us_per_event_by_step": {
+            name: round(us, 3) for name, us in stage_costs(invocations, count, repeat).items()
+        },
+        "state_bytes_100k_orders_500_stores_one_window": len(json.dumps(state, separators=(",", ":"))),
+        "state_totals_keys": len(state["t"]),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m load_tests.bench_aggregator", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="20k events, 3 runs (default: 100k, 5 runs)")
+    parser.add_argument("--out", type=Path, default=Path("reports/bench_aggregator.json"))
+    args = parser.parse_args(argv)
+    figures = run(args.quick)
+    console = Console()
+    table = Table(
+        "path",
+        "events/s per core (best)",
+        "median",
+        title=f"aggregator hot path, {figures['events']:,} events",
+    )
+    for name, rate in figures["events_per_second_per_core"].items():
+        table.add_row(name, f"{rate:,}", f"{figures['events_per_second_per_core_median'][name]:,}")
+    console.print(table)
+    steps = Table("step", "µs per event (best)", title="where the fold path's time goes")
+    for name, us in figures["us_per_event_by_step"].items():
+        steps.add_row(name, f"{us:.3f}")
+    console.print(steps)
+    console.print(
+        f"fold path vs powertools: {figures['ratio_fold_path_vs_powertools']}x (target {TARGET_RATIO}x); "
+        f"vs plain: {figures['ratio_fold_path_vs_plain']}x; target {TARGET_EVENTS_PER_SECOND:,} events/s: "
+        f"{'met' if figures['meets_rate_target'] else 'NOT met'}"
+    )
+    console.print(
+        f"state after {STATE_SIZE_EVENTS:,} orders over {STORES} stores in one window: "
+        f"{figures['state_bytes_100k_orders_500_stores_one_window']:,} bytes (AWS limit 1,048,576)"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=2) + "\n")
+    console.print(f"written to {args.out}", style="dim")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,136 @@
+"""The shared decoding pipeline: base64, strict de-aggregation, card screen, size cap, contract."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consumers.records import WHOLE_RECORD, decode_records, event_id_hint
+from salesstream.core.contract import MAX_EVENT_BYTES
+from salesstream.core.kpl import MAGIC, BrokenAggregate, aggregate, deaggregate, messages_pb2, payloads
+from salesstream.core.lambda_events import KinesisTimeWindowEvent
+from salesstream.core.reasons import Reason
+from tests.window_events import Shard, kpl, order
+
+CARD = b"4111 1111 1111 1111"
+BROKEN_BODY = b"\x1a\xff\xff\xff\x0f"  # a length-delimited field that claims 4 GB
+
+
+def decode(*datas: bytes) -> tuple:
+    shard = Shard()
+    event = KinesisTimeWindowEvent.model_validate(shard.event([shard.put(data) for data in datas]))
+    return decode_records(event.Records), event
+
+
+def test_plain_and_aggregated_records() -> None:
+    a, b, c = order("store-1", 100), order("store-2", 200), order("store-3", 300)
+    batch, event = decode(a.to_json_bytes(), kpl(b, c))
+    assert [(e["event_id"], raw, record, sub) for e, raw, record, sub in batch.accepted] == [
+        (a.event_id, a.to_json_bytes(), 0, 0),
+        (b.event_id, b.to_json_bytes(), 1, 0),
+        (c.event_id, c.to_json_bytes(), 1, 1),
+    ]
+    assert [r.user_records for r in batch.records] == [1, 2]
+    assert batch.records[1].sequence_number == event.Records[1].kinesis.sequenceNumber
+    assert batch.records[1].last.subsequence == 1
+    assert batch.refused == []
+
+
+def test_bad_user_records_are_refused_one_by_one_and_the_rest_goes_on() -> None:
+    good = order("store-1", 100)
+    batch, _ = decode(kpl(b"not json", good, b'{"schema_version": 1}', b"\xff\xfe"))
+    assert [e["event_id"] for e, *_ in batch.accepted] == [good.event_id]
+    assert [(r.record, r.subsequence, r.reason) for r in batch.refused] == [
+        (0, 0, Reason.NOT_JSON),
+        (0, 2, Reason.MISSING_FIELD),
+        (0, 3, Reason.BAD_UTF8),
+    ]
+    assert batch.refused[1].raw == b'{"schema_version": 1}'
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "reason"),
+    [
+        (lambda data: data[:-1] + bytes([data[-1] ^ 0xFF]), Reason.BAD_AGGREGATE_CHECKSUM),
+        (lambda data: data[: len(data) // 2], Reason.BAD_AGGREGATE_CHECKSUM),  # truncated
+        (lambda data: MAGIC + BROKEN_BODY + hashlib.md5(BROKEN_BODY).digest(), Reason.BROKEN_AGGREGATE),  # noqa: S324
+    ],
+)
+def test_a_broken_aggregate_is_refused_whole(corrupt: object, reason: Reason) -> None:
+    data = kpl(order("store-1", 100), order("store-1", 200))
+    broken = corrupt(data)  # type: ignore[operator]
+    batch, _ = decode(broken, order("store-2", 5).to_json_bytes())
+    (refusal,) = batch.refused
+    assert (refusal.record, refusal.subsequence, refusal.reason, refusal.raw) == (
+        0,
+        WHOLE_RECORD,
+        reason,
+        broken,
+    )
+    assert batch.records[0].user_records == 0
+    assert len(batch.accepted) == 1  # the next record goes on
+
+
+def test_a_card_number_in_an_aggregate_is_found_in_its_own_user_record() -> None:
+    clean = order("store-1", 100)
+    with_card = order("store-1", 200).to_json_bytes().replace(b'"till-1"', b'"till-1","note":"' + CARD + b'"')
+    batch, _ = decode(kpl(clean, with_card))
+    assert [e["event_id"] for e, *_ in batch.accepted] == [clean.event_id]
+    (refusal,) = batch.refused
+    assert (refusal.subsequence, refusal.reason) == (1, Reason.CARD_NUMBER)
+
+
+def test_the_size_cap_holds_inside_a_clean_aggregate() -> None:
+    big = json.dumps({"pad": "x" * MAX_EVENT_BYTES}).encode()
+    batch, _ = decode(kpl(order("store-1", 1), big))
+    assert [(r.subsequence, r.reason) for r in batch.refused] == [(1, Reason.OVERSIZE)]
+    assert batch.refused[0].event_id is None
+
+
+def test_data_that_is_not_base64_is_refused_whole() -> None:
+    shard = Shard()
+    event = shard.event([shard.put(order("store-1", 1))])
+    event["Records"][0]["kinesis"]["data"] = "not*base64"
+    batch = decode_records(KinesisTimeWindowEvent.model_validate(event).Records)
+    (refusal,) = batch.refused
+    assert (refusal.subsequence, refusal.reason, refusal.raw) == (
+        WHOLE_RECORD,
+        Reason.NOT_JSON,
+        b"not*base64",
+    )
+
+
+def test_event_id_hint() -> None:
+    event = order("store-1", 1)
+    assert (
+        event_id_hint(event.to_json_bytes().replace(b'"total_minor":1', b'"total_minor":2')) == event.event_id
+    )
+    assert event_id_hint(b'{"event_id": "has space"}') is None
+    assert event_id_hint(b'{"event_id": "4111111111111111"}') is None  # a card number is no id to keep
+    assert event_id_hint(b"[1, 2]") is None
+    assert event_id_hint(b"\xff") is None
+
+
+user_payloads = st.lists(st.binary(min_size=0, max_size=200), min_size=1, max_size=30)
+
+
+@given(user_payloads)
+def test_payloads_is_deaggregate_without_the_objects(datas: list[bytes]) -> None:
+    data = aggregate([("pk", d) for d in datas], explicit_hash_key="7")
+    assert payloads(data) == [r.data for r in deaggregate(data, "pk")] == datas
+
+
+def test_payloads_refuses_what_deaggregate_refuses() -> None:
+    message = messages_pb2.AggregatedRecord()
+    message.partition_key_table.append("s")
+    message.records.add(partition_key_index=0, explicit_hash_key_index=0, data=b"x")  # no hash key table
+    body = message.SerializeToString()
+    data = MAGIC + body + hashlib.md5(body).digest()  # noqa: S324
+    for read in (payloads, lambda d: deaggregate(d, "s")):
+        with pytest.raises(BrokenAggregate, match="explicit hash key index"):
+            read(data)
+    assert payloads(b'{"plain": 1}') == [b'{"plain": 1}']
