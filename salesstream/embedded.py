@@ -3,6 +3,7 @@
 By default it runs in a thread of this process (starts in ~0.5 s). `in_subprocess=True` runs
 it as a child process instead, so the emulator gets a core of its own (load tests use this on a
 2-core machine: the pipeline and the emulator no longer share one interpreter lock).
+Either way moto runs with `salesstream.moto_fixes` applied, so resharding behaves as on Kinesis.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from moto.server import ThreadedMotoServer
 
+from salesstream import moto_fixes
 from salesstream.aws import Endpoint, Target
 
 if TYPE_CHECKING:
@@ -63,11 +65,12 @@ class EmbeddedEmulator:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         if self.in_subprocess:
             self._process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-                [sys.executable, "-m", "moto.server", "-H", _LOOPBACK, "-p", str(self.port)],
+                [sys.executable, "-m", "salesstream.moto_fixes", "-H", _LOOPBACK, "-p", str(self.port)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
         else:
+            moto_fixes.apply()
             self._thread_server = ThreadedMotoServer(ip_address=_LOOPBACK, port=self.port, verbose=False)
             self._thread_server.start()
         _wait_until_ready(self.url)

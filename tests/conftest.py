@@ -92,7 +92,7 @@ def make_stack(endpoint: Any) -> Iterator[Callable[..., Any]]:
     def make(**parameters: Any) -> tuple[Any, Any]:
         stage = "t" + uuid.uuid4().hex[:10]
         template = Template.load(
-            parameters={"Stage": stage, **parameters},
+            parameters={"Stage": stage, "Target": "local", **parameters},
             region=endpoint.region,
             account_id=endpoint.account_id(),
             endpoint_url=endpoint.url,
