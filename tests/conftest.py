@@ -106,6 +106,23 @@ def make_stack(endpoint: Any) -> Iterator[Callable[..., Any]]:
         _delete_stack(endpoint, provisioned)
 
 
+@pytest.fixture
+def provision_template(endpoint: Any) -> Iterator[Callable[[Any], Any]]:
+    """Factory: provision a Template the test built itself (e.g. with extra functions, as the
+    runtime's tests do); deleted after the test. provision_template(template) -> provisioned"""
+    from salesstream.provision import provision
+
+    created: list[Any] = []
+
+    def make(template: Any) -> Any:
+        created.append(provision(template, endpoint))
+        return created[-1]
+
+    yield make
+    for provisioned in created:
+        _delete_stack(endpoint, provisioned)
+
+
 def _delete_stack(endpoint: Any, provisioned: Any) -> None:
     from botocore.exceptions import ClientError
 
