@@ -55,7 +55,7 @@ def apply() -> None:
     if _APPLIED:
         return
     Stream._moto_get_shard_for_key = Stream.get_shard_for_key  # type: ignore[attr-defined]
-    Stream.get_shard_for_key = _open_shard_for_key  # type: ignore[method-assign,assignment]
+    Stream.get_shard_for_key = _open_shard_for_key  # type: ignore[method-assign]
     Stream.split_shard = _keep_records(Stream.split_shard)  # type: ignore[method-assign]
     Stream.merge_shards = _keep_records(Stream.merge_shards)  # type: ignore[method-assign]
     _APPLIED = True

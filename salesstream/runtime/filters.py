@@ -126,8 +126,12 @@ def _one_of(matchers: list[Matcher]) -> Matcher:
 
 
 def _nested(pattern: Callable[[Any], bool]) -> Matcher:
-    # an absent object has no fields: its rules see every field absent
-    return lambda value, present: pattern(value if present else {})
+    def match(value: Any, present: bool) -> bool:
+        if present and isinstance(value, list):  # an array of objects: one of them must match
+            return any(pattern(item) for item in value)
+        return pattern(value if present else {})  # an absent object: every field is absent
+
+    return match
 
 
 def _compile(pattern: Mapping[str, Any]) -> Callable[[Any], bool]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from salesstream.runtime.filters import FilterPatternError, RecordFilter
 from salesstream.runtime.model import RuntimeConfigError
-from salesstream.template import FunctionSpec, KinesisEventSpec, Template
+from salesstream.template import FunctionSpec, KinesisEventSpec, TableSpec, Template
 
 CHECKPOINT_TABLE_ID = "RuntimeCheckpointsTable"
 _STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
@@ -107,10 +107,9 @@ def function_environment(mappings: Iterable[Mapping]) -> dict[str, str]:
     return merged
 
 
-def checkpoint_table(template: Template) -> str:
-    tables = {table.logical_id: table.name for table in template.tables()}
-    if CHECKPOINT_TABLE_ID not in tables:
-        raise RuntimeConfigError(
-            f"the template has no {CHECKPOINT_TABLE_ID}: load it with the parameter Target=local"
-        )
-    return tables[CHECKPOINT_TABLE_ID]
+def checkpoint_table(template: Template) -> TableSpec:
+    """The runtime's own table; the template only defines it for Target=local."""
+    for table in template.tables():
+        if table.logical_id == CHECKPOINT_TABLE_ID:
+            return table
+    raise RuntimeConfigError(f"the template has no {CHECKPOINT_TABLE_ID}: load it with Target=local")

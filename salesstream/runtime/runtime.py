@@ -33,13 +33,12 @@ from salesstream.runtime.hooks import Hooks
 from salesstream.runtime.invoker import FunctionInvoker, Handler, resolve_handler
 from salesstream.runtime.kinesis import ShardInfo, ShardReader, list_shards
 from salesstream.runtime.log import logger
+from salesstream.runtime.mappings import Mapping as EventSourceMapping
 from salesstream.runtime.mappings import (
-    CHECKPOINT_TABLE_ID,
     checkpoint_table,
     function_environment,
     mappings_of,
 )
-from salesstream.runtime.mappings import Mapping as EventSourceMapping
 from salesstream.runtime.model import (
     CheckpointConflict,
     RuntimeStuck,
@@ -101,14 +100,15 @@ class Runtime:
         self.clock = clock or WallClock()
         self.hooks = hooks or Hooks()
         self.mappings = mappings_of(template, functions)
+        table = checkpoint_table(template)
         # Handlers read their settings from the environment when imported, in this process.
         os.environ.update(function_environment(self.mappings))
         self._invokers = self._make_invokers(template, dict(handlers or {}))
         self._kinesis = endpoint.client("kinesis")
         dynamodb = endpoint.client("dynamodb")
-        ensure_table(dynamodb, next(t for t in template.tables() if t.logical_id == CHECKPOINT_TABLE_ID))
+        ensure_table(dynamodb, table)  # provisioned already on emulators; reading AWS creates it
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.store = DynamoCheckpointStore(dynamodb, checkpoint_table(template), owner)
+        self.store = DynamoCheckpointStore(dynamodb, table.name, owner)
         self._destinations = self._make_destinations(endpoint)
         self._shards: dict[str, list[ShardInfo]] = {}
         self._consumers: dict[Key, ShardConsumer] = {}
