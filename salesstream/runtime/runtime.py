@@ -289,6 +289,10 @@ class Runtime:
         self._coordinator = threading.Thread(target=self._coordinate, name="esm-coordinator", daemon=True)
         self._coordinator.start()
 
+    def request_stop(self) -> None:
+        """Ask run() to stop (from a signal handler); stop() does the waiting."""
+        self._stopping.set()
+
     def stop(self, timeout: float = 60.0) -> None:
         """Each worker finishes its current step (invocation and checkpoint) and exits."""
         self._stopping.set()
