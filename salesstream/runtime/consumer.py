@@ -194,7 +194,7 @@ class ShardConsumer:
         if fetch.end_of_shard or (closed_before and fetch.caught_up):
             self._at_end = True
         # Lambda keeps reading while it is behind and polls about once a second otherwise.
-        self._next_poll_at = now if fetch.records and not fetch.caught_up else now + interval_ms
+        self._next_poll_at = now + interval_ms if fetch.caught_up else now
         return bool(fetch.records)
 
     # --- forming batches -------------------------------------------------------------------

@@ -297,9 +297,10 @@ class Runtime:
         """Each worker finishes its current step (invocation and checkpoint) and exits."""
         self._stopping.set()
         deadline = time.monotonic() + timeout
-        for thread in [self._coordinator, *self._threads.values()]:
-            if thread is not None:
-                thread.join(max(0.0, deadline - time.monotonic()))
+        if self._coordinator is not None:
+            self._coordinator.join(max(0.0, deadline - time.monotonic()))  # it starts no worker after this
+        for thread in list(self._threads.values()):
+            thread.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
 
     def run(
