@@ -134,11 +134,13 @@ class ShardConsumer:
         self._closed_known = True
 
     def is_idle(self) -> bool:
-        """Nothing read and not done, the shard read up to now, no window open."""
+        """The shard read to its end less than a poll interval ago (the next poll is not due
+        yet), nothing read and not done, no window open."""
         if self.checkpoint.finished:
             return True
         return (
             self._caught_up
+            and self._clock.now_ms() < self._next_poll_at
             and not self._buffer
             and not self._pending
             and self.checkpoint.window is None
@@ -244,12 +246,11 @@ class ShardConsumer:
         """Every record of the window has been read and the window is over by our clock."""
         if self._at_end:
             return True
-        if now < window.end_ms + round(self._options.window_close_grace_seconds * 1000):
+        over_at = window.end_ms + round(self._options.window_close_grace_seconds * 1000)
+        if now < over_at:
             return False
         read_beyond = bool(self._buffer) and self._buffer[-1].arrival_ms >= window.end_ms
-        caught_up_after = self._caught_up_at is not None and self._caught_up_at >= window.end_ms + round(
-            self._options.window_close_grace_seconds * 1000
-        )
+        caught_up_after = self._caught_up_at is not None and self._caught_up_at >= over_at
         return read_beyond or caught_up_after
 
     def _open_window(self) -> Window:

@@ -251,6 +251,17 @@ def test_with_bounded_retries_what_is_given_up_is_reported_and_the_rest_counts_o
     }
     present = {r.sequence_number for r in run.records}
     assert {str(p) for p in poison} & present <= given_up  # every poison record was given up
-    sequences, totals = run.expected(leave_out=given_up)
-    assert run.handler.sequences_by_window() == sequences
-    assert run.handler.totals_by_window() == totals
+    # A record given up may still have counted once: a crash after an invocation that succeeded
+    # redelivers it, and if the retry fails for good it is reported too (at least once, as AWS).
+    counted = run.handler.sequences_by_window()
+    flat = [sequence for sequences in counted.values() for sequence in sequences]
+    assert len(flat) == len(set(flat))  # nothing counted twice
+    every, _ = run.expected()
+    assert all(set(value) <= set(every[key]) for key, value in counted.items())  # in its own window
+    kept = {key: [s for s in sequences if s not in given_up] for key, sequences in counted.items()}
+    rest, _ = run.expected(leave_out=given_up)
+    assert {key: value for key, value in kept.items() if value} == rest  # the rest exactly once
+    amount = {r.sequence_number: a for r, a in zip(run.records, run.amounts, strict=False)}
+    assert run.handler.totals_by_window() == {
+        key: sum(amount[s] for s in value) for key, value in counted.items()
+    }
