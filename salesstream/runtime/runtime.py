@@ -161,12 +161,10 @@ class Runtime:
         for stream in {mapping.stream_name for mapping in self.mappings}:
             self._shards[stream] = sorted(list_shards(self._kinesis, stream), key=lambda s: s.shard_id)
         self._next_refresh = now + round(self.options.shard_refresh_seconds * 1000)
+        closed = {(stream, s.shard_id) for stream, shards in self._shards.items() for s in shards if s.closed}
         for (_, shard_id), consumer in self._consumers.items():
-            if self._shard(consumer.mapping.stream_name, shard_id).closed:
+            if (consumer.mapping.stream_name, shard_id) in closed:
                 consumer.mark_closed()
-
-    def _shard(self, stream: str, shard_id: str) -> ShardInfo:
-        return next(s for s in self._shards.get(stream, []) if s.shard_id == shard_id)
 
     def _parents_finished(self, mapping: EventSourceMapping, shard: ShardInfo) -> bool:
         listed = {s.shard_id for s in self._shards.get(mapping.stream_name, [])}
