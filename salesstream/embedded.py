@@ -3,6 +3,7 @@
 By default it runs in a thread of this process (starts in ~0.5 s). `in_subprocess=True` runs
 it as a child process instead, so the emulator gets a core of its own (load tests use this on a
 2-core machine: the pipeline and the emulator no longer share one interpreter lock).
+Either way moto runs with `salesstream.moto_fixes` applied, so resharding behaves as on Kinesis.
 """
 
 from __future__ import annotations

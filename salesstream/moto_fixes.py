@@ -1,86 +1,67 @@
-"""Makes moto's Kinesis reshard the way AWS does, for the embedded emulator.
+"""Makes moto's Kinesis reshard the way Kinesis does, for the embedded emulator.
 
-moto 5.2.5 gets three things wrong after SplitShard / MergeShards (checked with a probe, see
-tests/integration/test_moto_fixes.py):
-- a put is routed to the first shard whose hash range holds the key, closed or not, so after a
-  split every record still lands on the closed parent;
-- a hash key equal to a shard's EndingHashKey matches no shard (the range check is exclusive);
-- a split moves the parent's records into the children (AWS leaves them in the closed parent,
-  where consumers read them before moving on), and a merge copies both parents' records into
-  the child, so they exist twice.
+moto 5.2.5 gets resharding wrong in three ways that a consumer of a resharded stream sees:
+- routing a record looks at every shard, closed ones included, and the closed parent of a split
+  comes first, so after SplitShard every new record still lands in the *closed* parent;
+- SplitShard moves the parent's records out and puts them back in (new arrival times, and with
+  the routing above, back into the parent); MergeShards copies both parents' records into the
+  child, so a consumer that reads parents before children (as Lambda does) reads them twice;
+- a key equal to a shard's EndingHashKey belongs to no shard (the range test is exclusive).
 
-`apply()` patches moto's `Stream` in this process (the embedded emulator runs moto in a thread
-of this process). `python -m salesstream.moto_fixes -H HOST -p PORT` runs moto's server with the
-fixes, for the emulator's child-process mode.
+`apply()` patches those three methods of moto's Stream model in this process; it is idempotent.
+The embedded emulator applies it in-process, and `python -m salesstream.moto_fixes` runs moto's
+server with it in a child process.
 """
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from typing import Any
 
-from moto.kinesis import models
+from moto.kinesis.models import Shard, Stream
+from moto.utilities.utils import md5_hash
 
-_original_split = models.Stream.split_shard
-_original_merge = models.Stream.merge_shards
+_APPLIED = False
 
 
-def _shard_for_key(self: models.Stream, partition_key: str, explicit_hash_key: str) -> Any:
-    """Only open shards take writes, and both ends of a hash key range are inclusive."""
-    if not isinstance(partition_key, str) or len(partition_key) > 256:
-        raise models.InvalidArgumentError("partition_key")
+def _open_shard_for_key(self: Stream, partition_key: str, explicit_hash_key: str) -> Shard | None:
+    # keep moto's own argument validation, then route among open shards with inclusive bounds
+    Stream._moto_get_shard_for_key(self, partition_key, explicit_hash_key)  # type: ignore[attr-defined]
     if explicit_hash_key:
-        if not isinstance(explicit_hash_key, str):
-            raise models.InvalidArgumentError("explicit_hash_key")
         key = int(explicit_hash_key)
-        if key >= 2**128:
-            raise models.InvalidArgumentError("explicit_hash_key")
     else:
-        key = int(models.md5_hash(partition_key.encode("utf-8")).hexdigest(), 16)
-    for shard in self.shards.values():
-        if shard.is_open and shard.starting_hash <= key <= shard.ending_hash:
-            return shard
-    return None
-
-
-def _keeping_records(self: models.Stream, shard_ids: list[str], reshard: Any, *args: Any) -> None:
-    """Run moto's split/merge with the parents' records set aside, then give them back: moto
-    re-puts whatever the parents hold into the children, AWS keeps it in the closed parents."""
-    parents = [self.shards[shard_id] for shard_id in shard_ids if shard_id in self.shards]
-    kept = [parent.records for parent in parents]
-    for parent in parents:
-        parent.records = OrderedDict()
-    try:
-        reshard(self, *args)
-    finally:
-        for parent, records in zip(parents, kept, strict=True):
-            parent.records = records
-
-
-def _split_shard(self: models.Stream, shard_to_split: str, new_starting_hash_key: str) -> None:
-    _keeping_records(self, [shard_to_split], _original_split, shard_to_split, new_starting_hash_key)
-
-
-def _merge_shards(self: models.Stream, shard_to_merge: str, adjacent_shard_to_merge: str) -> None:
-    _keeping_records(
-        self,
-        [shard_to_merge, adjacent_shard_to_merge],
-        _original_merge,
-        shard_to_merge,
-        adjacent_shard_to_merge,
+        key = int(md5_hash(partition_key.encode("utf-8")).hexdigest(), 16)
+    return next(
+        (s for s in self.shards.values() if s.is_open and s.starting_hash <= key <= s.ending_hash),
+        None,
     )
 
 
+def _keep_records(original: Any) -> Any:
+    """Wrap a reshard operation so that records stay where Kinesis keeps them: in the parents."""
+
+    def reshard(self: Stream, *args: Any, **kwargs: Any) -> None:
+        before = {shard_id: shard.records for shard_id, shard in self.shards.items()}
+        original(self, *args, **kwargs)
+        for shard_id, shard in self.shards.items():
+            shard.records = before.get(shard_id, OrderedDict())
+
+    return reshard
+
+
 def apply() -> None:
-    """Idempotent: patches moto's Kinesis model classes in this process."""
-    models.Stream.get_shard_for_key = _shard_for_key  # type: ignore[method-assign]
-    models.Stream.split_shard = _split_shard  # type: ignore[method-assign]
-    models.Stream.merge_shards = _merge_shards  # type: ignore[method-assign]
+    global _APPLIED
+    if _APPLIED:
+        return
+    Stream._moto_get_shard_for_key = Stream.get_shard_for_key  # type: ignore[attr-defined]
+    Stream.get_shard_for_key = _open_shard_for_key  # type: ignore[method-assign]
+    Stream.split_shard = _keep_records(Stream.split_shard)  # type: ignore[method-assign]
+    Stream.merge_shards = _keep_records(Stream.merge_shards)  # type: ignore[method-assign]
+    _APPLIED = True
 
 
 if __name__ == "__main__":
-    import sys
-
     from moto.server import main
 
     apply()

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from salesstream.aws import Endpoint
-    from salesstream.template import Template
+    from salesstream.template import TableSpec, Template
 
 
 class ProvisioningError(RuntimeError):
@@ -54,6 +54,31 @@ def _wait(what: str, ready: Any, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
+def ensure_table(dynamodb: Any, table: TableSpec) -> None:
+    """Create one table of the template unless it exists, and wait until it is active."""
+    request: dict[str, Any] = {
+        "TableName": table.name,
+        "KeySchema": table.key_schema,
+        "AttributeDefinitions": table.attribute_definitions,
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if table.global_secondary_indexes:
+        request["GlobalSecondaryIndexes"] = table.global_secondary_indexes
+    try:
+        dynamodb.create_table(**request)
+    except ClientError as error:
+        if _error_code(error) != "ResourceInUseException":
+            raise
+    dynamodb.get_waiter("table_exists").wait(
+        TableName=table.name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 300}
+    )
+    if table.ttl_attribute:
+        dynamodb.update_time_to_live(
+            TableName=table.name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+        )
+
+
 def provision(template: Template, endpoint: Endpoint) -> Provisioned:
     kinesis = endpoint.client("kinesis")
     dynamodb = endpoint.client("dynamodb")
@@ -86,27 +111,7 @@ def provision(template: Template, endpoint: Endpoint) -> Provisioned:
 
     tables = {}
     for table in template.tables():
-        request: dict[str, Any] = {
-            "TableName": table.name,
-            "KeySchema": table.key_schema,
-            "AttributeDefinitions": table.attribute_definitions,
-            "BillingMode": "PAY_PER_REQUEST",
-        }
-        if table.global_secondary_indexes:
-            request["GlobalSecondaryIndexes"] = table.global_secondary_indexes
-        try:
-            dynamodb.create_table(**request)
-        except ClientError as error:
-            if _error_code(error) != "ResourceInUseException":
-                raise
-        dynamodb.get_waiter("table_exists").wait(
-            TableName=table.name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 300}
-        )
-        if table.ttl_attribute:
-            dynamodb.update_time_to_live(
-                TableName=table.name,
-                TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
-            )
+        ensure_table(dynamodb, table)
         tables[table.logical_id] = table.name
 
     buckets = {}

@@ -190,6 +190,9 @@ class Template:
             value = (parameters or {}).get(name, spec.get("Default"))
             if value is None:
                 raise TemplateError(f"template parameter {name} has no default: pass a value")
+            allowed = spec.get("AllowedValues")
+            if allowed is not None and str(value) not in {str(a) for a in allowed}:
+                raise TemplateError(f"parameter {name}={value} not one of {', '.join(map(str, allowed))}")
             if spec.get("Type") == "Number":
                 value = int(value)
                 low, high = spec.get("MinValue"), spec.get("MaxValue")

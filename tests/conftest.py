@@ -92,7 +92,7 @@ def make_stack(endpoint: Any) -> Iterator[Callable[..., Any]]:
     def make(**parameters: Any) -> tuple[Any, Any]:
         stage = "t" + uuid.uuid4().hex[:10]
         template = Template.load(
-            parameters={"Stage": stage, **parameters},
+            parameters={"Stage": stage, "Target": "local", **parameters},
             region=endpoint.region,
             account_id=endpoint.account_id(),
             endpoint_url=endpoint.url,
@@ -100,6 +100,23 @@ def make_stack(endpoint: Any) -> Iterator[Callable[..., Any]]:
         provisioned = provision(template, endpoint)
         created.append(provisioned)
         return template, provisioned
+
+    yield make
+    for provisioned in created:
+        _delete_stack(endpoint, provisioned)
+
+
+@pytest.fixture
+def provision_template(endpoint: Any) -> Iterator[Callable[[Any], Any]]:
+    """Factory: provision a Template the test built itself (e.g. with extra functions, as the
+    runtime's tests do); deleted after the test. provision_template(template) -> provisioned"""
+    from salesstream.provision import provision
+
+    created: list[Any] = []
+
+    def make(template: Any) -> Any:
+        created.append(provision(template, endpoint))
+        return created[-1]
 
     yield make
     for provisioned in created:

@@ -64,6 +64,9 @@ def template_parameters(args: argparse.Namespace) -> dict[str, Any]:
         if not sep:
             raise CommandError(f"--param needs NAME=VALUE, got {item!r}")
         parameters[name] = value
+    # The local tooling runs the event source mappings itself (salesstream/runtime), whatever the
+    # endpoint; only `sam deploy` keeps the template's default (AWS Lambda runs them).
+    parameters.setdefault("Target", "local")
     for name, value in (
         ("Stage", args.stage),
         ("ShardCount", args.shards),

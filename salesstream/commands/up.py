@@ -1,7 +1,9 @@
 """`salesstream up`: the embedded stack (or LocalStack), provisioned from the template.
 
 Prints one line of JSON (endpoint_url, stream, tables, ...) once ready, records it in
-var/stack.json for the other commands, and runs until interrupted.
+var/stack.json for the other commands, and runs until interrupted. Unless `--no-consumers`, it
+also runs the template's event source mappings with the local runtime (as `salesstream
+consume` does), writing their stats to var/runtime-stats.json.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from salesstream.commands.common import (
     add_template_arguments,
     session,
 )
+from salesstream.commands.consume import STATS_FILE, add_runtime_arguments, build_runtime, stats_writer
 from salesstream.provision import provision
 
 if TYPE_CHECKING:
@@ -32,6 +35,10 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="run the embedded emulator in a child process (a core of its own)",
     )
+    parser.add_argument(
+        "--no-consumers", action="store_true", help="do not run the event source mappings (the consumers)"
+    )
+    add_runtime_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -40,14 +47,27 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     with session(args, reuse_running=False, emulator_in_subprocess=args.emulator_process) as current:
         provisioned = provision(current.template, current.endpoint)
-        summary = {"target": current.endpoint.target.value, **provisioned.summary()}
+        runtime = None if args.no_consumers else build_runtime(args, current)
+        summary = {
+            "target": current.endpoint.target.value,
+            **provisioned.summary(),
+            "consumers": [mapping.id for mapping in runtime.mappings] if runtime else [],
+        }
         STACK_FILE.parent.mkdir(parents=True, exist_ok=True)
         STACK_FILE.write_text(json.dumps(summary, indent=2))
         print(json.dumps(summary), flush=True)
+        write_stats = stats_writer()
         try:
-            stopped.wait()
+            if runtime is not None:
+                runtime.start()
+            while not stopped.wait(1.0):
+                if runtime is not None:
+                    write_stats(runtime)
         except KeyboardInterrupt:
             pass
         finally:
+            if runtime is not None:
+                runtime.stop()  # each shard finishes its invocation and checkpoint first
+                runtime.write_stats(STATS_FILE)
             STACK_FILE.unlink(missing_ok=True)
     return 0

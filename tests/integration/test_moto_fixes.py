@@ -1,61 +1,53 @@
-"""The embedded emulator reshards like AWS (moto 5.2.5 does not; see salesstream/moto_fixes.py)."""
+"""The embedded emulator reshards like Kinesis (salesstream/moto_fixes.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from producer.shards import HASH_KEY_MAX
+
+def _records(kinesis: Any, stream: str, shard_id: str) -> list[tuple[str, bytes, Any]]:
+    iterator = kinesis.get_shard_iterator(
+        StreamName=stream, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+    )
+    records = kinesis.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+    return [(r["SequenceNumber"], r["Data"], r["ApproximateArrivalTimestamp"]) for r in records]
 
 
-def test_after_a_split_writes_go_to_the_children_and_the_parent_keeps_its_records(
+def test_a_split_keeps_the_parents_records_and_routes_new_ones_to_the_children(
     make_stack: Any, endpoint: Any
 ) -> None:
     template, _ = make_stack(ShardCount=1)
-    stream = template.physical_name("OrdersStream")
+    stream = template.streams()[0].name
     kinesis = endpoint.client("kinesis")
-    middle = (HASH_KEY_MAX + 1) // 2
-    before = kinesis.put_record(
-        StreamName=stream, Data=b"before", PartitionKey="p", ExplicitHashKey=str(middle)
+    for i in range(4):
+        kinesis.put_record(StreamName=stream, Data=b"before%d" % i, PartitionKey=f"k{i}")
+    before = _records(kinesis, stream, "shardId-000000000000")
+    kinesis.split_shard(
+        StreamName=stream, ShardToSplit="shardId-000000000000", NewStartingHashKey=str(2**127)
     )
-    kinesis.split_shard(StreamName=stream, ShardToSplit=before["ShardId"], NewStartingHashKey=str(middle))
-
-    low = kinesis.put_record(StreamName=stream, Data=b"low", PartitionKey="p", ExplicitHashKey="0")
-    high = kinesis.put_record(StreamName=stream, Data=b"high", PartitionKey="p", ExplicitHashKey=str(middle))
-    top = kinesis.put_record(
-        StreamName=stream, Data=b"top", PartitionKey="p", ExplicitHashKey=str(HASH_KEY_MAX)
-    )
-
-    shards = {s["ShardId"]: s for s in kinesis.list_shards(StreamName=stream)["Shards"]}
-    parent = shards[before["ShardId"]]
-    assert "EndingSequenceNumber" in parent["SequenceNumberRange"]
-    children = sorted(s for s, shard in shards.items() if shard.get("ParentShardId") == before["ShardId"])
-    assert low["ShardId"] == children[0]
-    assert high["ShardId"] == top["ShardId"] == children[1]  # the range's last key is inside it
-
-    iterator = kinesis.get_shard_iterator(
-        StreamName=stream, ShardId=before["ShardId"], ShardIteratorType="TRIM_HORIZON"
-    )["ShardIterator"]
-    assert [r["Data"] for r in kinesis.get_records(ShardIterator=iterator)["Records"]] == [b"before"]
+    placed = {
+        kinesis.put_record(StreamName=stream, Data=b"after%d" % i, PartitionKey=f"k{i}")["ShardId"]
+        for i in range(8)
+    }
+    assert _records(kinesis, stream, "shardId-000000000000") == before  # same sequences and arrival times
+    assert placed <= {"shardId-000000000001", "shardId-000000000002"}  # never the closed parent
+    (parent,) = [s for s in kinesis.list_shards(StreamName=stream)["Shards"] if s["ShardId"].endswith("0")]
+    assert parent["SequenceNumberRange"]["EndingSequenceNumber"] == before[-1][0]
 
 
-def test_a_merge_leaves_the_parents_records_where_they_were(make_stack: Any, endpoint: Any) -> None:
+def test_a_merge_does_not_copy_the_parents_records_into_the_child(make_stack: Any, endpoint: Any) -> None:
     template, _ = make_stack(ShardCount=2)
-    stream = template.physical_name("OrdersStream")
+    stream = template.streams()[0].name
     kinesis = endpoint.client("kinesis")
-    first, second = (s["ShardId"] for s in kinesis.list_shards(StreamName=stream)["Shards"])
-    kinesis.put_record(StreamName=stream, Data=b"a", PartitionKey="p", ExplicitHashKey="0")
-    kinesis.merge_shards(StreamName=stream, ShardToMerge=first, AdjacentShardToMerge=second)
-    merged = kinesis.put_record(StreamName=stream, Data=b"b", PartitionKey="p", ExplicitHashKey="0")
-    assert merged["ShardId"] not in (first, second)
-
-    def data(shard_id: str) -> list[bytes]:
-        iterator = kinesis.get_shard_iterator(
-            StreamName=stream, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        return [r["Data"] for r in kinesis.get_records(ShardIterator=iterator)["Records"]]
-
-    assert data(first) == [b"a"]
-    assert data(merged["ShardId"]) == [b"b"]  # not a copy of the parents' records
+    for i in range(6):
+        kinesis.put_record(StreamName=stream, Data=b"x", PartitionKey=f"k{i}")
+    kinesis.merge_shards(
+        StreamName=stream, ShardToMerge="shardId-000000000000", AdjacentShardToMerge="shardId-000000000001"
+    )
+    assert _records(kinesis, stream, "shardId-000000000002") == []
+    top = str(2**128 - 1)  # a shard's EndingHashKey belongs to it
+    put = kinesis.put_record(StreamName=stream, Data=b"y", PartitionKey="z", ExplicitHashKey=top)
+    assert put["ShardId"] == "shardId-000000000002"
 
 
 def test_the_child_process_emulator_has_the_fixes_too() -> None:
@@ -65,7 +57,7 @@ def test_the_child_process_emulator_has_the_fixes_too() -> None:
         kinesis = endpoint.client("kinesis")
         kinesis.create_stream(StreamName="fixes", ShardCount=1)
         kinesis.get_waiter("stream_exists").wait(StreamName="fixes", WaiterConfig={"Delay": 0.1})
-        middle = (HASH_KEY_MAX + 1) // 2
+        middle = 2**127
         kinesis.split_shard(
             StreamName="fixes", ShardToSplit="shardId-000000000000", NewStartingHashKey=str(middle)
         )

@@ -29,7 +29,7 @@ def test_provisioning_creates_what_the_template_defines(make_stack: Any, endpoin
 
 def test_up_prints_one_line_of_json_when_ready(tmp_path: Path) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "salesstream", "up", "--shards", "2", "--stage", "uptest"],
+        [sys.executable, "-m", "salesstream", "up", "--shards", "2", "--stage", "uptest", "--no-consumers"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -1,0 +1,185 @@
+"""How fast the event-source-mapping runtime feeds a no-op handler on the embedded emulator.
+
+4 shards, the template's windowed mapping (BatchSize 100, 1 s batching window), records of
+~250 bytes (an order event). Three figures, measured in the same run on the same stream:
+- baseline: the same records read with plain GetRecords, one thread per shard (what the
+  emulator can serve; no events, no invocations, no checkpoints);
+- threaded: `Runtime.start()` as the CLI runs it (a worker thread per shard);
+- stepped: `Runtime.run_until_idle()` in one thread (tests, demos).
+Ratios to the baseline are the comparable numbers: this machine's 2 cores are shared, so
+absolute figures move from run to run. The emulator runs in a child process (its own core).
+
+    python -m load_tests.bench_runtime [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from salesstream.embedded import EmbeddedEmulator
+from salesstream.provision import provision
+from salesstream.runtime import Runtime, RuntimeOptions, VirtualClock, WallClock
+from salesstream.template import Template
+
+SHARDS = 4
+REPORT = Path("reports") / "bench_runtime.json"
+_ORDER = {
+    "schema_version": 1,
+    "event_type": "order_placed",
+    "order_id": "ord-000000",
+    "store_id": "store-0007",
+    "terminal_id": "till-2",
+    "occurred_at": "2026-11-23T10:15:00+01:00",
+    "currency": "EUR",
+    "lines": [{"sku": "SKU-000123", "quantity": 2, "unit_price_minor": 1250}],
+    "total_minor": 2500,
+}
+
+
+def _no_op(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return {"state": event["state"], "batchItemFailures": []}
+
+
+def _fill(kinesis: Any, stream: str, per_shard: int) -> dict[str, int]:
+    shards = kinesis.list_shards(StreamName=stream)["Shards"]
+    keys = [int(s["HashKeyRange"]["StartingHashKey"]) + 1 for s in shards]
+    placed: dict[str, int] = {s["ShardId"]: 0 for s in shards}
+    for start in range(0, per_shard * len(shards), 500):
+        entries = []
+        for i in range(start, min(start + 500, per_shard * len(shards))):
+            data = json.dumps({**_ORDER, "event_id": f"evt-{i:08d}"}).encode()
+            entries.append(
+                {"Data": data, "PartitionKey": f"k{i}", "ExplicitHashKey": str(keys[i % len(keys)])}
+            )
+        for entry in kinesis.put_records(StreamName=stream, Records=entries)["Records"]:
+            placed[entry["ShardId"]] += 1
+    return placed
+
+
+def _raw_read(kinesis: Any, stream: str, shard_ids: list[str]) -> float:
+    """Seconds to read every shard to its end with GetRecords, a thread per shard."""
+
+    def drain(shard_id: str) -> None:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=stream, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while True:
+            response = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+            iterator = response["NextShardIterator"]
+            if not response["Records"]:
+                return
+
+    threads = [threading.Thread(target=drain, args=(shard_id,)) for shard_id in shard_ids]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
+def _template(endpoint: Any) -> Template:
+    return Template.load(
+        parameters={"Stage": "b" + uuid.uuid4().hex[:8], "ShardCount": SHARDS, "Target": "local"},
+        region=endpoint.region,
+        account_id=endpoint.account_id(),
+        endpoint_url=endpoint.url,
+    )
+
+
+def _threaded(
+    template: Template, endpoint: Any, placed: dict[str, int]
+) -> tuple[float, dict[str, float], Runtime]:
+    """Seconds until every record was delivered, and until each shard's were."""
+    runtime = Runtime(
+        template,
+        endpoint,
+        handlers={"AggregatorFunction": _no_op},
+        clock=WallClock(),
+        options=RuntimeOptions(poll_interval_seconds=0.05),
+    )
+    done: dict[str, float] = {}
+    started = time.perf_counter()
+    runtime.start()
+    while len(done) < len(placed):
+        for shard in runtime.stats().shards:
+            if shard.shard_id not in done and shard.records_delivered >= placed[shard.shard_id]:
+                done[shard.shard_id] = time.perf_counter() - started
+        time.sleep(0.005)
+    runtime.stop()
+    return max(done.values()), done, runtime
+
+
+def _stepped(
+    template: Template, endpoint: Any, placed: dict[str, int]
+) -> tuple[float, dict[str, float], Runtime]:
+    """One thread steps every shard in turn: each shard is done when all are."""
+    runtime = Runtime(template, endpoint, handlers={"AggregatorFunction": _no_op}, clock=VirtualClock())
+    started = time.perf_counter()
+    runtime.run_until_idle()
+    elapsed = time.perf_counter() - started
+    assert runtime.stats().totals()["records_delivered"] == sum(placed.values())
+    return elapsed, dict.fromkeys(placed, elapsed), runtime
+
+
+def run(quick: bool) -> dict[str, Any]:
+    per_shard = 1_000 if quick else 5_000
+    with EmbeddedEmulator(in_subprocess=True) as endpoint:
+        endpoint.activate()
+        results: dict[str, Any] = {"shards": SHARDS, "records_per_shard": per_shard}
+        runs: dict[str, Any] = {}
+        for name, drive in (("threaded", _threaded), ("stepped", _stepped)):
+            template = _template(endpoint)  # a fresh stream each: the same work for each figure
+            provision(template, endpoint)
+            kinesis = endpoint.client("kinesis")
+            stream = template.streams()[0].name
+            placed = _fill(kinesis, stream, per_shard)
+            total = sum(placed.values())
+            baseline = _raw_read(kinesis, stream, sorted(placed))
+            elapsed, done, runtime = drive(template, endpoint, placed)
+            stats = runtime.stats()
+            runs[name] = {
+                "records": total,
+                "seconds": round(elapsed, 3),
+                "records_per_second": round(total / elapsed),
+                "per_shard_records_per_second": {
+                    shard_id: round(placed[shard_id] / seconds) for shard_id, seconds in sorted(done.items())
+                },
+                "invocations": stats.totals()["invocations"],
+                "baseline_get_records_per_second": round(total / baseline),
+                "ratio_to_baseline": round(baseline / elapsed, 3),
+            }
+        results["runs"] = runs
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(json.dumps(results, indent=2))
+    for name, figures in runs.items():
+        print(
+            f"runtime {name:8s}: {figures['records_per_second']:>7} records/s in total over {SHARDS} shards "
+            f"({figures['records']} records, {figures['invocations']} invocations, {figures['seconds']} s); "
+            f"plain GetRecords {figures['baseline_get_records_per_second']} records/s; "
+            f"ratio {figures['ratio_to_baseline']}"
+        )
+        print(
+            "  per shard:",
+            ", ".join(f"{k[-3:]}={v}/s" for k, v in figures["per_shard_records_per_second"].items()),
+        )
+    print(f"written to {REPORT}")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true")
+    run(parser.parse_args().quick)
+
+
+if __name__ == "__main__":
+    main()

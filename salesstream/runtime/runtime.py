@@ -1,0 +1,398 @@
+"""The local event-source-mapping runtime: every enabled Kinesis mapping of the template, run
+against one endpoint the way AWS Lambda runs it.
+
+Two ways to drive it:
+- deterministic, for tests and demos: `step()` does what is due on every shard once;
+  `run_until_idle()` steps (polling at once, not waiting for batching windows) until nothing
+  moves. With a `VirtualClock`, windows close when the test moves the clock.
+- threaded, for the CLI: `start()` runs one worker thread per (mapping, shard) plus a
+  coordinator that reads the shard list and starts children once their parents are finished;
+  `stop()` lets each worker finish its current invocation and checkpoint, then joins them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from salesstream.aws import Endpoint
+from salesstream.provision import ensure_table
+from salesstream.runtime.checkpoints import DynamoCheckpointStore
+from salesstream.runtime.clock import Clock, WallClock
+from salesstream.runtime.consumer import ShardConsumer
+from salesstream.runtime.destinations import Destination, NoDestination, SqsDestination
+from salesstream.runtime.hooks import Hooks
+from salesstream.runtime.invoker import FunctionInvoker, Handler, resolve_handler
+from salesstream.runtime.kinesis import ShardInfo, ShardReader, list_shards
+from salesstream.runtime.log import logger
+from salesstream.runtime.mappings import Mapping as EventSourceMapping
+from salesstream.runtime.mappings import (
+    checkpoint_table,
+    function_environment,
+    mappings_of,
+)
+from salesstream.runtime.model import (
+    CheckpointConflict,
+    RuntimeStuck,
+    ShardStats,
+    SimulatedCrash,
+)
+from salesstream.runtime.options import RuntimeOptions
+from salesstream.template import Template
+
+Key = tuple[str, str]  # (mapping id, shard id)
+_ERROR_BACKOFF_SECONDS = (0.5, 1, 2, 5, 10, 30)
+
+
+@dataclass(frozen=True)
+class RuntimeStats:
+    """A snapshot: per (mapping, shard) counters and lag, totals, errors, idleness."""
+
+    shards: list[ShardStats]
+    errors: list[str]
+    idle: bool
+
+    def totals(self) -> dict[str, int]:
+        counters = (
+            "records_read",
+            "records_filtered",
+            "records_delivered",
+            "records_discarded",
+            "invocations",
+            "function_errors",
+            "windows_closed",
+            "segments_terminated_early",
+        )
+        return {name: sum(getattr(shard, name) for shard in self.shards) for name in counters}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "idle": self.idle,
+            "totals": self.totals(),
+            "shards": [asdict(shard) for shard in self.shards],
+            "errors": self.errors,
+        }
+
+
+class Runtime:
+    def __init__(
+        self,
+        template: Template,
+        endpoint: Endpoint,
+        *,
+        handlers: Mapping[str, Handler] | None = None,
+        clock: Clock | None = None,
+        options: RuntimeOptions | None = None,
+        hooks: Hooks | None = None,
+        functions: Iterable[str] | None = None,
+    ) -> None:
+        """`handlers` replaces the template Handler of the functions it names (by logical id);
+        `functions` limits the runtime to those functions' mappings."""
+        self.options = options or RuntimeOptions()
+        self.clock = clock or WallClock()
+        self.hooks = hooks or Hooks()
+        self.mappings = mappings_of(template, functions)
+        table = checkpoint_table(template)
+        # Handlers read their settings from the environment when imported, in this process.
+        os.environ.update(function_environment(self.mappings))
+        self._invokers = self._make_invokers(template, dict(handlers or {}))
+        self._kinesis = endpoint.client("kinesis")
+        dynamodb = endpoint.client("dynamodb")
+        ensure_table(dynamodb, table)  # provisioned already on emulators; reading AWS creates it
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.store = DynamoCheckpointStore(dynamodb, table.name, owner)
+        self._destinations = self._make_destinations(endpoint)
+        self._shards: dict[str, list[ShardInfo]] = {}
+        self._consumers: dict[Key, ShardConsumer] = {}
+        self._finished: set[Key] = set()
+        self._blocked: set[Key] = set()
+        self._stats: dict[Key, ShardStats] = {}
+        self._errors: list[str] = []
+        self._failures: dict[Key, int] = {}  # consecutive worker failures, for the backoff
+        self._next_refresh = 0
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._threads: dict[Key, threading.Thread] = {}
+        self._coordinator: threading.Thread | None = None
+
+    def _make_invokers(self, template: Template, handlers: dict[str, Handler]) -> dict[str, FunctionInvoker]:
+        invokers: dict[str, FunctionInvoker] = {}
+        for mapping in self.mappings:
+            function = mapping.function
+            if function.logical_id in invokers:
+                continue
+            handler = handlers.get(function.logical_id) or resolve_handler(
+                function.handler, function.logical_id
+            )
+            invokers[function.logical_id] = FunctionInvoker(
+                handler,
+                function_name=function.name,
+                function_arn=template.arn(function.logical_id),
+                memory_mb=function.memory_mb,
+                timeout_seconds=self.options.timeout_seconds or function.timeout_seconds,
+            )
+        return invokers
+
+    def _make_destinations(self, endpoint: Endpoint) -> dict[str, Destination]:
+        sqs = endpoint.client("sqs")
+        destinations: dict[str, Destination] = {}
+        for mapping in self.mappings:
+            queue = mapping.on_failure_queue
+            destinations[mapping.id] = (
+                SqsDestination(sqs, sqs.get_queue_url(QueueName=queue)["QueueUrl"])
+                if queue
+                else NoDestination()
+            )
+        return destinations
+
+    # --- shards and their workers ----------------------------------------------------------
+
+    def _refresh_shards(self, now: int, *, force: bool) -> None:
+        if not force and now < self._next_refresh:
+            return
+        for stream in {mapping.stream_name for mapping in self.mappings}:
+            self._shards[stream] = sorted(list_shards(self._kinesis, stream), key=lambda s: s.shard_id)
+        self._next_refresh = now + round(self.options.shard_refresh_seconds * 1000)
+        closed = {(stream, s.shard_id) for stream, shards in self._shards.items() for s in shards if s.closed}
+        for (_, shard_id), consumer in self._consumers.items():
+            if (consumer.mapping.stream_name, shard_id) in closed:
+                consumer.mark_closed()
+
+    def _parents_finished(self, mapping: EventSourceMapping, shard: ShardInfo) -> bool:
+        listed = {s.shard_id for s in self._shards.get(mapping.stream_name, [])}
+        return all((mapping.id, parent) in self._finished for parent in shard.parents if parent in listed)
+
+    def _ensure_consumers(self) -> None:
+        """Start a worker for every shard whose parents are finished (children start fresh)."""
+        for mapping in self.mappings:
+            for shard in self._shards.get(mapping.stream_name, []):  # parents sort before children
+                key = (mapping.id, shard.shard_id)
+                if key in self._consumers or key in self._finished or key in self._blocked:
+                    continue
+                if not self._parents_finished(mapping, shard):
+                    continue
+                self._start_consumer(mapping, shard)
+
+    def _start_consumer(self, mapping: EventSourceMapping, shard: ShardInfo) -> None:
+        key = (mapping.id, shard.shard_id)
+        stats = self._stats.setdefault(key, ShardStats(mapping.id, shard.shard_id))
+        checkpoint = self.store.load(mapping.id, shard.shard_id)
+        if checkpoint.finished:
+            self._finished.add(key)
+            stats.finished = True
+            return
+        starting = mapping.event.starting_position
+        if checkpoint.position is None and any(
+            self.store.load(mapping.id, parent).position is not None for parent in shard.parents
+        ):
+            starting = "TRIM_HORIZON"  # a child of a shard we consumed is read from its start
+        if checkpoint.position is None and starting == "LATEST" and shard.closed:
+            self.store.save(mapping.id, shard.shard_id, replace(checkpoint, finished=True))
+            self._finished.add(key)
+            stats.finished = True
+            return
+        consumer = ShardConsumer(
+            mapping,
+            shard.shard_id,
+            reader=ShardReader(self._kinesis, mapping.stream_name, shard.shard_id, starting),
+            store=self.store,
+            destination=self._destinations[mapping.id],
+            invoker=self._invokers[mapping.function.logical_id],
+            clock=self.clock,
+            options=self.options,
+            hooks=self.hooks,
+            stats=stats,
+            checkpoint=checkpoint,
+        )
+        if shard.closed:
+            consumer.mark_closed()
+        self._consumers[key] = consumer
+        logger.info(
+            "shard started",
+            extra={"mapping": mapping.id, "shard_id": shard.shard_id, "position": checkpoint.position},
+        )
+
+    def _retire(self, key: Key) -> None:
+        with self._lock:
+            self._consumers.pop(key, None)
+            self._finished.add(key)
+
+    def _drop(self, key: Key, reason: str) -> None:
+        """Forget the worker's memory; the next one starts from the persisted checkpoint."""
+        with self._lock:
+            self._consumers.pop(key, None)
+        logger.warning(
+            "shard worker restarts from its checkpoint", extra={"key": list(key), "reason": reason}
+        )
+
+    # --- deterministic driving -------------------------------------------------------------
+
+    def step(self, *, flush: bool = False) -> bool:
+        """One pass over every shard; whether anything moved."""
+        with self._lock:
+            self._refresh_shards(self.clock.now_ms(), force=flush)
+            self._ensure_consumers()
+            consumers = list(self._consumers.items())
+        progress = False
+        for key, consumer in consumers:
+            try:
+                progress = consumer.step(flush=flush) or progress
+            except SimulatedCrash as crash:
+                self._stats[key].crashes += 1
+                self._drop(key, str(crash))
+                progress = True
+                continue
+            if consumer.finished:
+                self._retire(key)
+                progress = True
+        return progress
+
+    def run_until_idle(self, max_steps: int = 100_000) -> int:
+        """Step until a pass moves nothing; returns the number of passes that moved."""
+        for passes in range(max_steps):
+            if not self.step(flush=True):
+                return passes
+        raise RuntimeStuck(f"still moving after {max_steps} passes")
+
+    def is_idle(self) -> bool:
+        """Every shard read up to now, nothing waiting, no window open, no child waiting."""
+        with self._lock:
+            if not self._shards:
+                return False
+            for mapping in self.mappings:
+                for shard in self._shards.get(mapping.stream_name, []):
+                    key = (mapping.id, shard.shard_id)
+                    if key in self._finished or key in self._blocked:
+                        continue
+                    consumer = self._consumers.get(key)
+                    if consumer is None:
+                        if self._parents_finished(mapping, shard):
+                            return False
+                    elif not consumer.is_idle():
+                        return False
+            return True
+
+    # --- threads ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stopping.clear()
+        self._coordinator = threading.Thread(target=self._coordinate, name="esm-coordinator", daemon=True)
+        self._coordinator.start()
+
+    def request_stop(self) -> None:
+        """Ask run() to stop (from a signal handler); stop() does the waiting."""
+        self._stopping.set()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Each worker finishes its current step (invocation and checkpoint) and exits."""
+        self._stopping.set()
+        deadline = time.monotonic() + timeout
+        if self._coordinator is not None:
+            self._coordinator.join(max(0.0, deadline - time.monotonic()))  # it starts no worker after this
+        for thread in list(self._threads.values()):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads.clear()
+
+    def run(
+        self,
+        *,
+        seconds: float | None = None,
+        until_idle: bool = False,
+        on_tick: Callable[[Runtime], None] | None = None,
+    ) -> None:
+        """start(), then wait for `seconds`, for idleness, or for Ctrl-C; then stop()."""
+        self.start()
+        started = time.monotonic()
+        try:
+            while not self._stopping.wait(0.2):
+                if on_tick is not None:
+                    on_tick(self)
+                if seconds is not None and time.monotonic() - started >= seconds:
+                    break
+                if until_idle and self.is_idle():
+                    break
+        finally:
+            self.stop()
+
+    def _coordinate(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                with self._lock:
+                    self._refresh_shards(self.clock.now_ms(), force=False)
+                    self._ensure_consumers()
+                    for key in self._consumers:
+                        thread = self._threads.get(key)
+                        if thread is None or not thread.is_alive():
+                            self._threads[key] = threading.Thread(
+                                target=self._work, args=(key,), name=f"esm-{key[0]}-{key[1]}", daemon=True
+                            )
+                            self._threads[key].start()
+            except Exception as error:  # noqa: BLE001 - logged and counted; the next tick retries
+                logger.exception("reading the shard list failed; retrying")
+                self._errors.append(f"shard list: {error!r}")
+            self._stopping.wait(min(self.options.shard_refresh_seconds, 0.25))
+
+    def _work(self, key: Key) -> None:
+        while not self._stopping.is_set():
+            consumer = self._consumers.get(key)
+            if consumer is None:
+                return
+            try:
+                progress = consumer.step()
+                self._failures.pop(key, None)
+            except SimulatedCrash as crash:
+                self._stats[key].crashes += 1
+                self._drop(key, str(crash))
+                return
+            except CheckpointConflict as conflict:
+                logger.error("another runtime consumes this shard; this one stops", extra={"key": list(key)})
+                self._record_error(key, conflict)
+                with self._lock:
+                    self._consumers.pop(key, None)
+                    self._blocked.add(key)
+                return
+            except Exception as error:  # noqa: BLE001 - logged, counted, retried from the checkpoint
+                logger.exception("shard worker failed", extra={"key": list(key)})
+                self._record_error(key, error)
+                failures = self._failures.get(key, 0)
+                self._failures[key] = failures + 1
+                self._stopping.wait(_ERROR_BACKOFF_SECONDS[min(failures, len(_ERROR_BACKOFF_SECONDS) - 1)])
+                self._drop(key, repr(error))
+                return
+            if consumer.finished:
+                self._retire(key)
+                return
+            if not progress:
+                pause = (
+                    self.options.poll_interval_seconds
+                    if consumer.last_failed
+                    else self.options.idle_tick_seconds
+                )
+                self._stopping.wait(pause)
+
+    def _record_error(self, key: Key, error: BaseException) -> None:
+        stats = self._stats[key]
+        stats.errors += 1
+        stats.last_error = repr(error)
+        self._errors.append(f"{key[0]} {key[1]}: {error!r}")
+
+    # --- observing -------------------------------------------------------------------------
+
+    def stats(self) -> RuntimeStats:
+        with self._lock:
+            shards = [ShardStats(**asdict(s)) for _, s in sorted(self._stats.items())]
+        return RuntimeStats(shards, list(self._errors), self.is_idle())
+
+    def write_stats(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.stats().as_dict(), indent=2))
+        temporary.replace(path)  # readers never see half a file
