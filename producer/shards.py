@@ -10,47 +10,18 @@ shard's range.
 from __future__ import annotations
 
 import bisect
-import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
-HASH_KEY_MAX: Final = 2**128 - 1
+# The routing math is pure and shared with the consumers (they drop records that landed on a
+# shard that is not theirs); it lives in the core, re-exported here for producer code.
+from salesstream.core.sharding import HASH_KEY_MAX, Shard, hash_key
+
+__all__ = ["HASH_KEY_MAX", "Shard", "ShardMap", "ShardMapError", "fetch_shard_map", "hash_key"]
 
 
 class ShardMapError(RuntimeError):
     """The open shards do not tile the hash key space (a reshard is under way): ask again later."""
-
-
-def hash_key(partition_key: str) -> int:
-    return int.from_bytes(hashlib.md5(partition_key.encode()).digest(), "big")  # noqa: S324 - Kinesis's routing hash
-
-
-@dataclass(frozen=True, slots=True)
-class Shard:
-    shard_id: str
-    starting_hash_key: int
-    ending_hash_key: int
-    is_open: bool = True
-
-    @classmethod
-    def from_api(cls, shard: Mapping[str, Any]) -> Shard:
-        """One item of ListShards; a shard with an EndingSequenceNumber is closed."""
-        hash_range = shard["HashKeyRange"]
-        return cls(
-            shard["ShardId"],
-            int(hash_range["StartingHashKey"]),
-            int(hash_range["EndingHashKey"]),
-            is_open="EndingSequenceNumber" not in shard.get("SequenceNumberRange", {}),
-        )
-
-    def holds(self, key: int) -> bool:
-        return self.starting_hash_key <= key <= self.ending_hash_key
-
-    @property
-    def explicit_hash_key(self) -> str:
-        """A hash key inside this shard's range: where its aggregates are sent."""
-        return str(self.starting_hash_key)
 
 
 class ShardMap:

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import gc
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
 
 from salesstream.core.dedup import (
     DedupIndex,
@@ -33,6 +33,9 @@ from salesstream.core.dedup import (
     log_start_after,
 )
 from salesstream.core.positions import Position
+
+if TYPE_CHECKING:
+    from consumers.shards import StreamShards
 
 _PARALLEL_GETS: Final = 8
 
@@ -47,11 +50,9 @@ class CatchUp:
 @dataclass
 class DedupLog:
     s3: Any
-    kinesis: Any
+    shards: StreamShards
     bucket: str
-    stream_name: str
     window_ms: int
-    _parents: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     def catch_up(
         self, index: DedupIndex, shard: str, first_arrival_ms: int, state_log_key: str | None
@@ -62,7 +63,7 @@ class DedupLog:
             start_after = index.last_log(shard) or log_start_after(shard, first_arrival_ms - index.horizon_ms)
             return self._load(index, [(shard, start_after)])
         since = first_arrival_ms - index.horizon_ms - self.window_ms
-        sources = [(parent, log_start_after(parent, since)) for parent in self.parents(shard)]
+        sources = [(parent, log_start_after(parent, since)) for parent in self.shards.parents(shard)]
         loaded = self._load(index, [*sources, (shard, log_start_after(shard, since))])
         index.track(shard)
         # what was just loaded lives for a horizon: keep it out of the collector's full passes
@@ -83,27 +84,6 @@ class DedupLog:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=encode_log(logged))
         index.note_log(shard, key)
         return key
-
-    def parents(self, shard: str) -> list[str]:
-        """The shard's parent shards (split or merge), from ListShards; cached per process."""
-        if shard not in self._parents:
-            self._parents.update(self._lineage())
-        return self._parents.get(shard, [])
-
-    def _lineage(self) -> dict[str, list[str]]:
-        lineage: dict[str, list[str]] = {}
-        request: dict[str, Any] = {"StreamName": self.stream_name}
-        while True:
-            answer = self.kinesis.list_shards(**request)
-            for shard in answer["Shards"]:
-                lineage[shard["ShardId"]] = [
-                    parent
-                    for parent in (shard.get("ParentShardId"), shard.get("AdjacentParentShardId"))
-                    if parent
-                ]
-            if not answer.get("NextToken"):
-                return lineage
-            request = {"NextToken": answer["NextToken"]}
 
     def _load(self, index: DedupIndex, sources: list[tuple[str, str]]) -> CatchUp:
         keys: list[tuple[str, str]] = []

@@ -28,6 +28,7 @@ from consumers.aggregator.window import apply, plan
 from consumers.quarantine import Quarantine, Stored
 from consumers.records import DecodedBatch, decode_records
 from consumers.settings import AggregatorSettings
+from consumers.shards import StreamShards
 from salesstream.aws import CLIENT_CONFIG
 from salesstream.core.aggregation import StateLayoutChanged, WindowState, segment_of
 from salesstream.core.dedup import DedupIndex
@@ -46,6 +47,7 @@ class Aggregator:
     """What one process keeps between invocations."""
 
     settings: AggregatorSettings
+    shards: StreamShards
     index: DedupIndex
     log: DedupLog
     quarantine: Quarantine
@@ -62,10 +64,12 @@ class Aggregator:
             session.client(name, config=CLIENT_CONFIG) for name in ("dynamodb", "s3", "kinesis")
         )
         window_ms = settings.window_seconds * 1000
+        shards = StreamShards(kinesis, settings.stream_name)
         return cls(
             settings=settings,
+            shards=shards,
             index=DedupIndex(horizon_ms=settings.dedup_horizon_seconds * 1000, slack_ms=window_ms),
-            log=DedupLog(s3, kinesis, settings.archive_bucket, settings.stream_name, window_ms),
+            log=DedupLog(s3, shards, settings.archive_bucket, window_ms),
             quarantine=Quarantine(dynamodb, s3, settings.quarantine_table, settings.archive_bucket),
             segments=SegmentStore(dynamodb, settings.aggregates_table),
         )
@@ -111,7 +115,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     before = Counts.of(state)
 
     with collector_paused():
-        batch = decode_records(window_event.Records)
+        batch = decode_records(window_event.Records, app.shards.get(shard))
         with app.index_lock:
             caught_up = app.catch_up(shard, batch, state)
             planned = plan(state, app.index, shard, batch)
@@ -198,6 +202,8 @@ def report(
         if count != before.quarantined.get(reason, 0)
     }
     metrics.add_metric(name="EventsCounted", unit=MetricUnit.Count, value=folded)
+    # user records that belong to another shard (a stale producer shard map); resent there
+    metrics.add_metric(name="Misplaced", unit=MetricUnit.Count, value=len(batch.misplaced))
     metrics.add_metric(name="Duplicates", unit=MetricUnit.Count, value=duplicates)
     metrics.add_metric(
         name="Conflicts", unit=MetricUnit.Count, value=quarantined.get("duplicate_conflict", 0)
@@ -222,6 +228,7 @@ def report(
             "already_in_state": already_in_state,
             "events_folded": folded,
             "duplicates": duplicates,
+            "misplaced": len(batch.misplaced),
             "quarantined": quarantined,
             "quarantine_errors": stored.errors[:3],
             "redelivered_from": response.batchItemFailures[0].itemIdentifier
