@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create .venv and install the project with its dev tools
 
 demo: $(STAMP) ## the main job: the demo pipeline on the embedded emulator (no Docker, no AWS)
-	$(BIN)/salesstream produce --stores 20 --rate 500 --duration 5 --seed 7
+	$(BIN)/salesstream demo
 
 test: $(STAMP) ## the whole suite: unit, integration and e2e tiers
 	$(BIN)/python -m pytest
