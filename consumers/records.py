@@ -116,6 +116,13 @@ def decode_records(records: Sequence[KinesisEventRecord], shard: Shard | None = 
                 refused.append(
                     Refusal(index, subsequence, rejected.reason, rejected.detail, raw, event_id_hint(raw))
                 )
+            except Exception as unexpected:  # noqa: BLE001 - a poison record must not block its shard
+                # Validation is deterministic: a record that makes it fail in an unforeseen way
+                # would fail on every retry and hold the shard (B4). Quarantine it with the error's
+                # type (never its message, which may quote the payload) and go on.
+                refused.append(
+                    Refusal(index, subsequence, Reason.POISON, f"unexpected {type(unexpected).__name__}", raw)
+                )
     return batch
 
 

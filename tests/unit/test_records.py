@@ -176,3 +176,26 @@ def test_a_plain_record_always_belongs_to_its_shard() -> None:
     )
     assert len(decode_records(event.Records, nowhere).accepted) == 1
     assert batch.misplaced == []
+
+
+def test_a_poison_record_is_quarantined_and_the_rest_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A record that breaks validation in an unforeseen way would fail every retry (B4).
+    import consumers.records as records
+
+    poison, good = order("store-1", 100), order("store-2", 200)
+    real = records.validate_wire
+
+    def breaks_on_poison(raw: bytes, *, screened: bool = False) -> dict:
+        if poison.event_id.encode() in raw:
+            raise RecursionError("deep in a library")
+        return real(raw, screened=screened)
+
+    monkeypatch.setattr(records, "validate_wire", breaks_on_poison)
+    batch, _ = decode(kpl(poison, good))
+    assert [e["event_id"] for e, _, _, _ in batch.accepted] == [good.event_id]
+    (refusal,) = batch.refused
+    assert (refusal.reason, refusal.detail, refusal.subsequence) == (
+        Reason.POISON,
+        "unexpected RecursionError",
+        0,
+    )
