@@ -19,9 +19,10 @@ if TYPE_CHECKING:
 _REFUND = EventType.ORDER_REFUNDED.value
 
 
-def accept(raw: bytes) -> Accepted:
-    """The contract's checks (size cap, card scan, strict schema, total) or `RejectedEvent`."""
-    event = validate_wire(raw)
+def accept(raw: bytes, *, screened: bool = False) -> Accepted:
+    """The contract's checks (size cap, card scan, strict schema, total) or `RejectedEvent`;
+    `screened` when the size cap and card scan already ran over a whole chunk (`screen_many`)."""
+    event = validate_wire(raw, screened=screened)
     return Accepted(
         raw,
         event["event_id"],

@@ -30,7 +30,7 @@ from producer.sender import MAX_BYTES_PER_CALL, MAX_ENTRIES_PER_CALL, Sender, Se
 from producer.settings import ProducerSettings
 from producer.shards import ShardMapError, fetch_shard_map
 from producer.spool import Spool, SpoolEntry, SpoolReason
-from salesstream.core.contract import OrderEvent
+from salesstream.core.contract import OrderEvent, screen_many
 from salesstream.core.reasons import RejectedEvent
 
 if TYPE_CHECKING:
@@ -118,8 +118,18 @@ class Producer:
         return self._submit(event.to_json_bytes() if isinstance(event, OrderEvent) else event)
 
     def submit_many(self, events: Iterable[bytes | OrderEvent]) -> list[tuple[int, RejectedEvent]]:
-        """Accept many; returns (position, refusal) for each refused one."""
-        return [(index, refusal) for index, event in enumerate(events) if (refusal := self.submit(event))]
+        """Accept many; returns (position, refusal) for each refused one. Cheaper per event than
+        `submit`: the size cap and the card scan run once over the whole chunk when it is clean."""
+        if self._closed:
+            raise ProducerClosed("submit() after close(): open a new Producer")
+        self.open()
+        raws = [event.to_json_bytes() if isinstance(event, OrderEvent) else event for event in events]
+        screened = screen_many(raws)
+        return [
+            (index, refusal)
+            for index, raw in enumerate(raws)
+            if (refusal := self._submit(raw, screened=screened))
+        ]
 
     def poll(self) -> None:
         """Send buffered events whose linger time is up (for callers that go quiet)."""
@@ -167,9 +177,9 @@ class Producer:
 
     # --- the path of one event ------------------------------------------------------------
 
-    def _submit(self, raw: bytes) -> RejectedEvent | None:
+    def _submit(self, raw: bytes, *, screened: bool = False) -> RejectedEvent | None:
         try:
-            event = accept(raw)
+            event = accept(raw, screened=screened)
         except RejectedEvent as refusal:
             self._rejected[refusal.reason.value] += 1
             return refusal

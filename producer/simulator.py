@@ -50,7 +50,7 @@ _BASKET_WEIGHTS: Final = (35, 25, 20, 12, 8)
 _QUANTITIES: Final = (1, 2, 3, 4, 6)
 _QUANTITY_WEIGHTS: Final = (70, 18, 7, 3, 2)
 _RECENT_SALES: Final = 16  # per store, the sales a refund can refer to
-_CHUNK: Final = 512
+CHUNK: Final = 512  # events per generated chunk (and per submit_many call)
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,7 @@ class Fleet:
     def stream(self) -> Iterator[list[bytes]]:
         """Chunks of events, forever."""
         while True:
-            yield self.events(_CHUNK)
+            yield self.events(CHUNK)
 
 
 def paced(
@@ -216,10 +216,10 @@ def paced(
     start = clock()
     if rate <= 0:
         while clock() - start < duration:
-            yield fleet.events(_CHUNK)
+            yield fleet.events(CHUNK)
         return
     total = round(rate * duration)
-    chunk = max(1, min(_CHUNK, round(rate / 20)))
+    chunk = max(1, min(CHUNK, round(rate / 20)))
     produced = 0
     while produced < total:
         due = start + produced / rate

@@ -248,3 +248,14 @@ def test_arbitrary_bytes_are_refused_with_a_reason_never_a_crash(raw: bytes) -> 
         with pytest.raises(RejectedEvent) as caught:
             validate(raw)
         assert isinstance(caught.value.reason, Reason)
+
+
+def test_screen_many_passes_clean_chunks_and_flags_any_bad_one() -> None:
+    from salesstream.core.contract import screen_many
+
+    clean = [encode(valid_event(event_id=f"evt-{i}")) for i in range(50)]
+    assert screen_many(clean)
+    assert not screen_many([*clean, encode(valid_event(note="4111 1111 1111 1111"))])
+    assert not screen_many([*clean, b"{" + b" " * MAX_EVENT_BYTES + b"}"])
+    # digits at the end of one payload and the start of the next never join into a card number
+    assert screen_many([b'{"a": "411111111"}', b'1111111 ok'])
