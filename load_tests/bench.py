@@ -27,6 +27,8 @@ from rich.table import Table
 
 BENCHMARKS: list[str] = [
     "load_tests.bench_producer",
+    "load_tests.bench_aggregator",
+    "load_tests.bench_runtime",
 ]
 
 
@@ -63,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="benchmark modules to run (default: all)")
     parser.add_argument("--out", type=Path, default=Path("reports/bench.json"))
     args = parser.parse_args(argv)
-    console = Console()
+    # a log is not a terminal: give the table room instead of rich's 80-column default
+    console = Console(width=None if sys.stdout.isatty() else 160)
     figures: list[Figure] = []
     for name in BENCHMARKS:
         if args.only and not any(name.endswith(wanted) for wanted in args.only):

@@ -258,4 +258,4 @@ def test_screen_many_passes_clean_chunks_and_flags_any_bad_one() -> None:
     assert not screen_many([*clean, encode(valid_event(note="4111 1111 1111 1111"))])
     assert not screen_many([*clean, b"{" + b" " * MAX_EVENT_BYTES + b"}"])
     # digits at the end of one payload and the start of the next never join into a card number
-    assert screen_many([b'{"a": "411111111"}', b'1111111 ok'])
+    assert screen_many([b'{"a": "411111111"}', b"1111111 ok"])
