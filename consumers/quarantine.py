@@ -111,6 +111,8 @@ class Quarantine:
         """BatchWriteItem, retrying unprocessed items and transient errors with backoff."""
         error: Exception = _Unprocessed()
         for attempt in range(self.backoff.attempts):
+            if attempt:
+                self.backoff.pause(attempt - 1)  # before each retry; never after the last attempt
             requests = [{"PutRequest": {"Item": item}} for _, item in chunk.values()]
             try:
                 answer = self.dynamodb.batch_write_item(RequestItems={self.table: requests})
@@ -118,7 +120,6 @@ class Quarantine:
                 error = failure
                 if not is_transient(failure):
                     break
-                self.backoff.pause(attempt)
                 continue
             unprocessed = answer.get("UnprocessedItems", {}).get(self.table, [])
             left = {
@@ -128,7 +129,6 @@ class Quarantine:
             if not chunk:
                 return
             error = _Unprocessed()
-            self.backoff.pause(attempt)
         for refusal, _ in chunk.values():
             stored.fail(refusal, error)
 

@@ -13,12 +13,12 @@ No network and no boto3 here: the aggregator and the archiver (batch layer) both
 from __future__ import annotations
 
 import binascii
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import from_json
 
 from salesstream.core.cards import contains_card_number
 from salesstream.core.contract import MAX_EVENT_BYTES, Identifier, validate_wire
@@ -139,7 +139,9 @@ def event_id_hint(raw: bytes) -> str | None:
     if len(raw) > MAX_EVENT_BYTES:
         return None  # refused by the size cap: never parse it
     try:
-        document = json.loads(raw)
+        # pydantic-core's parser bounds nesting (ValueError); json.loads would raise RecursionError
+        # on a deeply nested payload within the size cap, on every retry of its batch
+        document = from_json(raw)
         event_id = _IDENTIFIER.validate_python(document["event_id"], strict=True)
     except (ValueError, TypeError, KeyError, ValidationError):
         return None

@@ -115,6 +115,15 @@ def test_event_id_hint() -> None:
     assert event_id_hint(b"\xff") is None
 
 
+def test_a_deeply_nested_payload_is_refused_not_a_crash() -> None:
+    # within the size cap, thousands of levels: refused as not_json, and reading its event id
+    # for the quarantine must not blow the interpreter's recursion limit (it failed every retry)
+    nested = b'{"event_id": ' + b"[" * (MAX_EVENT_BYTES - 20)
+    (refusal,) = decode(nested)[0].refused
+    assert (refusal.reason, refusal.event_id) == (Reason.NOT_JSON, None)
+    assert event_id_hint(nested) is None
+
+
 user_payloads = st.lists(st.binary(min_size=0, max_size=200), min_size=1, max_size=30)
 
 

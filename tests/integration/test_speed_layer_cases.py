@@ -1,0 +1,543 @@
+"""The speed layer's reliability cases through the stream (RELIABILITY.md C1-C5, B1-B5, B7).
+
+Every test puts records into the orders stream on the embedded moto server, lets the
+event-source-mapping runtime (virtual clock) invoke the aggregator by the template's Handler
+path, and reads back what landed in DynamoDB and S3: exact totals per store and currency against
+a model over the distinct accepted event ids, and the exact quarantine contents. (The handler
+contract tests in test_aggregator_*.py call the handler by hand; these never do.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import consumers.records
+from consumers.aggregator.handler import aggregator
+from producer import Producer, ProducerSettings, producer_client
+from producer.shards import hash_key
+from producer.simulator import Fleet, FleetConfig
+from salesstream.core.aggregation import Totals
+from salesstream.core.contract import MAX_EVENT_BYTES
+from salesstream.core.kpl import MAGIC
+from salesstream.runtime import Call, Fault, Runtime, RuntimeOptions, VirtualClock
+from salesstream.runtime.model import Outcome
+from tests.integration.conftest import AggregatorStack, answer_with_error, crash_after, error
+from tests.integration.test_aggregator_quarantine import BAD_PAYLOADS, EXPECTED_REASONS, with_fields
+from tests.kinesis_reading import read_stream
+from tests.runtime_support import sleep_into_next_window
+from tests.stream_pipeline import (
+    WHOLE,
+    Pipeline,
+    Placed,
+    Script,
+    captured_logs,
+    card_numbers_in,
+    decoded_stores,
+    model,
+    with_room_in_the_window,
+)
+from tests.window_events import kpl, order
+
+PipelineFactory = Callable[..., Pipeline]
+CARD = b"4111 1111 1111 1111"
+SENT_CARDS = (b"4111111111111111", b"5500000000000004")  # every card number B7 puts, digits only
+
+
+@pytest.fixture
+def pipeline(aggregator_stack: Callable[..., AggregatorStack]) -> Iterator[PipelineFactory]:
+    """Factory: a stack (one shard, 15-minute windows by default) and a runtime on it that runs
+    the template's mapping with the template's Handler, on a virtual clock."""
+
+    def make(
+        *,
+        shards: int = 1,
+        window_seconds: int = 900,
+        batch_size: int = 100,
+        script: Script | None = None,
+        **options: Any,
+    ) -> Pipeline:
+        stack = aggregator_stack(ShardCount=shards, WindowSeconds=window_seconds, BatchSize=batch_size)
+        with_room_in_the_window(window_seconds)
+        clock, script = VirtualClock(), script or Script()
+        runtime = Runtime(  # no handlers given: it imports the template's Handler, as Lambda does
+            stack.template, stack.endpoint, clock=clock, options=RuntimeOptions(**options), hooks=script
+        )
+        return Pipeline(stack, runtime, clock, script, window_seconds)
+
+    return make
+
+
+def sequences(placed: list[Placed]) -> tuple[str, ...]:
+    return tuple(p.sequence for p in placed)
+
+
+# --- C: consumer failures ---------------------------------------------------------------------
+
+
+def test_c1_batches_delivered_twice_and_crashes_after_the_write_change_nothing(
+    pipeline: PipelineFactory,
+) -> None:
+    seen: list[str | None] = []
+
+    def faults(call: Call, outcome: Outcome) -> Fault:
+        """The first batch is delivered twice at once; the second batch and the final invocation
+        crash the poller once after the handler returned (no checkpoint), then come again and
+        the second batch is replayed as well. The final's crash takes the Lambda process too."""
+        first = call.batch.first_sequence  # None for a final invocation
+        again = first in seen
+        seen.append(first)
+        if again or first == placed[0].sequence:
+            return Fault.REPLAY if first else Fault.NONE
+        if first is None:
+            aggregator.cache_clear()  # a cold start for the retried final invocation
+        return Fault.CRASH
+
+    line = pipeline(batch_size=3, script=Script(faults))
+    events = [order(f"store-{n % 3}", 100 * n + 1, refund=n % 4 == 3) for n in range(10)]
+    placed = line.put(*events[:2], kpl(*events[2:5]), *events[5:7], kpl(*events[7:]))  # 2 batches
+    line.run()
+    line.close_windows()
+
+    assert line.errors() == []
+    assert (
+        [(i.sequences, i.final, i.outcome, i.fault) for i in line.script.invocations]
+        == [
+            (sequences(placed[:3]), False, "ok", Fault.REPLAY),
+            (sequences(placed[3:]), False, "ok", Fault.CRASH),  # its state never checkpointed ...
+            (sequences(placed[3:]), False, "ok", Fault.REPLAY),  # ... so it comes again, and twice
+            ((), True, "ok", Fault.CRASH),  # the segment written, the checkpoint not
+            ((), True, "ok", Fault.NONE),  # so the final invocation comes again, in a new process
+        ]
+    )
+    stats = line.runtime.stats()
+    assert (stats.totals()["invocations"], stats.shards[0].crashes) == (7, 2)
+    assert line.totals() == model(events)
+    (segment,) = line.segments()
+    assert (segment["events"], segment["duplicates"], segment["terminated_early"]) == (10, 0, False)
+    assert decoded_stores(segment) == model(events)
+    assert line.counters() == {"events": 10, "duplicates": 0, "conflicts": 0, "quarantined": 0, "segments": 1}
+
+
+def test_c1_a_crash_inside_the_handler_after_the_transaction_before_returning(
+    pipeline: PipelineFactory,
+) -> None:
+    line = pipeline()
+    events = [order("store-1", 1000), order("store-2", 250), order("store-1", 40, refund=True)]
+    line.put(events[0], kpl(*events[1:]))
+    line.run()
+    crash = crash_after(line.stack.app.segments.dynamodb, "TransactWriteItems")
+    line.close_windows()  # the final invocation writes, then its process dies before returning
+    assert crash.calls == 1
+    assert line.totals() == model(events)  # the write went through
+    assert [i.outcome for i in line.script.finals()] == ["failed"]  # the shard waits on it
+
+    line.stack.cold_start()
+    line.run()  # Lambda retries the final invocation, in a fresh process
+    assert [i.outcome for i in line.script.finals()] == ["failed", "ok"]
+    assert line.totals() == model(events)
+    assert len(line.segments()) == 1
+    assert line.counters()["events"] == 3
+    assert line.runtime.stats().shards[0].windows_closed == 1
+
+
+def test_c2_a_batch_item_failure_in_the_middle_replays_from_there_and_counts_once(
+    pipeline: PipelineFactory,
+) -> None:
+    line = pipeline()
+    pauses = line.no_sleep()
+    # the quarantine write fails through all of the handler's own retries, once
+    fault = answer_with_error(
+        line.stack.app.quarantine.dynamodb, "BatchWriteItem", error("ThrottlingException"), times=8
+    )
+    good = [order(store, amount) for store, amount in [("store-1", 500), ("store-2", 20), ("store-1", 3)]]
+    good += [order("store-3", 77), order("store-2", 1), order("store-2", 2, refund=True)]
+    junk = b"junk in the middle"
+    placed = line.put(good[0], kpl(good[1], good[2]), junk, good[3], kpl(good[4], good[5]))
+    line.run()
+    line.close_windows()
+
+    first, retry, final = line.script.invocations
+    assert (first.sequences, first.outcome) == (sequences(placed), f"partly failed at {placed[2].sequence}")
+    assert (retry.sequences, retry.outcome) == (sequences(placed[2:]), "ok")  # from the failed record on
+    assert (final.final, final.outcome) == (True, "ok")
+    assert (fault.calls, len(pauses)) == (9, 7)  # a pause before each retry, none after the last
+    assert line.quarantine() == {(placed[2].sequence, 0): ("not_json", junk, None)}
+    assert line.totals() == model(good)
+    # the records before the failure were not folded again: every event counted once
+    assert line.counters() == {"events": 6, "duplicates": 0, "conflicts": 0, "quarantined": 1, "segments": 1}
+    assert line.errors() == []
+
+
+def test_c3_throttling_and_cancelled_transactions_on_the_persistence_are_retried(
+    pipeline: PipelineFactory,
+) -> None:
+    line = pipeline()
+    pauses = line.no_sleep()
+    events = [order(f"store-{n}", 1000 + n) for n in range(3)] + [order("store-0", 5, refund=True)]
+    line.put(kpl(*events))
+    line.run()
+    client = line.stack.app.segments.dynamodb
+    # 1: throttled through every retry: the final invocation fails and the shard waits
+    exhausted = answer_with_error(client, "TransactWriteItems", error("ThrottlingException"), times=8)
+    line.close_windows()
+    assert exhausted.calls == 8
+    assert [i.outcome for i in line.script.finals()] == ["failed"]
+    assert (line.totals(), line.segments()) == ({}, [])
+    exhausted.remove()
+    # 2: cancelled twice (a conflicting transaction, then throttling on one item), then the
+    # whole call throttled twice; the retried final invocation gets through
+    items = 3 + 1 + 1 + 1  # stores, the shard's EUR total, its counters, the segment
+    cancelled = [
+        answer_with_error(
+            client,
+            "TransactWriteItems",
+            error(
+                "TransactionCanceledException",
+                CancellationReasons=[{"Code": code}] + [{"Code": "None"}] * (items - 1),
+            ),
+            times=1,
+        )
+        for code in ("TransactionConflict", "ThrottlingError")
+    ]
+    throttled = answer_with_error(
+        client, "TransactWriteItems", error("ProvisionedThroughputExceededException"), times=2
+    )
+    line.run()
+    # every hook sees the calls the ones before it let through: 5 calls, the fifth succeeded
+    assert [cancelled[0].calls, cancelled[1].calls, throttled.calls] == [5, 4, 3]
+    assert [i.outcome for i in line.script.finals()] == ["failed", "ok"]
+    assert len(pauses) == 7 + 4  # between the 8 attempts, then before each of the 4 retries
+    assert line.totals() == model(events)
+    (segment,) = line.segments()
+    assert segment["events"] == 4
+    assert line.counters()["segments"] == 1
+
+
+def test_c4_a_window_ended_early_by_the_state_limit_and_retried_finals_write_each_segment_once(
+    pipeline: PipelineFactory,
+) -> None:
+    line = pipeline(
+        batch_size=1,
+        state_limit_bytes=600,
+        script=Script(lambda call, outcome: Fault.REPLAY if call.batch.final else Fault.NONE),
+    )
+    # every record brings three new stores: the state grows ~115 bytes per record from ~320, so
+    # a segment holds two records: the window ends early three times
+    events = [order(f"store-{r}-{n}", 10 * r + n + 1) for r in range(8) for n in range(3)]
+    line.put(*(kpl(*events[r * 3 : r * 3 + 3]) for r in range(8)))
+    line.run()
+    line.close_windows()
+
+    assert line.errors() == []
+    finals = line.script.finals()
+    assert [f.terminated_early for f in finals] == [True, True, True, False]
+    assert all(f.fault is Fault.REPLAY and f.outcome == "ok" for f in finals)  # each final twice
+    segments = line.segments()
+    assert [s["terminated_early"] for s in segments] == [True, True, True, False]
+    assert len({s["window_start"] for s in segments}) == 1  # segments of one window
+    assert [s["events"] for s in segments] == [6, 6, 6, 6]
+    per_segment: dict[tuple[str, str], Totals] = {}
+    for segment in segments:
+        for key, totals in decoded_stores(segment).items():
+            per_segment[key] = per_segment.get(key, Totals()) + totals
+    assert per_segment == line.totals() == model(events)  # the segments add up to the totals
+    assert line.counters() == {
+        "events": 24,
+        "duplicates": 0,
+        "conflicts": 0,
+        "quarantined": 0,
+        "segments": len(segments),
+    }
+    assert line.runtime.stats().shards[0].segments_terminated_early == 3
+
+
+def test_c5_a_shard_split_in_the_middle_of_a_window_while_the_producer_sends(
+    pipeline: PipelineFactory, tmp_path: Path
+) -> None:
+    line = pipeline(shards=1)
+    kinesis = line.stack.endpoint.client("kinesis")
+    events = Fleet(FleetConfig(stores=20, seed=5)).events(1_200)
+    producer = Producer(
+        producer_client(endpoint_url=line.stack.endpoint.url, region_name=line.stack.endpoint.region),
+        line.stream,
+        tmp_path / "spool.jsonl",
+        settings=ProducerSettings(linger_seconds=3600),
+        sleep=lambda _: None,
+        rng=random.Random(0),
+    )
+    with producer:
+        producer.submit_many(events[:600])
+        producer.flush()
+        line.run()  # the parent's window is open, its state held by the runtime
+        (parent,) = kinesis.list_shards(StreamName=line.stream)["Shards"]
+        kinesis.split_shard(
+            StreamName=line.stream, ShardToSplit=parent["ShardId"], NewStartingHashKey=str(2**127)
+        )
+        producer.submit_many(events[600:])  # routed with the map from before the split
+    line.run()
+    line.close_windows()
+
+    result = producer.result
+    assert (result.sent, result.spooled, result.rerouted > 0) == (1_200, 0, True)
+    shard_map, landed = read_stream(kinesis, line.stream)
+    misplaced = [
+        record
+        for record in landed
+        for user in record.user_records
+        if not shard_map.shards[record.shard_id].holds(hash_key(user.partition_key))
+    ]
+    assert misplaced  # copies on the wrong child exist: the consumer had to drop them
+    assert line.errors() == []
+    expected = model(events)
+    assert line.totals() == expected
+    assert {
+        (row.store_id, row.currency): Totals(row.orders, row.refunds, row.gross_minor, row.refunds_minor)
+        for row in result.tally
+    } == expected
+    # dropped before the dedup index: not even judged as duplicates
+    assert line.counters()["duplicates"] == 0
+    assert line.counters()["events"] == 1_200
+    segments = line.segments()
+    assert {s["shard_id"] for s in segments} == set(shard_map.shards)  # the parent and both children
+    assert len({s["window_start"] for s in segments}) == 1  # the split came in the middle of it
+
+
+# --- B: bad input ----------------------------------------------------------------------------
+
+
+def test_b1_unreadable_records_and_corrupt_aggregates_are_quarantined_and_the_shard_goes_on(
+    pipeline: PipelineFactory,
+) -> None:
+    line = pipeline()
+    good = [order("store-1", 1250), order("store-2", 99), order("store-1", 7, refund=True)]
+    lost_in_checksum = [order("store-3", 5000), order("store-3", 6000)]
+    not_json, truncated, bad_utf8 = (
+        b"hello, not json",
+        order("store-9", 100).to_json_bytes()[:40],
+        b'{"event_id": "\xff\xfe"}',
+    )
+    bad_checksum = bytearray(kpl(*lost_in_checksum))
+    bad_checksum[-1] ^= 0x01  # a bit flipped in the MD5 trailer
+    body = b"\x1a\xff\xff\xff\x0f"  # a length-delimited field that runs past the end
+    broken_protobuf = MAGIC + body + hashlib.md5(body).digest()  # noqa: S324 - the format's checksum
+    placed = line.put(
+        good[0], not_json, truncated, bad_utf8, bytes(bad_checksum), broken_protobuf, kpl(good[1], good[2])
+    )
+    line.run()
+    later = order("store-2", 1)
+    (after,) = line.put(later)  # the shard goes on
+    line.run()
+    line.close_windows()
+
+    assert line.quarantine() == {
+        (placed[1].sequence, 0): ("not_json", not_json, None),
+        (placed[2].sequence, 0): ("not_json", truncated, None),
+        (placed[3].sequence, 0): ("bad_utf8", bad_utf8, None),
+        (placed[4].sequence, WHOLE): ("bad_aggregate_checksum", bytes(bad_checksum), None),
+        (placed[5].sequence, WHOLE): ("broken_aggregate", broken_protobuf, None),
+    }
+    assert line.totals() == model([*good, later])  # nothing of the corrupt aggregate counted
+    assert line.counters() == {"events": 4, "duplicates": 0, "conflicts": 0, "quarantined": 5, "segments": 1}
+    assert all(i.outcome == "ok" for i in line.script.invocations)
+    assert line.script.invocations[1].sequences == (after.sequence,)
+
+
+B2_CASES = [
+    "missing_field",
+    "non_positive_quantity",
+    "negative_price",
+    "nan_price",
+    "unknown_currency",
+    "wrong_type",
+    "unknown_field",
+]
+
+
+def test_b2_invalid_events_are_quarantined_with_their_reason_code(pipeline: PipelineFactory) -> None:
+    line = pipeline()
+    negative_quantity = with_fields(
+        lines=[{"sku": "A", "quantity": -2, "unit_price_minor": 100}], total_minor=-200
+    )
+    payloads = {name: BAD_PAYLOADS[name] for name in B2_CASES} | {"negative_quantity": negative_quantity}
+    reasons = EXPECTED_REASONS | {"negative_quantity": "non_positive_quantity"}
+    good = [order("store-1", 300), order("store-2", 45), order("store-1", 12)]
+    names = list(payloads)
+    # half of them plain records, the other half inside one aggregate with good events around
+    plain, aggregated = names[: len(names) // 2], names[len(names) // 2 :]
+    placed = line.put(
+        good[0], *(payloads[n] for n in plain), kpl(good[1], *(payloads[n] for n in aggregated), good[2])
+    )
+    line.run()
+    line.close_windows()
+
+    expected = {
+        (placed[1 + i].sequence, 0): (reasons[name], payloads[name], json.loads(payloads[name])["event_id"])
+        for i, name in enumerate(plain)
+    } | {
+        (placed[-1].sequence, 1 + i): (reasons[name], payloads[name], json.loads(payloads[name])["event_id"])
+        for i, name in enumerate(aggregated)
+    }
+    assert line.quarantine() == expected
+    assert {reason for reason, _, _ in expected.values()} == {
+        "missing_field",
+        "non_positive_quantity",
+        "negative_price",
+        "wrong_type",
+        "unknown_currency",
+        "unknown_field",
+    }
+    assert line.totals() == model(good)
+
+
+def test_b3_a_huge_well_formed_payload_is_refused_by_the_size_cap(pipeline: PipelineFactory) -> None:
+    line = pipeline()
+    huge = BAD_PAYLOADS["huge"]
+    assert huge.count(b'"sku"') == 10_000
+    assert len(huge) > 32 * MAX_EVENT_BYTES
+    good = [order("store-1", 10), order("store-2", 20)]
+    placed = line.put(good[0], huge, good[1])
+    line.run()
+    line.close_windows()
+
+    assert line.quarantine() == {(placed[1].sequence, 0): ("oversize", huge, None)}
+    (item,) = line.stack.items(line.stack.quarantine_table)
+    assert "raw" not in item  # too big for an item: the bytes are in the bucket
+    assert item["raw_s3_key"].startswith("quarantine/")
+    assert (int(item["raw_bytes"]), item["detail"]) == (len(huge), f"{len(huge)} bytes > {MAX_EVENT_BYTES}")
+    assert line.totals() == model(good)
+
+
+def test_b4_a_poison_record_is_quarantined_and_the_shard_moves_on(
+    pipeline: PipelineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    line = pipeline(script=Script(lambda call, outcome: Fault.NONE if call.batch.final else Fault.REPLAY))
+    poison = order("store-1", 666)
+    real = consumers.records.validate_wire
+    tries: list[bytes] = []
+
+    def fails_on_the_poison(raw: bytes, *, screened: bool = False) -> dict[str, Any]:
+        if poison.event_id.encode() in raw:
+            tries.append(raw)
+            raise ZeroDivisionError("deep inside a library")  # fails every time it is read
+        return real(raw, screened=screened)
+
+    monkeypatch.setattr(consumers.records, "validate_wire", fails_on_the_poison)
+    # and a real one: nesting within the size cap that blew Python's recursion limit
+    nested = b'{"event_id": "evt-nested", "x": ' + b"[" * (MAX_EVENT_BYTES - 40)
+    good = [order("store-1", 100), order("store-2", 200), order("store-3", 300)]
+    placed = line.put(kpl(good[0], poison, good[1]), nested)
+    line.run()
+    (after,) = line.put(good[2])
+    line.run()
+    line.close_windows()
+
+    assert len(tries) == 2  # delivered twice, failed twice
+    assert line.quarantine() == {
+        (placed[0].sequence, 1): ("poison", poison.to_json_bytes(), None),
+        (placed[1].sequence, 0): ("not_json", nested, None),
+    }
+    (item,) = [i for i in line.stack.items(line.stack.quarantine_table) if i["reason"] == "poison"]
+    assert item["detail"] == "unexpected ZeroDivisionError"  # the type, never the message
+    assert line.totals() == model(good)
+    stats = line.runtime.stats().totals()
+    assert (stats["function_errors"], stats["records_discarded"]) == (0, 0)
+    assert all(i.outcome == "ok" for i in line.script.invocations)
+    assert line.script.invocations[1].sequences == (after.sequence,)
+
+
+def test_b5_duplicates_count_once_conflicts_are_quarantined_across_a_window_and_a_cold_start(
+    pipeline: PipelineFactory,
+) -> None:
+    def cold_start_after_each_final(call: Call, outcome: Outcome) -> Fault:
+        if call.batch.final:
+            aggregator.cache_clear()  # a new Lambda process: its dedup index must come back from S3
+        return Fault.NONE
+
+    line = pipeline(
+        window_seconds=2, window_close_grace_seconds=0, script=Script(cold_start_after_each_final)
+    )
+    sale = order("store-1", 1000)
+    disputed = order("store-2", 500)
+    changed = order("store-2", 999, event_id=disputed.event_id)
+    first = line.put(sale, disputed, sale, changed)  # a resend and a conflict in the same batch
+    line.run()
+    sleep_into_next_window(2)
+    changed_again = order("store-2", 777, event_id=disputed.event_id)
+    fresh = order("store-3", 5)
+    second = line.put(sale, changed_again, fresh)  # seconds later, in the next window
+    line.close_windows()
+
+    assert [(i.sequences, i.final) for i in line.script.invocations] == [
+        (sequences(first), False),
+        ((), True),  # window one closes, and its process goes away
+        (sequences(second), False),  # judged by a cold process
+        ((), True),
+    ]
+    one, two = line.segments()
+    assert two["window_start"] == one["window_end"]
+    assert [(s["events"], s["duplicates"], s["conflicts"]) for s in (one, two)] == [(2, 1, 1), (1, 1, 1)]
+    assert line.quarantine() == {
+        (first[3].sequence, 0): ("duplicate_conflict", changed.to_json_bytes(), disputed.event_id),
+        (second[1].sequence, 0): ("duplicate_conflict", changed_again.to_json_bytes(), disputed.event_id),
+    }
+    assert line.totals() == model([sale, disputed, fresh])
+    assert line.counters() == {"events": 3, "duplicates": 2, "conflicts": 2, "quarantined": 2, "segments": 2}
+
+
+def test_b7_a_card_number_put_straight_into_the_stream_is_masked_and_stored_nowhere(
+    pipeline: PipelineFactory, capfd: pytest.CaptureFixture[str]
+) -> None:
+    line = pipeline()
+    base = json.loads(order("store-1", 100).to_json_bytes())
+    in_a_note = json.dumps({**base, "event_id": "evt-card-note", "note": CARD.decode()}).encode()
+    as_terminal = json.dumps(
+        {**base, "event_id": "evt-card-till", "terminal_id": "4111111111111111"}
+    ).encode()
+    as_event_id = json.dumps({**base, "event_id": "5500-0000-0000-0004"}).encode()
+    in_text = b"card 4111-1111-1111-1111 exp 12/29"
+    escaped = in_a_note.replace(CARD[:1], b"\\u0034", 1)  # the first digit spelled as a JSON escape
+    good = [order("store-1", 250), order("store-2", 40)]
+    broken = bytearray(kpl(good[0], in_a_note))
+    broken[-1] ^= 0x01
+    placed = line.put(
+        in_a_note, kpl(good[0], as_terminal, good[1]), as_event_id, in_text, escaped, bytes(broken)
+    )
+    (keyed,) = line.put(b"junk", partition_key="4111111111111111")
+    with captured_logs() as logs:
+        line.run()
+        line.close_windows()
+
+    def masked(data: bytes, card: bytes) -> bytes:
+        assert card in data
+        return data.replace(card, b"#" * len(card))
+
+    found = line.quarantine()
+    assert found == {
+        (placed[0].sequence, 0): ("card_number", masked(in_a_note, CARD), "evt-card-note"),
+        (placed[1].sequence, 1): ("card_number", masked(as_terminal, b"4111111111111111"), "evt-card-till"),
+        (placed[2].sequence, 0): ("card_number", masked(as_event_id, b"5500-0000-0000-0004"), None),
+        (placed[3].sequence, 0): ("card_number", masked(in_text, b"4111-1111-1111-1111"), None),
+        # kept unescaped, so the mask covers the digit that hid behind \u0034
+        (placed[4].sequence, 0): ("card_number", masked(in_a_note, CARD), "evt-card-note"),
+        (placed[5].sequence, WHOLE): ("bad_aggregate_checksum", masked(bytes(broken), CARD), None),
+        (keyed.sequence, 0): ("not_json", b"junk", None),
+    }
+    (keyed_item,) = [i for i in line.stack.items(line.stack.quarantine_table) if i["reason"] == "not_json"]
+    assert keyed_item["partition_key"] == "#" * 16
+    assert line.totals() == model(good)
+
+    scanned = 0
+    for where, data in line.everything_stored():
+        scanned += 1
+        assert card_numbers_in(data, SENT_CARDS) == [], where
+    assert scanned > 10  # tables (quarantine, aggregates, checkpoints), the dedup log, raw bytes
+    assert "window step" in logs.getvalue()  # the handler's logs were captured ...
+    printed = capfd.readouterr()  # ... and its EMF metrics (printed)
+    assert card_numbers_in((logs.getvalue() + printed.out + printed.err).encode(), SENT_CARDS) == []
