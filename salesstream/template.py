@@ -226,6 +226,7 @@ class Template:
             "AWS::S3::Bucket": "BucketName",
             "AWS::SQS::Queue": "QueueName",
             "AWS::Serverless::Function": "FunctionName",
+            "AWS::Lambda::Function": "FunctionName",  # in the SAM-transformed template
             "AWS::Logs::LogGroup": "LogGroupName",
         }.get(resource["Type"])
         if name_property is None or name_property not in props:
@@ -250,7 +251,7 @@ class Template:
                 return prefix.format(service="dynamodb") + f":table/{name}"
             case "AWS::SQS::Queue":
                 return prefix.format(service="sqs") + f":{name}"
-            case "AWS::Serverless::Function":
+            case "AWS::Serverless::Function" | "AWS::Lambda::Function":
                 return prefix.format(service="lambda") + f":function:{name}"
             case "AWS::S3::Bucket":
                 return f"arn:aws:s3:::{name}"
