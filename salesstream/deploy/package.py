@@ -126,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--platform", help="wheel platform tag, or `host` (default: the function's architecture)"
     )
+    parser.add_argument("--zip", type=Path, help="also write the zip Lambda receives, and print its size")
     args = parser.parse_args(argv)
     try:
         package = build(args.function, args.out, platform=args.platform)
@@ -133,6 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"package: {error}", file=sys.stderr)
         return 2
     print(f"{args.function}: {len(package.modules)} modules and {REQUIREMENTS.name} ({package.platform})")
+    if args.zip:
+        size = package.zip(args.zip).stat().st_size
+        print(f"{args.zip}: {size:,} bytes zipped")
     return 0
 
 
