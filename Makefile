@@ -53,8 +53,8 @@ $(SAM):
 
 sam: $(SAM) ## install the AWS SAM CLI (from PyPI) in .venv-sam
 
-sam-build: $(STAMP) $(SAM) ## sam build: each function's package (its modules, arm64 wheels) in .aws-sam/build
-	SAM_CLI_TELEMETRY=0 $(SAM) build --template deploy/template.yaml
+sam-build: $(STAMP) $(SAM) ## sam build: each function's package (its modules, arm64 wheels) in deploy/.aws-sam
+	cd deploy && SAM_CLI_TELEMETRY=0 ../$(SAM) build
 
 clean: ## remove the virtual environment, caches and local state
-	rm -rf $(VENV) .venv-sam .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis var reports
+	rm -rf $(VENV) .venv-sam deploy/.aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis var reports
