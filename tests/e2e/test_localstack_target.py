@@ -126,3 +126,13 @@ def test_up_target_localstack_provisions_and_runs_the_consumers(localstack: str,
     finally:
         up.terminate()
         up.wait(timeout=30)
+
+
+def test_without_localstack_up_says_so_in_one_line(tmp_path: Path) -> None:
+    env = environment(f"127.0.0.1:{free_port()}")  # nothing listens there
+    run = salesstream("up", "--no-consumers", env=env, cwd=tmp_path)
+    assert run.returncode == 2
+    address = env["LOCALSTACK_HOST"]
+    assert run.stderr.strip() == (
+        f"salesstream up: nothing answers at http://{address} (start LocalStack: docker compose up -d)"
+    )
