@@ -153,3 +153,15 @@ def test_pos_systems_get_a_producer_policy_as_an_output() -> None:
     outputs = SAM.document["Outputs"]
     assert outputs["ProducerPolicyArn"]["Value"] == {"Ref": "ProducerPolicy"}
     assert CFN.resources["ProducerPolicy"]["Type"] == "AWS::IAM::ManagedPolicy"
+
+
+def test_the_local_resolver_reads_what_only_aws_creates() -> None:
+    """The emulator targets never create the key, the roles or the log groups, but the function
+    properties that name them must still resolve (the runtime reads every function)."""
+    local = Template.load(parameters={"Stage": "ci", "Target": "local"}, account_id="000000000000")
+    assert local.arn("OrdersKey") == "arn:aws:kms:us-east-1:000000000000:key/OrdersKey"
+    assert local.arn("AggregatorRole") == "arn:aws:iam::000000000000:role/AggregatorRole"
+    assert local.arn("AggregatorLogGroup").endswith(":log-group:/aws/lambda/ci-salesstream-aggregator:*")
+    properties = local.properties("AggregatorFunction")
+    assert properties["LoggingConfig"] == {"LogGroup": "/aws/lambda/ci-salesstream-aggregator"}
+    assert local.function("AggregatorFunction").environment["POWERTOOLS_SERVICE_NAME"] == "ci-salesstream"
