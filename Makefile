@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit test-integration test-e2e lint format bench clean
+.PHONY: help install demo test test-unit test-integration test-e2e lint format bench clean sam sam-build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -32,10 +32,11 @@ test-integration: $(STAMP) ## through real boto3 clients against the embedded mo
 test-e2e: $(STAMP) ## the whole pipeline through the CLI
 	$(BIN)/python -m pytest -m e2e
 
-lint: $(STAMP) ## ruff (with security rules) and mypy
+lint: $(STAMP) ## ruff (with security rules), mypy and cfn-lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/cfn-lint deploy/template.yaml
 
 format: $(STAMP) ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .
@@ -44,5 +45,16 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 bench: $(STAMP) ## the benchmarks; figures printed and written to reports/bench.json
 	$(BIN)/python -m load_tests.bench
 
+# aws-sam-cli pins its own boto3, cfn-lint and click: it gets a virtual environment of its own.
+SAM := .venv-sam/bin/sam
+$(SAM):
+	$(PYTHON) -m venv .venv-sam
+	.venv-sam/bin/python -m pip install --quiet --disable-pip-version-check 'aws-sam-cli>=1.120,<2'
+
+sam: $(SAM) ## install the AWS SAM CLI (from PyPI) in .venv-sam
+
+sam-build: $(STAMP) $(SAM) ## sam build: each function's package (its modules, arm64 wheels) in deploy/.aws-sam
+	cd deploy && SAM_CLI_TELEMETRY=0 ../$(SAM) build
+
 clean: ## remove the virtual environment, caches and local state
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis var reports
+	rm -rf $(VENV) .venv-sam deploy/.aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis var reports

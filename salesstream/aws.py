@@ -11,20 +11,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
-from botocore.config import Config
+
+from salesstream.clients import CLIENT_CONFIG
+
+if TYPE_CHECKING:
+    from botocore.config import Config
 
 # Emulators accept any credentials; these are the documented placeholders, not secrets.
 _EMULATOR_CREDENTIALS: Final = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 DEFAULT_REGION: Final = "us-east-1"
-CLIENT_CONFIG: Final = Config(
-    retries={"mode": "standard", "max_attempts": 3},
-    connect_timeout=5,
-    read_timeout=30,
-    max_pool_connections=32,
-)
+__all__ = ["CLIENT_CONFIG", "DEFAULT_REGION", "Endpoint", "Target"]
 
 
 class Target(StrEnum):

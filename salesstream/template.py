@@ -226,6 +226,8 @@ class Template:
             "AWS::S3::Bucket": "BucketName",
             "AWS::SQS::Queue": "QueueName",
             "AWS::Serverless::Function": "FunctionName",
+            "AWS::Lambda::Function": "FunctionName",  # in the SAM-transformed template
+            "AWS::Logs::LogGroup": "LogGroupName",
         }.get(resource["Type"])
         if name_property is None or name_property not in props:
             raise TemplateError(f"{logical_id} has no explicit name; the local targets need one")
@@ -233,16 +235,23 @@ class Template:
 
     def arn(self, logical_id: str) -> str:
         resource_type = self.resources[logical_id]["Type"]
-        name = self.physical_name(logical_id)
         prefix = f"arn:aws:{{service}}:{self.region}:{self.account_id}"
+        # Never created on the local targets, and named by AWS: a stand-in from the logical id.
+        if resource_type == "AWS::KMS::Key":
+            return prefix.format(service="kms") + f":key/{logical_id}"
+        if resource_type == "AWS::IAM::Role":
+            return f"arn:aws:iam::{self.account_id}:role/{logical_id}"
+        name = self.physical_name(logical_id)
         match resource_type:
+            case "AWS::Logs::LogGroup":  # as CloudFormation's GetAtt gives it: every stream of the group
+                return prefix.format(service="logs") + f":log-group:{name}:*"
             case "AWS::Kinesis::Stream":
                 return prefix.format(service="kinesis") + f":stream/{name}"
             case "AWS::DynamoDB::Table":
                 return prefix.format(service="dynamodb") + f":table/{name}"
             case "AWS::SQS::Queue":
                 return prefix.format(service="sqs") + f":{name}"
-            case "AWS::Serverless::Function":
+            case "AWS::Serverless::Function" | "AWS::Lambda::Function":
                 return prefix.format(service="lambda") + f":function:{name}"
             case "AWS::S3::Bucket":
                 return f"arn:aws:s3:::{name}"

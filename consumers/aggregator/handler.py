@@ -29,7 +29,7 @@ from consumers.quarantine import Quarantine, Stored
 from consumers.records import DecodedBatch, decode_records
 from consumers.settings import AggregatorSettings
 from consumers.shards import StreamShards
-from salesstream.aws import CLIENT_CONFIG
+from salesstream.clients import CLIENT_CONFIG
 from salesstream.core.aggregation import StateLayoutChanged, WindowState, segment_of
 from salesstream.core.dedup import DedupIndex
 from salesstream.core.lambda_events import BatchItemFailure, KinesisTimeWindowEvent, TimeWindowEventResponse

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import EndpointConnectionError, NoCredentialsError
+
 from salesstream.aws import DEFAULT_REGION, Endpoint, Target
 from salesstream.template import DEFAULT_TEMPLATE, Template
 
@@ -111,6 +113,18 @@ def endpoint_from(args: argparse.Namespace, *, reuse_running: bool = True) -> En
     )
 
 
+def account_of(endpoint: Endpoint) -> str:
+    """The endpoint's account (STS): the first call a command makes, so the one that tells the
+    user, in one line, that nothing answers or that there are no credentials."""
+    try:
+        return endpoint.account_id()
+    except EndpointConnectionError as error:
+        start = " (start LocalStack: docker compose up -d)" if endpoint.target is Target.LOCALSTACK else ""
+        raise CommandError(f"nothing answers at {endpoint.url or 'AWS'}{start}") from error
+    except NoCredentialsError as error:
+        raise CommandError("no AWS credentials: configure boto3's credential chain") from error
+
+
 @dataclass
 class Session:
     endpoint: Endpoint
@@ -143,7 +157,7 @@ def session(
         endpoint = emulator.start()
     try:
         endpoint.activate()
-        known_account = {"account_id": endpoint.account_id()} if resolve_account or emulator else {}
+        known_account = {"account_id": account_of(endpoint)} if resolve_account or emulator else {}
         template = Template.load(
             args.template,
             template_parameters(args),

@@ -1,0 +1,144 @@
+"""The Lambda package of one function of deploy/template.yaml.
+
+`sam build` runs this for every function through deploy/Makefile (`Metadata: BuildMethod:
+makefile`), with the project's virtual environment:
+
+    python -m salesstream.deploy.package AggregatorFunction --out .aws-sam/build/AggregatorFunction
+
+The package holds the first-party modules the function's handler imports (its closure, see
+`salesstream.deploy.imports`: no CLI, no emulator, no tests) and deploy/requirements.txt
+installed as wheels for the function's architecture (arm64: manylinux aarch64 wheels, so
+pydantic-core's compiled part matches Lambda's CPU, not this machine's). boto3 and botocore are
+not packed: the python3.11 runtime provides them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from salesstream.deploy.imports import SOURCE_ROOT, closure, source_file
+from salesstream.template import DEFAULT_TEMPLATE, Template
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+REQUIREMENTS: Final = DEFAULT_TEMPLATE.parent / "requirements.txt"
+PYTHON_VERSION: Final = "3.11"
+# Lambda's arm64 and x86_64 run Amazon Linux 2023 (glibc 2.34): manylinux2014 wheels run there.
+WHEEL_PLATFORMS: Final = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
+_NOT_PACKED: Final = ("bin", "__pycache__")  # console scripts of the wheels, bytecode
+
+
+class PackagingError(RuntimeError):
+    """The package could not be built (no wheel for the platform, a missing module, ...)."""
+
+
+@dataclass(frozen=True)
+class Package:
+    path: Path
+    handler: str
+    modules: list[str]  # first-party modules packed
+    platform: str
+
+    def zip(self, destination: Path) -> Path:
+        """The package as Lambda receives it (what `sam deploy` uploads)."""
+        with zipfile.ZipFile(destination, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+            for file in sorted(self.path.rglob("*")):
+                if file.is_file():
+                    archive.write(file, file.relative_to(self.path))
+        return destination
+
+
+def handler_module(template: Template, function: str) -> str:
+    handler = template.function(function).handler
+    module, _, attribute = handler.rpartition(".")
+    if not module or not attribute:
+        raise PackagingError(f"{function}: Handler {handler!r} is not module.function")
+    return module
+
+
+def architecture(template: Template, function: str) -> str:
+    raw = template.resources[function].get("Properties", {})
+    globals_ = template.document.get("Globals", {}).get("Function", {})
+    (arch,) = raw.get("Architectures", globals_.get("Architectures", ["x86_64"]))
+    return str(arch)
+
+
+def copy_modules(modules: list[str], out: Path) -> None:
+    for module in modules:
+        source = source_file(module)
+        target = out / source.relative_to(SOURCE_ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+
+
+def install_requirements(out: Path, platform: str, requirements: Path = REQUIREMENTS) -> None:
+    """Wheels only, for `platform` and CPython 3.11; the file pins every distribution (--no-deps)."""
+    target = [] if platform == "host" else ["--platform", platform]
+    command = [
+        *(sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"),
+        *("--no-deps", "--only-binary=:all:", *target, "--implementation", "cp"),
+        *("--python-version", PYTHON_VERSION, "--target", str(out), "--requirement", str(requirements)),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 - fixed arguments
+    if result.returncode != 0:
+        raise PackagingError(
+            f"pip could not install {requirements.name} for {platform}: {result.stderr.strip()}"
+        )
+
+
+def build(
+    function: str,
+    out: Path,
+    *,
+    template: Template | None = None,
+    platform: str | None = None,
+    requirements: Path = REQUIREMENTS,
+) -> Package:
+    """Build `function`'s package into `out` (emptied first). `platform`: a wheel platform tag,
+    `host` for this machine's (to import the package here), or None for the function's
+    architecture."""
+    template = template or Template.load()
+    module = handler_module(template, function)
+    platform = platform or WHEEL_PLATFORMS[architecture(template, function)]
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    modules = closure([module])
+    copy_modules(modules, out)
+    install_requirements(out, platform, requirements)
+    for junk in [p for name in _NOT_PACKED for p in out.rglob(name) if p.is_dir()]:
+        shutil.rmtree(junk, ignore_errors=True)
+    return Package(out, template.function(function).handler, modules, platform)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m salesstream.deploy.package", description=__doc__)
+    parser.add_argument("function", help="logical id of the function in deploy/template.yaml")
+    parser.add_argument("--out", type=Path, required=True, help="the folder to fill (ARTIFACTS_DIR)")
+    parser.add_argument(
+        "--platform", help="wheel platform tag, or `host` (default: the function's architecture)"
+    )
+    parser.add_argument("--zip", type=Path, help="also write the zip Lambda receives, and print its size")
+    args = parser.parse_args(argv)
+    try:
+        package = build(args.function, args.out, platform=args.platform)
+    except PackagingError as error:
+        print(f"package: {error}", file=sys.stderr)
+        return 2
+    print(f"{args.function}: {len(package.modules)} modules and {REQUIREMENTS.name} ({package.platform})")
+    if args.zip:
+        size = package.zip(args.zip).stat().st_size
+        print(f"{args.zip}: {size:,} bytes zipped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

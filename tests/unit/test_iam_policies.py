@@ -1,0 +1,186 @@
+"""Least privilege, derived from the code: every role and managed policy of the deployed template
+grants exactly what its code calls (declared in salesstream/deploy/permissions.py and checked
+against the source) plus what its event source mappings need, and nothing that can never be
+least privilege (wildcard actions, `*` resources, AWS managed policies)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from salesstream.deploy import permissions
+from salesstream.deploy.calls import calls_of
+from salesstream.deploy.imports import closure
+from salesstream.deploy.permissions import Access, code_problems, code_roots, policy_problems
+from salesstream.deploy.sam import transform
+from salesstream.template import Template, load_template_document
+
+DOCUMENT = load_template_document()
+AGGREGATOR = "consumers.aggregator.handler"
+
+
+def problems_of(document: dict[str, Any]) -> list[str]:
+    return policy_problems(Template(document), Template(transform(document)))
+
+
+def statements(document: dict[str, Any], role: str = "AggregatorRole") -> list[dict[str, Any]]:
+    policy = document["Resources"][role]["Properties"]["Policies"][0]
+    return policy["PolicyDocument"]["Statement"]  # type: ignore[no-any-return]
+
+
+def statement(document: dict[str, Any], sid: str, role: str = "AggregatorRole") -> dict[str, Any]:
+    (found,) = [s for s in statements(document, role) if s.get("Sid") == sid]
+    return found
+
+
+@pytest.fixture
+def document() -> dict[str, Any]:
+    return copy.deepcopy(DOCUMENT)
+
+
+def test_every_role_and_managed_policy_grants_exactly_what_its_code_needs() -> None:
+    assert problems_of(copy.deepcopy(DOCUMENT)) == []
+
+
+def test_the_declared_calls_are_the_calls_in_the_code() -> None:
+    template = Template(DOCUMENT)
+    assert set(code_roots(template)) == {AGGREGATOR, "producer"}
+    assert code_problems(code_roots(template)) == []
+
+
+def test_the_aggregator_grants_follow_from_its_calls_and_its_mapping() -> None:
+    template = Template(DOCUMENT)
+    grants = {
+        (g.action, g.resource.split(":")[-1])
+        for g in permissions.expected_grants(template, "AggregatorFunction")
+    }
+    assert ("dynamodb:PutItem", "table/dev-salesstream-aggregates") in grants  # TransactWriteItems, per item
+    assert ("dynamodb:BatchWriteItem", "table/dev-salesstream-quarantine") in grants
+    assert ("kinesis:GetRecords", "stream/dev-salesstream-orders") in grants  # the event source mapping
+    assert ("kms:Decrypt", "key/OrdersKey") in grants  # implied: GetRecords on a stream with our key
+    assert ("sqs:SendMessage", "dev-salesstream-consumer-failures") in grants
+    assert not any(action.startswith("dynamodb:Scan") or action == "s3:DeleteObject" for action, _ in grants)
+
+
+def test_an_extra_action_is_more_than_the_code_needs(document: dict[str, Any]) -> None:
+    statement(document, "PersistSegments")["Action"].append("dynamodb:Scan")
+    (problem,) = problems_of(document)
+    assert problem.startswith("AggregatorFunction grants more than its code needs: dynamodb:Scan on ")
+
+
+def test_a_missing_statement_is_less_than_the_code_needs(document: dict[str, Any]) -> None:
+    statements(document).remove(statement(document, "ReadDedupLog"))
+    (problem,) = problems_of(document)
+    assert problem.startswith("AggregatorFunction lacks what its code needs: s3:GetObject on arn:aws:s3:::")
+    assert problem.endswith("/dedup/*")
+
+
+def test_a_wider_resource_or_a_dropped_condition_is_caught(document: dict[str, Any]) -> None:
+    statement(document, "ReadDedupLog")["Resource"] = {"Fn::Sub": "${ArchiveBucket.Arn}/*"}
+    del statement(document, "ListDedupLog")["Condition"]
+    problems = problems_of(document)
+    assert len(problems) == 4
+    assert any(
+        "more" in p and "s3:GetObject" in p and p.endswith("/*") and "/dedup/" not in p for p in problems
+    )
+    assert any("more" in p and "s3:ListBucket" in p and " if " not in p for p in problems)
+    assert any("lacks" in p and 's3:prefix":"dedup/*' in p for p in problems)
+
+
+def test_wildcards_are_refused_even_when_they_cover_the_need(document: dict[str, Any]) -> None:
+    statement(document, "Quarantine")["Action"] = "dynamodb:*"
+    statement(document, "GiveUpToTheFailureQueue")["Resource"] = "*"
+    problems = problems_of(document)
+    assert "AggregatorRole/aggregator: wildcard action dynamodb:*" in problems
+    assert "AggregatorRole/aggregator: sqs:SendMessage on '*'" in problems
+
+
+def test_a_function_on_a_sam_generated_role_is_refused(document: dict[str, Any]) -> None:
+    # SAM's own role would attach AWSLambdaKinesisExecutionRole: kinesis:* reads on every stream
+    function = document["Resources"]["AggregatorFunction"]["Properties"]
+    del function["Role"]
+    function["Policies"] = [{"DynamoDBCrudPolicy": {"TableName": {"Ref": "AggregatesTable"}}}]
+    problems = "\n".join(problems_of(document))
+    assert "service-role/AWSLambdaKinesisExecutionRole is not from this template" in problems
+    assert "role AggregatorRole belongs to no function" in problems
+    assert "AggregatorFunction grants more than its code needs: dynamodb:Scan on" in problems
+
+
+def test_the_producer_policy_needs_the_stream_key(document: dict[str, Any]) -> None:
+    policy = document["Resources"]["ProducerPolicy"]["Properties"]["PolicyDocument"]
+    policy["Statement"] = [s for s in policy["Statement"] if s["Sid"] != "EncryptOrders"]
+    (problem,) = problems_of(document)
+    assert problem.startswith("ProducerPolicy lacks what its code needs: kms:GenerateDataKey on ")
+
+
+def test_with_the_aws_managed_key_no_kms_grant_is_needed(document: dict[str, Any]) -> None:
+    document["Resources"]["OrdersStream"]["Properties"]["StreamEncryption"]["KeyId"] = "alias/aws/kinesis"
+    problems = problems_of(document)
+    assert sorted(p.split(": ")[1].split(" on ")[0] for p in problems) == [
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+    ]
+    assert all("grants more" in p for p in problems)
+
+
+def test_a_new_function_must_declare_its_calls(document: dict[str, Any]) -> None:
+    archiver = copy.deepcopy(document["Resources"]["AggregatorFunction"])
+    archiver["Properties"]["Handler"] = "consumers.archiver.handler.lambda_handler"
+    document["Resources"]["ArchiverFunction"] = archiver
+    roots = code_roots(Template(document))
+    assert "consumers.archiver.handler: declare its AWS calls in CODE_ACCESS" in code_problems(roots)
+
+
+def test_an_undeclared_call_and_an_uncalled_declaration_are_both_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    declared = [a for a in permissions.CODE_ACCESS[AGGREGATOR] if a.call != "dynamodb.get_item"]
+    declared.append(Access("dynamodb.scan", on=("AggregatesTable",)))
+    monkeypatch.setitem(permissions.CODE_ACCESS, AGGREGATOR, tuple(declared))
+    assert code_problems([AGGREGATOR]) == [
+        f"{AGGREGATOR}: get_item (consumers.aggregator.persistence:264) is not declared"
+        " (one of ['dynamodb.get_item'])",
+        f"{AGGREGATOR}: declares dynamodb.scan, which its code never calls",
+    ]
+
+
+# --- the scan itself, on a package of its own -----------------------------------------------------
+
+
+def write(root: Path, module: str, source: str) -> None:
+    path = root.joinpath(*module.split(".")).with_suffix(".py")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(source)
+
+
+def test_the_scan_follows_run_time_imports_and_finds_paginators_and_waiters(tmp_path: Path) -> None:
+    write(tmp_path, "consumers.__init__", "")
+    write(
+        tmp_path,
+        "consumers.fake",
+        "from typing import TYPE_CHECKING\n"
+        "from consumers import helper\n"
+        "if TYPE_CHECKING:\n"
+        "    from consumers import typing_only\n"
+        "def run(client, text):\n"
+        "    client.get_paginator('list_shards').paginate(StreamName='s')\n"
+        "    client.get_waiter('table_exists').wait(TableName='t')\n"
+        "    client.send_message(QueueUrl='q', MessageBody='m')\n"
+        "    return text.split()\n",
+    )
+    write(tmp_path, "consumers.helper", "def later():\n    from .deep import store\n    return store\n")
+    write(tmp_path, "consumers.deep", "def store(s3):\n    s3.put_object(Bucket='b', Key='k', Body=b'')\n")
+    write(tmp_path, "consumers.typing_only", "def never(dynamodb):\n    dynamodb.scan(TableName='t')\n")
+
+    modules = closure(["consumers.fake"], tmp_path)
+    assert modules == ["consumers", "consumers.deep", "consumers.fake", "consumers.helper"]
+    found = {(call.method, str(op)) for call in calls_of(modules, tmp_path) for op in call.operations}
+    assert found == {
+        ("list_shards", "kinesis.list_shards"),
+        ("table_exists", "dynamodb.describe_table"),
+        ("send_message", "sqs.send_message"),
+        ("put_object", "s3.put_object"),
+    }
