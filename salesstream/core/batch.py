@@ -65,7 +65,7 @@ class WindowRow:
         return Totals(self.orders, self.refunds, self.gross_minor, self.refunds_minor)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in self.__slots__}  # asdict deep-copies: slow
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +89,7 @@ class StoreDayRow:
         return Totals(self.orders, self.refunds, self.gross_minor, self.refunds_minor)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 class ShardState(StrEnum):
