@@ -153,40 +153,28 @@ def measure(events: int, repeat: int) -> dict[str, Any]:
 
 
 def _figures(events: int, measured: dict[str, Any]) -> list[Figure]:
+    label = f"{events:,} archived events"
+
+    def figure(what: str, unit: str, values: list[float], baseline: str = "", base: float = 0) -> Figure:
+        return Figure(
+            benchmark="snapshot",
+            metric=f"{label}: {what}",
+            unit=unit,
+            best=min(values),
+            median=statistics.median(values),
+            runs=len(values),
+            baseline=baseline or None,
+            ratio=min(values) / base if base else None,
+        )
+
     reads = [r["seconds"] for r in measured["reads"]]
     snaps = [s["seconds"] for s in measured["snapshots"]]
     rss = [s["peak_rss_mib"] for s in measured["snapshots"]]
     read_rss = [r["peak_rss_mib"] for r in measured["reads"]]
-    label = f"{events:,} archived events"
     return [
-        Figure(
-            benchmark="snapshot",
-            metric=f"{label}: plain archive read",
-            unit="s",
-            best=min(reads),
-            median=statistics.median(reads),
-            runs=len(reads),
-        ),
-        Figure(
-            benchmark="snapshot",
-            metric=f"{label}: snapshot job",
-            unit="s",
-            best=min(snaps),
-            median=statistics.median(snaps),
-            runs=len(snaps),
-            baseline="plain archive read",
-            ratio=min(snaps) / min(reads),
-        ),
-        Figure(
-            benchmark="snapshot",
-            metric=f"{label}: snapshot peak RSS",
-            unit="MiB",
-            best=min(rss),
-            median=statistics.median(rss),
-            runs=len(rss),
-            baseline="plain read's peak RSS",
-            ratio=min(rss) / min(read_rss),
-        ),
+        figure("plain archive read", "s", reads),
+        figure("snapshot job", "s", snaps, "plain archive read", min(reads)),
+        figure("snapshot peak RSS", "MiB", rss, "plain read's peak RSS", min(read_rss)),
     ]
 
 
