@@ -59,6 +59,7 @@ def test_snapshot_and_reconcile_through_the_cli(tmp_path: Path) -> None:
         assert up.stdout is not None
         summary = json.loads(up.stdout.readline())
         assert summary["consumers"] == ["AggregatorFunction.Orders", "ArchiverFunction.Orders"]
+        assert summary["schedules"] == ["SnapshotFunction.Snapshot"]  # SnapshotRate, on the wall clock
         produced = salesstream(
             "produce", "--count", "400", "--seed", "3", "--no-aggregate", *COMMON, cwd=tmp_path
         )
