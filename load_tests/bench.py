@@ -29,6 +29,7 @@ BENCHMARKS: list[str] = [
     "load_tests.bench_producer",
     "load_tests.bench_aggregator",
     "load_tests.bench_runtime",
+    "load_tests.bench_snapshot",
 ]
 
 

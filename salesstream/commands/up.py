@@ -52,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
             "target": current.endpoint.target.value,
             **provisioned.summary(),
             "consumers": [mapping.id for mapping in runtime.mappings] if runtime else [],
+            "schedules": [f"{s.function.logical_id}.{s.event_name}" for s in runtime.schedules]
+            if runtime
+            else [],
         }
         STACK_FILE.parent.mkdir(parents=True, exist_ok=True)
         STACK_FILE.write_text(json.dumps(summary, indent=2))
