@@ -24,3 +24,37 @@ class AggregatorSettings(BaseSettings):
     stream_name: str
     window_seconds: Annotated[int, Field(gt=0, le=MAX_WINDOW_SECONDS)]
     dedup_horizon_seconds: Annotated[int, Field(ge=0)]
+
+
+class ArchiverSettings(BaseSettings):
+    """The archiver's environment: ARCHIVE_BUCKET, STREAM_NAME."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    archive_bucket: str
+    stream_name: str
+
+
+class BatchSettings(BaseSettings):
+    """The batch layer's environment (the snapshot function; `salesstream snapshot` and
+    `reconcile` fill the same object from the template)."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    archive_bucket: str
+    batch_table: str
+    aggregates_table: str
+    quarantine_table: str
+    stream_name: str
+    failures_queue: str  # the on-failure queue's URL (Ref of an SQS queue)
+    # names of the stream consumers, to tell whose on-failure notice is whose
+    aggregator_function: str
+    archiver_function: str
+    window_seconds: Annotated[int, Field(gt=0, le=MAX_WINDOW_SECONDS)]
+    dedup_horizon_seconds: Annotated[int, Field(ge=0)]
+    # slack between the stream's clock (arrival stamps) and this process's, for a caught-up shard
+    snapshot_horizon_grace_seconds: Annotated[float, Field(ge=0)] = 2.0
+    # sightings judged in memory at once (the snapshot's partitions are sized for it)
+    snapshot_partition_events: Annotated[int, Field(gt=0)] = 200_000
+    # sightings buffered by the scan before its partitions are written and the cursor saved
+    snapshot_chunk_lines: Annotated[int, Field(gt=0)] = 250_000

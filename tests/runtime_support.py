@@ -121,6 +121,9 @@ class RecordLog:
         return {"batchItemFailures": verdict if isinstance(verdict, list) else []}
 
 
+BATCH_FUNCTIONS = ("ArchiverFunction",)
+
+
 def template_with(
     endpoint: Any,
     stage: str,
@@ -132,6 +135,8 @@ def template_with(
     """The project template with the aggregator's mapping changed and functions added; every
     setting still goes through the template reader, as in production."""
     document = load_template_document()
+    for batch_function in BATCH_FUNCTIONS:  # these tests are about the aggregator's mapping
+        document["Resources"].pop(batch_function)
     events = document["Resources"]["AggregatorFunction"]["Properties"]["Events"]
     events["Orders"]["Properties"].update(aggregator or {})
     for logical_id, properties in (extra_functions or {}).items():

@@ -156,6 +156,7 @@ class SegmentStore:
     def segment_put(self, segment: Segment) -> dict[str, Any]:
         content = segment.content()
         stores = json.dumps(content["stores"], sort_keys=True, separators=(",", ":")).encode()
+        days = json.dumps(content["days"], sort_keys=True, separators=(",", ":")).encode()
         lateness = segment.lateness
         item: dict[str, Any] = {
             "pk": {"S": SEGMENT_PREFIX + segment.shard_id},
@@ -186,6 +187,8 @@ class SegmentStore:
             # per store and currency, compressed JSON: a segment of a busy shard must stay far
             # below DynamoDB's 400 KB item limit
             "stores_zjson": {"B": zlib.compress(stores)},
+            # per store, currency and business day (`<store>/<currency>/<day>`), the same way
+            "days_zjson": {"B": zlib.compress(days)},
             "digest": {"S": segment.digest()},
         }
         return {

@@ -303,11 +303,28 @@ class Segment:
                 f"{store}{_KEY_SEPARATOR}{currency}": totals.as_dict()
                 for (store, currency), totals in self.result.by_store.items()
             },
+            # per business day too: the serving layer merges batch and speed at the snapshot's
+            # horizon per (store, day, currency), and the reconciliation compares at that grain
+            "days": {
+                day_key(store, currency, day): totals.as_dict()
+                for (store, day, currency), totals in self.result.by_store_day.items()
+            },
         }
 
     def digest(self) -> str:
         canonical = json.dumps(self.content(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def day_key(store: str, currency: str, business_day: str) -> str:
+    """`<store>/<currency>/<business day ISO>`: the key of a segment's per-day totals."""
+    return _KEY_SEPARATOR.join((store, currency, business_day))
+
+
+def split_day_key(key: str) -> tuple[str, str, str]:
+    """(store, currency, business day ISO) from `day_key`."""
+    store, currency, day = key.split(_KEY_SEPARATOR)
+    return store, currency, day
 
 
 def segment_of(state: WindowState, shard_id: str, window: Window, *, terminated_early: bool) -> Segment:

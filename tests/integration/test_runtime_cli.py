@@ -15,6 +15,7 @@ from salesstream.template import DEFAULT_TEMPLATE
 
 ROOT = Path(__file__).parents[2]
 HANDLER = "AggregatorFunction=tests.cli_handlers.count_records"
+ONLY_AGGREGATOR = ("--function", "AggregatorFunction")  # the batch layer's functions have their own tests
 UNTIL_IDLE = ("--until-idle", "--for", "60", "--json")
 
 
@@ -57,7 +58,17 @@ def test_consume_runs_the_mappings_until_idle_against_a_running_stack(tmp_path: 
         assert summary["consumers"] == []
         put(summary["endpoint_url"], summary["stream"], 30)
         consume = subprocess.run(
-            [sys.executable, "-m", "salesstream", "consume", *common, "--handler", HANDLER, *UNTIL_IDLE],
+            [
+                sys.executable,
+                "-m",
+                "salesstream",
+                "consume",
+                *common,
+                *ONLY_AGGREGATOR,
+                "--handler",
+                HANDLER,
+                *UNTIL_IDLE,
+            ],
             capture_output=True,
             text=True,
             cwd=tmp_path,
@@ -76,7 +87,9 @@ def test_consume_runs_the_mappings_until_idle_against_a_running_stack(tmp_path: 
 
 
 def test_up_runs_the_consumers_too(tmp_path: Path) -> None:
-    up = salesstream("up", "--shards", "1", "--stage", "upconsumers", "--handler", HANDLER, cwd=tmp_path)
+    up = salesstream(
+        "up", "--shards", "1", "--stage", "upconsumers", *ONLY_AGGREGATOR, "--handler", HANDLER, cwd=tmp_path
+    )
     try:
         assert up.stdout is not None
         summary = json.loads(up.stdout.readline())

@@ -1,0 +1,1 @@
+"""The archiver: every accepted event, kept immutably in S3 (the batch layer's master dataset)."""

@@ -1,0 +1,63 @@
+"""The batch layer's clients and settings, built once: from the function's environment on
+Lambda, or from the template for the CLI and `make demo` (`BatchResources.from_template`)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from consumers.batch.views import BatchViews
+from consumers.settings import BatchSettings
+from salesstream.aws import CLIENT_CONFIG
+
+if TYPE_CHECKING:
+    from salesstream.aws import Endpoint
+    from salesstream.template import Template
+
+_FUNCTION = "SnapshotFunction"
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class BatchResources:
+    settings: BatchSettings
+    dynamodb: Any
+    s3: Any
+    kinesis: Any
+    sqs: Any
+
+    @classmethod
+    def from_environment(cls) -> BatchResources:
+        session = boto3.session.Session()
+        dynamodb, s3, kinesis, sqs = (
+            session.client(name, config=CLIENT_CONFIG) for name in ("dynamodb", "s3", "kinesis", "sqs")
+        )
+        return cls(BatchSettings(), dynamodb, s3, kinesis, sqs)  # every setting from the environment
+
+    @classmethod
+    def from_template(cls, endpoint: Endpoint, template: Template, **overrides: Any) -> BatchResources:
+        """The snapshot function's environment, read from the template (no name written twice);
+        `overrides` replace settings (tests: smaller chunks and partitions)."""
+        environment = {
+            name.lower(): value for name, value in template.function(_FUNCTION).environment.items()
+        }
+        settings = BatchSettings.model_validate({**environment, **overrides})
+        clients = (endpoint.client(name) for name in ("dynamodb", "s3", "kinesis", "sqs"))
+        return cls(settings, *clients)
+
+    @cached_property
+    def views(self) -> BatchViews:
+        return BatchViews(
+            self.dynamodb,
+            self.s3,
+            batch_table=self.settings.batch_table,
+            aggregates_table=self.settings.aggregates_table,
+            bucket=self.settings.archive_bucket,
+        )

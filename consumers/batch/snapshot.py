@@ -1,0 +1,461 @@
+"""The snapshot job: recompute the totals from the event archive, restartably, then reconcile.
+
+Scheduled in the template (`SnapshotFunction`, `SnapshotRate`), run by the local runtime on the
+same schedule, and by `salesstream snapshot`. One run:
+
+0. begin (or resume the unfinished snapshot's cursor): list the archive, probe the stream after
+   each shard's last archived record, fix the horizon (salesstream/core/recompute.py) and the
+   number of partitions (from the archive's size, so a partition fits in memory);
+1. scan: read the archive objects in key order up to the horizon's hour, one sighting per
+   archived line before the horizon into its partition; every `snapshot_chunk_lines` sightings
+   the partitions' chunks are written to S3 and the cursor saved;
+2. reduce: per partition, judge every event id and total the counted sightings with the speed
+   layer's reducer; the partition's result is written and the cursor saved;
+3. finish: merge the partitions' rows into the snapshot's files, put its manifest (once:
+   a finished snapshot never changes), delete the cursor and the work objects.
+
+A run that crashes or runs out of time leaves the cursor; the next continues from it. The pure
+logic lives in salesstream/core (archive format, recompute, horizon); this module moves bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import math
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from functools import cache
+from typing import TYPE_CHECKING, Any, Final
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from consumers.batch import layout
+from consumers.batch.resources import BatchResources, wall_ms
+from consumers.batch.runs import Cursor, Phase, SnapshotBusy, SnapshotRuns
+from consumers.batch.views import snapshot_from_item
+from salesstream.core.archive import ARCHIVE_PREFIX, ArchiveKey, read_object
+from salesstream.core.batch import ShardHorizon, ShardState, SnapshotInfo, StoreDayRow, WindowRow
+from salesstream.core.batch import shard_horizon_to_json as _shard_json
+from salesstream.core.recompute import (
+    Probe,
+    RowKey,
+    add_rows,
+    decode_sightings,
+    encode_sighting,
+    partition_of,
+    reduce_partition,
+    shard_horizon,
+    sighting_of,
+    snapshot_horizon,
+)
+
+if TYPE_CHECKING:
+    from salesstream.aws import Endpoint
+    from salesstream.template import Template
+
+logger = Logger()
+metrics = Metrics()
+
+# A gzip'd archive line is ~150-250 bytes; assuming fewer makes more, smaller partitions (safe).
+_ARCHIVE_BYTES_PER_LINE: Final = 100
+_MAX_PARTITIONS: Final = 256
+_PROBE_READS: Final = 5
+_DELETE_LIMIT: Final = 1000
+# stop this long before Lambda's timeout: the cursor must be saved while there is time
+_LAMBDA_SAFETY_SECONDS: Final = 30.0
+
+
+@dataclass(frozen=True)
+class SnapshotOutcome:
+    finished: bool
+    snapshot: SnapshotInfo | None  # when finished
+    cursor: Cursor | None  # when not: where the next run continues
+    resumed: bool  # this run continued an unfinished snapshot
+
+
+class SnapshotJob:
+    def __init__(
+        self,
+        resources: BatchResources,
+        *,
+        now_ms: Callable[[], int] = wall_ms,
+        owner: str | None = None,
+    ) -> None:
+        self.resources = resources
+        self.settings = resources.settings
+        self.now_ms = now_ms
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.runs = SnapshotRuns(resources.dynamodb, self.settings.batch_table, self.owner)
+        self.s3 = resources.s3
+        self.bucket = self.settings.archive_bucket
+        self.window_ms = self.settings.window_seconds * 1000
+
+    def run(
+        self,
+        *,
+        time_budget_seconds: float | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> SnapshotOutcome:
+        """Run (or continue) a snapshot to its end, or until the time budget is spent (then the
+        cursor is saved and the lease released). `should_stop` is asked between steps too."""
+        deadline = None if time_budget_seconds is None else time.monotonic() + time_budget_seconds
+
+        def stop() -> bool:
+            return (deadline is not None and time.monotonic() >= deadline) or (
+                should_stop is not None and should_stop()
+            )
+
+        cursor = self.runs.acquire(self.now_ms())
+        resumed = cursor is not None
+        if cursor is None:
+            cursor = self.runs.save(self._begin(), self.now_ms())
+            logger.info("snapshot begun", extra=_describe(cursor))
+        else:
+            logger.info("snapshot resumed", extra=_describe(cursor))
+        if cursor.phase is Phase.SCAN:
+            cursor = self._scan(cursor, stop)
+        if cursor.phase is Phase.REDUCE:
+            cursor = self._reduce(cursor, stop)
+        if cursor.phase is not Phase.FINISH:
+            self.runs.release()
+            logger.info("snapshot paused; the next run continues", extra=_describe(cursor))
+            return SnapshotOutcome(False, None, cursor, resumed)
+        snapshot = self._finish(cursor)
+        logger.info("snapshot finished", extra={"snapshot_id": snapshot.snapshot_id, **snapshot.counts})
+        return SnapshotOutcome(True, snapshot, None, resumed)
+
+    # --- 0. begin ---------------------------------------------------------------------------
+
+    def _begin(self) -> Cursor:
+        now = self.now_ms()
+        caught_up_at = now - round(self.settings.snapshot_horizon_grace_seconds * 1000)
+        last: dict[str, ArchiveKey] = {}
+        archive_bytes = 0
+        for key, size in self._archive_keys():
+            last[key.shard_id] = key  # keys sort by hour, then shard, then position: the last is newest
+            archive_bytes += size
+        listed = self._list_shards()
+        horizons = []
+        for shard_id in sorted(set(listed) | set(last)):
+            newest = last.get(shard_id)
+            sequence = newest.last.sequence_number if newest else None
+            if shard_id not in listed:  # trimmed from the stream: nothing more can come
+                horizons.append(ShardHorizon(shard_id, ShardState.CLOSED, None, sequence))
+                continue
+            probe = self._probe(shard_id, sequence, closed=listed[shard_id])
+            fallback = newest.hour_start_ms if newest else 0
+            horizons.append(
+                shard_horizon(shard_id, sequence, probe, now_ms=caught_up_at, fallback_ms=fallback)
+            )
+        horizon = snapshot_horizon(horizons, now_ms=caught_up_at, window_seconds=self.settings.window_seconds)
+        estimated_lines = archive_bytes / _ARCHIVE_BYTES_PER_LINE
+        partitions = min(
+            _MAX_PARTITIONS, max(1, math.ceil(estimated_lines / self.settings.snapshot_partition_events))
+        )
+        return Cursor(
+            snapshot_id=layout.snapshot_id(now, uuid.uuid4().hex[:6]),
+            phase=Phase.SCAN,
+            started_ms=now,
+            horizon_ms=horizon,
+            shards=tuple(horizons),
+            partitions=partitions,
+        )
+
+    def _list_shards(self) -> dict[str, bool]:
+        """shard id -> closed, for every shard the stream still lists."""
+        shards: dict[str, bool] = {}
+        pages = self.resources.kinesis.get_paginator("list_shards").paginate(
+            StreamName=self.settings.stream_name
+        )
+        for page in pages:
+            for shard in page["Shards"]:
+                shards[shard["ShardId"]] = "EndingSequenceNumber" in shard.get("SequenceNumberRange", {})
+        return shards
+
+    def _probe(self, shard_id: str, after_sequence: str | None, *, closed: bool) -> Probe:
+        """What the stream holds after the shard's last archived record."""
+        kinesis = self.resources.kinesis
+        start: dict[str, Any] = (
+            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after_sequence}
+            if after_sequence
+            else {"ShardIteratorType": "TRIM_HORIZON"}
+        )
+        iterator = kinesis.get_shard_iterator(
+            StreamName=self.settings.stream_name, ShardId=shard_id, **start
+        )["ShardIterator"]
+        for _ in range(_PROBE_READS):  # a read may come back empty while records follow
+            answer = kinesis.get_records(ShardIterator=iterator, Limit=1)
+            if answer["Records"]:
+                arrival = answer["Records"][0]["ApproximateArrivalTimestamp"]
+                return Probe(round(arrival.timestamp() * 1000), shard_ended=False, caught_up=False)
+            iterator = answer.get("NextShardIterator")
+            if iterator is None or closed:
+                return Probe(None, shard_ended=True, caught_up=True)
+            if answer.get("MillisBehindLatest", 1) == 0:
+                return Probe(None, shard_ended=False, caught_up=True)
+        return Probe(None, shard_ended=False, caught_up=False)
+
+    def _archive_keys(self, *, start_after: str = "") -> Iterator[tuple[ArchiveKey, int]]:
+        request = {"Bucket": self.bucket, "Prefix": ARCHIVE_PREFIX}
+        if start_after:
+            request["StartAfter"] = start_after
+        for page in self.s3.get_paginator("list_objects_v2").paginate(**request):
+            for entry in page.get("Contents", []):
+                yield ArchiveKey.parse(entry["Key"]), int(entry["Size"])
+
+    # --- 1. scan ----------------------------------------------------------------------------
+
+    def _scan(self, cursor: Cursor, stop: Callable[[], bool]) -> Cursor:
+        partitions = cursor.partitions
+        buffers: list[list[str]] = [[] for _ in range(partitions)]
+        pending = {
+            "archive_objects": 0,
+            "archive_lines": 0,
+            "lines_after_horizon": 0,
+            "misplaced_unreadable": 0,
+        }
+        buffered = 0
+        last_key = cursor.after_key
+
+        def flush() -> Cursor:
+            nonlocal buffered
+            written = 0
+            for partition, lines in enumerate(buffers):
+                if lines:
+                    key = self._work_key(cursor.snapshot_id, f"p{partition:03d}/c{cursor.chunks:06d}.tsv.gz")
+                    # keyed by (snapshot, partition, chunk): a rerun after a crash rewrites the same chunk
+                    self.s3.put_object(
+                        Bucket=self.bucket, Key=key, Body=gzip.compress("".join(lines).encode(), 1)
+                    )
+                    written += 1
+                    lines.clear()
+            advanced = replace(cursor, after_key=last_key, chunks=cursor.chunks + (1 if written else 0))
+            saved = self.runs.save(advanced.counted(**pending), self.now_ms())
+            pending.update(dict.fromkeys(pending, 0))
+            buffered = 0
+            return saved
+
+        for key, _ in self._archive_keys(start_after=cursor.after_key):
+            if key.hour_start_ms >= cursor.horizon_ms:
+                break  # every later object arrived after the horizon
+            if stop():
+                return flush()
+            body = self.s3.get_object(Bucket=self.bucket, Key=key.key)["Body"].read()
+            for line in read_object(body):
+                pending["archive_lines"] += 1
+                if line.arrival_ms >= cursor.horizon_ms:
+                    pending["lines_after_horizon"] += 1  # the next snapshot's
+                    continue
+                sighting = sighting_of(line)
+                if sighting is None:
+                    pending["misplaced_unreadable"] += 1
+                    continue
+                buffers[partition_of(sighting[0], partitions)].append(encode_sighting(sighting))
+                buffered += 1
+            pending["archive_objects"] += 1
+            last_key = key.key
+            if buffered >= self.settings.snapshot_chunk_lines:
+                cursor = flush()
+        cursor = flush()
+        return self.runs.save(replace(cursor, phase=Phase.REDUCE), self.now_ms())
+
+    # --- 2. reduce ----------------------------------------------------------------------------
+
+    def _reduce(self, cursor: Cursor, stop: Callable[[], bool]) -> Cursor:
+        for partition in range(cursor.partition, cursor.partitions):
+            if stop():
+                return cursor
+            prefix = self._work_key(cursor.snapshot_id, f"p{partition:03d}/")
+            text = "".join(gzip.decompress(self._get(key)).decode() for key in self._keys(prefix))
+            reduced = reduce_partition(
+                decode_sightings(text),
+                window_ms=self.window_ms,
+                dedup_horizon_ms=self.settings.dedup_horizon_seconds * 1000,
+            )
+            document = {
+                "rows": [[*key, *counts] for key, counts in sorted(reduced.rows.items())],
+                "findings": reduced.findings,
+                "counts": reduced.counts,
+            }
+            self._put_json(self._work_key(cursor.snapshot_id, f"r{partition:03d}.json.gz"), document)
+            cursor = self.runs.save(replace(cursor, partition=partition + 1), self.now_ms())
+        return self.runs.save(replace(cursor, phase=Phase.FINISH), self.now_ms())
+
+    # --- 3. finish ----------------------------------------------------------------------------
+
+    def _finish(self, cursor: Cursor) -> SnapshotInfo:
+        rows: dict[RowKey, list[int]] = {}
+        counts = dict(cursor.progress)
+        findings = io.BytesIO()
+        with gzip.GzipFile(fileobj=findings, mode="wb", mtime=0) as out:
+            for partition in range(cursor.partitions):
+                document = json.loads(
+                    gzip.decompress(
+                        self._get(self._work_key(cursor.snapshot_id, f"r{partition:03d}.json.gz"))
+                    )
+                )
+                add_rows(rows, ((tuple(row[:5]), row[5:]) for row in document["rows"]))
+                for name, value in document["counts"].items():
+                    counts[name] = counts.get(name, 0) + value
+                for finding in document["findings"]:
+                    out.write(json.dumps(finding, separators=(",", ":")).encode() + b"\n")
+        window_rows = [
+            WindowRow(shard, start, start + self.window_ms, store, currency, day, *amounts)
+            for (shard, start, store, currency, day), amounts in sorted(rows.items())
+        ]
+        store_days = _store_days(window_rows)
+        counts.update(rows=len(window_rows), store_days=len(store_days), partitions=cursor.partitions)
+        snapshot = SnapshotInfo(
+            snapshot_id=cursor.snapshot_id,
+            horizon_ms=cursor.horizon_ms,
+            window_seconds=self.settings.window_seconds,
+            dedup_horizon_seconds=self.settings.dedup_horizon_seconds,
+            started_ms=cursor.started_ms,
+            finished_ms=self.now_ms(),
+            shards=cursor.shards,
+            counts=dict(sorted(counts.items())),
+            windows_key=layout.snapshot_key(cursor.snapshot_id, "windows.jsonl.gz"),
+            store_days_key=layout.snapshot_key(cursor.snapshot_id, "store_days.jsonl.gz"),
+            findings_key=layout.snapshot_key(cursor.snapshot_id, "findings.jsonl.gz"),
+        )
+        self._put_lines(snapshot.windows_key, (row.as_dict() for row in window_rows))
+        self._put_lines(snapshot.store_days_key, (row.as_dict() for row in store_days))
+        self.s3.put_object(Bucket=self.bucket, Key=snapshot.findings_key, Body=findings.getvalue())
+        snapshot = self._put_manifest(snapshot)
+        self.runs.finish()
+        self._delete(self._work_key(cursor.snapshot_id, ""))
+        return snapshot
+
+    def _put_manifest(self, snapshot: SnapshotInfo) -> SnapshotInfo:
+        """Written once: a finished snapshot is immutable. A rerun of a finish that crashed
+        after this put finds it and returns what was written then."""
+        item = {
+            "pk": {"S": layout.SNAPSHOTS},
+            "sk": {"S": snapshot.snapshot_id},
+            "snapshot_id": {"S": snapshot.snapshot_id},
+            "horizon_ms": {"N": str(snapshot.horizon_ms)},
+            "window_seconds": {"N": str(snapshot.window_seconds)},
+            "dedup_horizon_seconds": {"N": str(snapshot.dedup_horizon_seconds)},
+            "started_ms": {"N": str(snapshot.started_ms)},
+            "finished_ms": {"N": str(snapshot.finished_ms)},
+            "shards": {"S": json.dumps([_shard_json(shard) for shard in snapshot.shards])},
+            "counts": {"S": json.dumps(snapshot.counts)},
+            "windows_key": {"S": snapshot.windows_key},
+            "store_days_key": {"S": snapshot.store_days_key},
+            "findings_key": {"S": snapshot.findings_key},
+        }
+        dynamodb = self.resources.dynamodb
+        try:
+            dynamodb.put_item(
+                TableName=self.settings.batch_table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk)",  # keyed by the snapshot id: once
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except dynamodb.exceptions.ConditionalCheckFailedException as exists:
+            return snapshot_from_item(exists.response["Item"])
+        return snapshot
+
+    # --- S3 helpers -------------------------------------------------------------------------------
+
+    def _work_key(self, snapshot_id: str, name: str) -> str:
+        return layout.work_prefix(snapshot_id) + name
+
+    def _get(self, key: str) -> bytes:
+        body: bytes = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        return body
+
+    def _keys(self, prefix: str) -> list[str]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return [entry["Key"] for page in pages for entry in page.get("Contents", [])]
+
+    def _put_json(self, key: str, document: Any) -> None:
+        body = gzip.compress(json.dumps(document, separators=(",", ":")).encode(), 6, mtime=0)
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+
+    def _put_lines(self, key: str, documents: Iterator[dict[str, Any]]) -> None:
+        lines = b"".join(json.dumps(d, separators=(",", ":")).encode() + b"\n" for d in documents)
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=gzip.compress(lines, 6, mtime=0))
+
+    def _delete(self, prefix: str) -> None:
+        keys = self._keys(prefix)
+        for start in range(0, len(keys), _DELETE_LIMIT):
+            chunk = keys[start : start + _DELETE_LIMIT]
+            self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in chunk]})
+
+
+def _store_days(rows: list[WindowRow]) -> list[StoreDayRow]:
+    days: dict[tuple[str, str, str], list[int]] = {}
+    for row in rows:
+        counts = days.setdefault((row.store_id, row.business_day, row.currency), [0, 0, 0, 0])
+        counts[0] += row.orders
+        counts[1] += row.refunds
+        counts[2] += row.gross_minor
+        counts[3] += row.refunds_minor
+    return [StoreDayRow(*key, *counts) for key, counts in sorted(days.items())]
+
+
+def _describe(cursor: Cursor) -> dict[str, Any]:
+    return {
+        "snapshot_id": cursor.snapshot_id,
+        "phase": cursor.phase.value,
+        "horizon_ms": cursor.horizon_ms,
+        "partitions": cursor.partitions,
+        "chunks": cursor.chunks,
+        "partition": cursor.partition,
+        **dict(cursor.progress),
+    }
+
+
+# --- entry points ------------------------------------------------------------------------------
+
+
+def run_snapshot(endpoint: Endpoint, template: Template, **settings: Any) -> SnapshotOutcome:
+    """A snapshot run to its end against a stack (`salesstream snapshot`, `make demo`);
+    `settings` override BatchSettings fields."""
+    return SnapshotJob(BatchResources.from_template(endpoint, template, **settings)).run()
+
+
+@cache
+def resources() -> BatchResources:
+    """The process's clients and settings, built on first use."""
+    return BatchResources.from_environment()
+
+
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The scheduled snapshot: continue or start one within the invocation's time, and reconcile
+    a finished one with the speed layer."""
+    from consumers.batch.reconcile import Reconciler
+
+    budget = (
+        None if context is None else context.get_remaining_time_in_millis() / 1000 - _LAMBDA_SAFETY_SECONDS
+    )
+    try:
+        outcome = SnapshotJob(resources()).run(time_budget_seconds=budget)
+    except SnapshotBusy as busy:
+        logger.warning("another snapshot run is in progress", extra={"detail": str(busy)})
+        return {"finished": False, "busy": True}
+    if outcome.snapshot is None:
+        return {"finished": False, "snapshot_id": outcome.cursor.snapshot_id if outcome.cursor else None}
+    reconciliation = Reconciler(resources()).reconcile(outcome.snapshot)
+    summary = reconciliation.summary
+    metrics.add_metric(
+        name="SnapshotEvents", unit=MetricUnit.Count, value=outcome.snapshot.counts.get("events", 0)
+    )
+    metrics.add_metric(name="ReconciliationDifferences", unit=MetricUnit.Count, value=summary.differences)
+    metrics.add_metric(name="ReconciliationUnexplained", unit=MetricUnit.Count, value=summary.unexplained)
+    return {
+        "finished": True,
+        "snapshot_id": outcome.snapshot.snapshot_id,
+        "horizon_ms": outcome.snapshot.horizon_ms,
+        "reconciliation": summary.status.value,
+        "unexplained": summary.unexplained,
+    }

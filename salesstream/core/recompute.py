@@ -1,0 +1,332 @@
+"""The batch recompute, pure: archived lines -> sightings -> one verdict per event id -> totals.
+
+Memory stays bounded however big the archive: the scan writes each sighting (one line of text)
+to one of P partitions by a stable hash of its event id, and each partition is then judged on
+its own, so at most ~N/P sightings are in memory at once (the job picks P from the archive's
+size). All sightings of an event id meet in one partition, so the global rule holds:
+
+- every event id counts once: its first sighting in stream order (arrival time, then shard,
+  sequence and sub-sequence number) is counted, in the (shard, window) of its arrival;
+- the same position seen again (a replayed archiver invocation) is the same record;
+- another position with the same effect is a duplicate (a producer resend);
+- another position with another effect is a conflict: reported, never silently picked (the
+  first sighting stays counted, as in the speed layer);
+- an event id seen only as misplaced (a user record that landed on the wrong shard after a
+  reshard) never arrived where it belongs: reported.
+
+Each event id's sightings are also replayed through the speed layer's own rule
+(salesstream/core/dedup.py: a sighting more than the dedup horizon after the one remembered is
+new again), to predict where the speed layer counted a late resend a second time. The
+reconciliation uses that prediction to explain differences.
+
+Totals go through the speed layer's reducer (`fold_all`, `result`) per (shard, window).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Final
+
+from salesstream.core.aggregation import Effect, WindowState, effect_of, fold_all, result
+from salesstream.core.archive import ArchivedLine
+from salesstream.core.batch import ShardHorizon, ShardState
+from salesstream.core.contract import validate_wire
+from salesstream.core.reasons import RejectedEvent
+
+# One sighting: event id, arrival ms, shard, sequence number (text), sub-sequence, effect or None
+# (a misplaced marker). A tuple: one is made per archived event.
+Sighting = tuple[str, int, str, str, int, Effect | None]
+# (shard, window start ms, store, currency, business day ISO) -> [orders, refunds, gross, refunds_minor]
+RowKey = tuple[str, int, str, str, str]
+
+_FIELDS: Final = 10
+_MISPLACED: Final = "-"
+
+
+class ArchivedEventInvalid(ValueError):
+    """An archived event no longer passes the contract: the archive was written by other rules."""
+
+
+# --- partition lines ----------------------------------------------------------------------
+
+
+def partition_of(event_id: str, partitions: int) -> int:
+    """Stable across processes (Python's own str hash is salted per process)."""
+    return zlib.crc32(event_id.encode()) % partitions
+
+
+def sighting_of(line: ArchivedLine) -> Sighting | None:
+    """The sighting an archived line stands for (None: a misplaced marker without an event id)."""
+    if line.raw is None:
+        if line.misplaced_event_id is None:
+            return None
+        return (
+            line.misplaced_event_id,
+            line.arrival_ms,
+            line.shard_id,
+            line.sequence_number,
+            line.subsequence,
+            None,
+        )
+    try:
+        # screened: the archiver archived only what passed the size cap and the card scan
+        event = validate_wire(line.raw, screened=True)
+    except RejectedEvent as refused:
+        raise ArchivedEventInvalid(
+            f"{line.shard_id} {line.sequence_number}.{line.subsequence}: {refused.reason.value}"
+        ) from None
+    return (
+        event["event_id"],
+        line.arrival_ms,
+        line.shard_id,
+        line.sequence_number,
+        line.subsequence,
+        effect_of(event),
+    )
+
+
+def encode_sighting(sighting: Sighting) -> str:
+    event_id, arrival, shard, sequence, subsequence, effect = sighting
+    if effect is None:
+        return f"{event_id}\t{arrival}\t{shard}\t{sequence}\t{subsequence}\t-\t-\t-\t-\t-\n"
+    (store, currency, day), refund, amount = effect
+    position = f"{event_id}\t{arrival}\t{shard}\t{sequence}\t{subsequence}"
+    return f"{position}\t{store}\t{currency}\t{day}\t{int(refund)}\t{amount}\n"
+
+
+def decode_sightings(text: str) -> Iterator[Sighting]:
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) != _FIELDS:
+            raise ValueError(f"not a sighting line: {line[:80]!r}")
+        event_id, arrival, shard, sequence, subsequence, store, currency, day, refund, amount = parts
+        effect: Effect | None = (
+            None if store == _MISPLACED else ((store, currency, int(day)), refund == "1", int(amount))
+        )
+        yield event_id, int(arrival), shard, sequence, int(subsequence), effect
+
+
+# --- one event id ---------------------------------------------------------------------------
+
+
+def _order(sighting: Sighting) -> tuple[int, str, int, int]:
+    return sighting[1], sighting[2], int(sighting[3]), sighting[4]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What happened to one event id. `counted` is None when it was only ever misplaced."""
+
+    event_id: str
+    sightings: tuple[Sighting, ...]  # distinct positions, in stream order
+    counted: Sighting | None
+    replays: int  # the same position archived again
+    duplicates: int
+    conflicts: int
+    speed_counted: tuple[Sighting, ...]  # what the speed layer's rule counts (first, and late resends)
+
+    @property
+    def late_resends(self) -> tuple[Sighting, ...]:
+        return self.speed_counted[1:]
+
+    @property
+    def is_plain(self) -> bool:
+        """One sighting, counted by both layers alike: nothing to report."""
+        return len(self.sightings) == 1 and self.counted is not None
+
+
+def judge(event_id: str, sightings: Iterable[Sighting], dedup_horizon_ms: int) -> Verdict:
+    ordered = sorted(sightings, key=_order)
+    distinct: list[Sighting] = []
+    seen: set[tuple[str, str, int]] = set()
+    for sighting in ordered:
+        position = (sighting[2], sighting[3], sighting[4])
+        if position not in seen:
+            seen.add(position)
+            distinct.append(sighting)
+    accepted = [s for s in distinct if s[5] is not None]
+    if not accepted:
+        return Verdict(event_id, tuple(distinct), None, len(ordered) - len(distinct), 0, 0, ())
+    first = accepted[0]
+    duplicates = sum(1 for s in accepted[1:] if s[5] == first[5])
+    # the speed layer's rule, sighting by sighting (salesstream/core/dedup.py: judge_all)
+    remembered, speed_counted = first, [first]
+    for sighting in accepted[1:]:
+        if sighting[1] - remembered[1] > dedup_horizon_ms:
+            remembered = sighting
+            speed_counted.append(sighting)
+    return Verdict(
+        event_id,
+        tuple(distinct),
+        first,
+        len(ordered) - len(distinct),
+        duplicates,
+        len(accepted) - 1 - duplicates,
+        tuple(speed_counted),
+    )
+
+
+# --- one partition ----------------------------------------------------------------------------
+
+
+def finding_of(verdict: Verdict, window_ms: int) -> dict[str, Any]:
+    """An event id worth reporting (several sightings, or never where it belongs), as JSON."""
+    return {
+        "event_id": verdict.event_id,
+        "sightings": [_sighting_json(s, verdict, window_ms) for s in verdict.sightings],
+        "duplicates": verdict.duplicates,
+        "conflicts": verdict.conflicts,
+        "misplaced_only": verdict.counted is None,
+    }
+
+
+def _sighting_json(sighting: Sighting, verdict: Verdict, window_ms: int) -> dict[str, Any]:
+    _, arrival, shard, sequence, subsequence, effect = sighting
+    return {
+        "shard_id": shard,
+        "sequence_number": sequence,
+        "subsequence": subsequence,
+        "arrival_ms": arrival,
+        "window_start_ms": arrival - arrival % window_ms,
+        "effect": None if effect is None else _effect_json(effect),
+        "batch_counted": sighting == verdict.counted,
+        "speed_counted": sighting in verdict.speed_counted,
+    }
+
+
+def _effect_json(effect: Effect) -> dict[str, Any]:
+    (store, currency, day), refund, amount = effect
+    return {
+        "store_id": store,
+        "currency": currency,
+        "business_day": date.fromordinal(day).isoformat(),
+        "refund": refund,
+        "amount_minor": amount,
+    }
+
+
+@dataclass
+class PartitionResult:
+    rows: dict[RowKey, list[int]] = field(default_factory=dict)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def reduce_partition(
+    sightings: Iterable[Sighting], *, window_ms: int, dedup_horizon_ms: int
+) -> PartitionResult:
+    """Judge every event id of a partition and fold the counted sightings, per (shard, window),
+    through the speed layer's reducer."""
+    grouped: dict[str, Sighting | list[Sighting]] = {}
+    for sighting in sightings:
+        event_id = sighting[0]
+        seen = grouped.get(event_id)
+        if seen is None:
+            grouped[event_id] = sighting  # most ids are seen once: no list for them
+        elif isinstance(seen, list):
+            seen.append(sighting)
+        else:
+            grouped[event_id] = [seen, sighting]
+
+    effects: dict[tuple[str, int], list[Effect]] = {}
+    outcome = PartitionResult()
+    counts = dict.fromkeys(
+        (
+            "events",
+            "duplicates",
+            "conflicts",
+            "replays",
+            "late_resends",
+            "misplaced",
+            "misplaced_never_resent",
+        ),
+        0,
+    )
+    for event_id, seen in grouped.items():
+        if not isinstance(seen, list):
+            if seen[5] is None:  # a lone misplaced marker: its resend never arrived
+                verdict = judge(event_id, (seen,), dedup_horizon_ms)
+            else:
+                arrival = seen[1]
+                effects.setdefault((seen[2], arrival - arrival % window_ms), []).append(seen[5])
+                counts["events"] += 1
+                continue
+        else:
+            verdict = judge(event_id, seen, dedup_horizon_ms)
+        counts["replays"] += verdict.replays
+        counts["misplaced"] += sum(1 for s in verdict.sightings if s[5] is None)
+        if verdict.counted is None:
+            counts["misplaced_never_resent"] += 1
+        else:
+            _, arrival, shard, _, _, effect = verdict.counted
+            if effect is not None:  # always: a counted sighting is an accepted one
+                effects.setdefault((shard, arrival - arrival % window_ms), []).append(effect)
+            counts["events"] += 1
+            counts["duplicates"] += verdict.duplicates
+            counts["conflicts"] += verdict.conflicts
+            counts["late_resends"] += len(verdict.late_resends)
+        if not verdict.is_plain:
+            outcome.findings.append(finding_of(verdict, window_ms))
+    outcome.counts = counts
+    for (shard, window_start), window_effects in effects.items():
+        state = fold_all(WindowState(), window_effects)
+        for (store, day, currency), totals in result(state).by_store_day.items():
+            outcome.rows[(shard, window_start, store, currency, day)] = [
+                totals.orders,
+                totals.refunds,
+                totals.gross_minor,
+                totals.refunds_minor,
+            ]
+    return outcome
+
+
+def add_rows(into: dict[RowKey, list[int]], rows: Iterable[tuple[RowKey, list[int]]]) -> None:
+    for key, counts in rows:
+        present = into.get(key)
+        if present is None:
+            into[key] = list(counts)
+        else:
+            for index, count in enumerate(counts):
+                present[index] += count
+
+
+# --- the horizon ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """What the stream holds after the last archived record of a shard."""
+
+    next_arrival_ms: int | None  # the first record after it, if any
+    shard_ended: bool  # the shard is closed and was read to its end
+    caught_up: bool  # the read reached the tip of an open shard (MillisBehindLatest 0)
+
+
+def shard_horizon(
+    shard_id: str, last_archived_sequence: str | None, probe: Probe, *, now_ms: int, fallback_ms: int
+) -> ShardHorizon:
+    """Up to which arrival time (exclusive) the archive holds every record of the shard.
+
+    The archiver reads a shard in order, so everything before the first record it has not
+    archived is archived. `fallback_ms` is used when the stream neither showed the next record
+    nor said it was caught up (a read can come back empty while behind): a time known to be
+    complete (the start of the hour of the last archived object)."""
+    if probe.next_arrival_ms is not None:
+        return ShardHorizon(shard_id, ShardState.BEHIND, probe.next_arrival_ms, last_archived_sequence)
+    if probe.shard_ended:
+        return ShardHorizon(shard_id, ShardState.CLOSED, None, last_archived_sequence)
+    if probe.caught_up:
+        return ShardHorizon(shard_id, ShardState.CAUGHT_UP, now_ms, last_archived_sequence)
+    return ShardHorizon(shard_id, ShardState.BEHIND, fallback_ms, last_archived_sequence)
+
+
+def snapshot_horizon(shards: Iterable[ShardHorizon], *, now_ms: int, window_seconds: int) -> int:
+    """The snapshot's horizon: the earliest shard horizon (a closed, fully archived shard has
+    none), down to a window boundary so no window is split between batch and speed."""
+    horizons = [shard.horizon_ms for shard in shards if shard.horizon_ms is not None]
+    earliest = min(horizons, default=now_ms)
+    window_ms = window_seconds * 1000
+    return earliest - earliest % window_ms
