@@ -1,40 +1,54 @@
-"""The batch layer as the API reads it: the latest snapshot (its horizon and its rows) and the
-latest reconciliation.
-
-PROVISIONAL: the batch layer (consumers/batch/views.py, another branch) has not landed in this
-branch yet; until it does, there is never a snapshot and the reconciliation says so.
-"""
+"""The batch layer as the API reads it (through consumers/batch/views.py): the latest snapshot's
+rows for a query, and the latest reconciliation as JSON."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final
 
-from consumers.api.merge import Part
-from consumers.api.query import SalesQuery
-from consumers.api.settings import ApiSettings
+from consumers.api.query import HOUR_MS, Granularity, SalesQuery
+from consumers.batch.views import BatchViews, SnapshotInfo, WindowRow
+from salesstream.core.batch import difference_to_json, summary_to_json
+from salesstream.core.windows import rfc3339
 
-
-class Snapshot(Protocol):
-    snapshot_id: str
-    horizon_ms: int
-
-    def parts(self, query: SalesQuery) -> Iterable[Part]: ...
+MAX_DIFFERENCES: Final = 100  # listed in GET /reconciliation; the summary counts them all
 
 
-@dataclass
-class BatchView:
-    s3: Any
-    dynamodb: Any
-    settings: ApiSettings
+def snapshot_rows(views: BatchViews, snapshot: SnapshotInfo, query: SalesQuery) -> Iterable[WindowRow]:
+    """The snapshot's rows the query may select. For business days its store-day rows (already
+    summed over shards and windows), each standing for every arrival before the horizon."""
+    if query.granularity is Granularity.DAY:
+        return (
+            WindowRow(
+                "*",
+                0,
+                snapshot.horizon_ms,
+                row.store_id,
+                row.currency,
+                row.business_day,
+                row.orders,
+                row.refunds,
+                row.gross_minor,
+                row.refunds_minor,
+            )
+            for row in views.store_day_rows(snapshot, store_id=query.store)
+        )
+    # an hour row starts up to an hour before the first window it holds
+    return views.window_rows(
+        snapshot, store_id=query.store, start_ms=query.from_ms - HOUR_MS, end_ms=query.to_ms
+    )
 
-    @classmethod
-    def of(cls, s3: Any, dynamodb: Any, settings: ApiSettings) -> BatchView:
-        return cls(s3, dynamodb, settings)
 
-    def latest_snapshot(self) -> Snapshot | None:
-        return None
-
-    def latest_reconciliation(self) -> dict[str, Any]:
-        return {"status": "none", "summary": "no reconciliation has run yet"}
+def reconciliation_json(views: BatchViews) -> dict[str, Any]:
+    """`status` (clean, explained, unexplained, or none yet), the summary, and the first
+    `MAX_DIFFERENCES` differences with their classification and explanations."""
+    latest = views.latest_reconciliation()
+    if latest is None:
+        return {"status": "none", "summary": None, "differences": [], "note": "no reconciliation has run yet"}
+    summary = summary_to_json(latest.summary)
+    return {
+        "status": summary["status"],
+        "summary": {**summary, "horizon": rfc3339(latest.summary.horizon_ms)},
+        "differences": [difference_to_json(d) for d in latest.differences[:MAX_DIFFERENCES]],
+        "differences_listed": min(len(latest.differences), MAX_DIFFERENCES),
+    }

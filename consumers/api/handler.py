@@ -25,12 +25,13 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 
-from consumers.api.batch import BatchView
+from consumers.api.batch import reconciliation_json, snapshot_rows
 from consumers.api.lag import CloudWatchLag, LagSource, RuntimeStatsLag
 from consumers.api.merge import merge
 from consumers.api.query import HOUR_MS, BadRequest, Granularity, SalesQuery, parse_sales_query
 from consumers.api.settings import ApiSettings
 from consumers.api.speed import SpeedLayer
+from consumers.batch.views import BatchViews
 from salesstream.aws import CLIENT_CONFIG
 from salesstream.core.currencies import minor_unit_exponent
 from salesstream.core.windows import parse_rfc3339, rfc3339
@@ -60,8 +61,8 @@ class Api:
     """What one process keeps between requests."""
 
     settings: ApiSettings
+    views: BatchViews
     speed: SpeedLayer
-    batch: BatchView
     lag: LagSource
     clock: Callable[[], float] = field(default=time.time)
 
@@ -79,10 +80,17 @@ class Api:
                 session.client("cloudwatch", config=CLIENT_CONFIG), settings.aggregator_function
             )
         )
+        views = BatchViews(
+            dynamodb,
+            s3,
+            batch_table=settings.batch_table,
+            aggregates_table=settings.aggregates_table,
+            bucket=settings.archive_bucket,
+        )
         return cls(
             settings=settings,
-            speed=SpeedLayer(dynamodb, kinesis, settings.aggregates_table, settings.stream_name),
-            batch=BatchView.of(s3, dynamodb, settings),
+            views=views,
+            speed=SpeedLayer(views, dynamodb, kinesis, settings.stream_name),
             lag=lag,
         )
 
@@ -90,7 +98,7 @@ class Api:
         return round(self.clock() * 1000)
 
     def sales(self, query: SalesQuery) -> dict[str, Any]:
-        snapshot = self.batch.latest_snapshot()
+        snapshot = self.views.latest_snapshot()
         horizon = snapshot.horizon_ms if snapshot is not None else None
         window_ms = self.settings.window_seconds * 1000
         # the speed layer answers for windows ending after the horizon: read only those
@@ -102,8 +110,8 @@ class Api:
         page = merge(
             query,
             horizon,
-            snapshot.parts(query) if snapshot is not None else (),
-            self.speed.segments(*starts),
+            snapshot_rows(self.views, snapshot, query) if snapshot is not None else (),
+            self.speed.rows(*starts),
         )
         return {
             **query.describe(),
@@ -150,7 +158,7 @@ class Api:
         }
 
     def reconciliation(self) -> dict[str, Any]:
-        return self.batch.latest_reconciliation()
+        return reconciliation_json(self.views)
 
 
 @cache

@@ -1,5 +1,6 @@
 """Sales rows from the two layers: the batch view up to the snapshot horizon, the speed layer
-after it. Pure: the readers hand in `Part`s, this decides which layer answers for what.
+after it. Pure: the readers hand in `WindowRow`s (the grain both layers share: shard, arrival
+window, store, currency, business day), this decides which layer answers for what.
 
 The rule is per arrival window: a window that ended at or before the horizon is answered by the
 batch view (the recompute from the archive, reconciled), any later window by the speed layer's
@@ -16,6 +17,7 @@ from typing import Any
 
 from consumers.api.query import HOUR_MS, Granularity, SalesQuery, encode_cursor
 from salesstream.core.aggregation import Totals
+from salesstream.core.batch import WindowRow
 from salesstream.core.currencies import format_minor, minor_unit_exponent
 from salesstream.core.windows import rfc3339
 
@@ -23,19 +25,6 @@ from salesstream.core.windows import rfc3339
 class Source(StrEnum):
     BATCH = "batch"
     SPEED = "speed"
-
-
-@dataclass(frozen=True, slots=True)
-class Part:
-    """Totals of one store, currency and business day within one arrival window (of one shard,
-    or already summed over shards), as one layer knows them."""
-
-    window_start_ms: int
-    window_end_ms: int
-    store_id: str
-    currency: str
-    business_day: str  # ISO date
-    totals: Totals
 
 
 def answered_by(window_end_ms: int, horizon_ms: int | None) -> Source:
@@ -93,7 +82,7 @@ class Page:
         }
 
 
-def _period(query: SalesQuery, part: Part) -> tuple[int, int] | str | None:
+def _period(query: SalesQuery, part: WindowRow) -> tuple[int, int] | str | None:
     """The row a part belongs to, or None when the query does not select it."""
     if query.store is not None and part.store_id != query.store:
         return None
@@ -109,7 +98,9 @@ def _period(query: SalesQuery, part: Part) -> tuple[int, int] | str | None:
             return (part.window_start_ms, part.window_end_ms) if selected else None
 
 
-def merge(query: SalesQuery, horizon_ms: int | None, batch: Iterable[Part], speed: Iterable[Part]) -> Page:
+def merge(
+    query: SalesQuery, horizon_ms: int | None, batch: Iterable[WindowRow], speed: Iterable[WindowRow]
+) -> Page:
     """The rows the query selects, each layer contributing only the windows it answers for;
     sorted by (period, store, currency), at most `query.limit` after `query.after`."""
     cells: dict[tuple[tuple[int, int] | str, str, str], dict[Source, Totals]] = {}

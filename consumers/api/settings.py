@@ -14,13 +14,14 @@ from salesstream.core.windows import MAX_WINDOW_SECONDS
 
 
 class ApiSettings(BaseSettings):
-    """AGGREGATES_TABLE, ARCHIVE_BUCKET, STREAM_NAME, WINDOW_SECONDS, AGGREGATOR_FUNCTION; and,
+    """AGGREGATES_TABLE, BATCH_TABLE, ARCHIVE_BUCKET, STREAM_NAME, WINDOW_SECONDS, AGGREGATOR_FUNCTION; and,
     locally only, RUNTIME_STATS_FILE (`salesstream serve` / `up` set it): the lag comes from the
     local runtime's stats instead of CloudWatch."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
     aggregates_table: str
+    batch_table: str
     archive_bucket: str
     stream_name: str
     window_seconds: Annotated[int, Field(gt=0, le=MAX_WINDOW_SECONDS)]

@@ -6,9 +6,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumers.api.merge import Part, Source, answered_by, merge
+from consumers.api.merge import Source, answered_by, merge
 from consumers.api.query import Granularity, SalesQuery, decode_cursor
 from salesstream.core.aggregation import Totals
+from salesstream.core.batch import WindowRow
 from salesstream.core.windows import parse_rfc3339
 
 W = 60_000  # one-minute windows
@@ -17,9 +18,13 @@ HOUR = parse_rfc3339("2026-11-23T20:00:00Z")
 
 def part(
     window: int, store: str = "s1", amount: int = 100, *, day: str = "2026-11-23", currency: str = "EUR"
-) -> Part:
+) -> WindowRow:
+    """One order of `amount` in the `window`-th minute after HOUR (a negative amount: a refund)."""
     start = HOUR + window * W
-    return Part(start, start + W, store, currency, day, Totals(1, 0, amount, 0))
+    sale, refund = (amount, 0) if amount >= 0 else (0, -amount)
+    return WindowRow(
+        "shard-0", start, start + W, store, currency, day, 1 if sale else 0, 1 if refund else 0, sale, refund
+    )
 
 
 def query(granularity: Granularity = Granularity.WINDOW, **overrides: object) -> SalesQuery:
@@ -137,7 +142,11 @@ parts = st.builds(
     limit=st.integers(1, 7),
 )
 def test_paged_rows_hold_each_layers_share_exactly_once(
-    batch: list[Part], speed: list[Part], horizon_window: int | None, granularity: Granularity, limit: int
+    batch: list[WindowRow],
+    speed: list[WindowRow],
+    horizon_window: int | None,
+    granularity: Granularity,
+    limit: int,
 ) -> None:
     horizon = (
         None if horizon_window is None else HOUR + horizon_window * W + (W // 3 if horizon_window % 2 else 0)
