@@ -39,6 +39,7 @@ from salesstream.core.windows import parse_rfc3339, rfc3339
 logger = Logger()
 app = APIGatewayHttpResolver()
 ROUTES: Final = ("GET /", "GET /sales", "GET /shards", "GET /reconciliation")
+_SHARD_COUNTERS: Final = ("events", "duplicates", "conflicts", "quarantined", "segments")
 
 
 def _dashboard() -> tuple[str, str]:
@@ -136,8 +137,10 @@ class Api:
     def shards(self) -> dict[str, Any]:
         now = self.now_ms()
         lag = self.lag.lag(now)
+        totals = self.speed.shard_totals()
         shards = []
-        for shard_id, shard in sorted(self.speed.shard_totals().items()):
+        for shard_id in sorted(self.speed.shard_ids()):  # a shard without a closed window yet too
+            shard = totals.get(shard_id) or {"currencies": {}, **dict.fromkeys(_SHARD_COUNTERS, 0)}
             last_end = shard.get("last_window_end") or None
             shards.append(
                 {

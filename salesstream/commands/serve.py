@@ -25,9 +25,7 @@ if TYPE_CHECKING:
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--port", type=int, default=0, help="port on 127.0.0.1 for the API and dashboard (default: a free one)"
-    )
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
 
 
 def start_api(template: Template, port: int) -> LocalHttpApi:
