@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-COMMANDS = ("up", "produce", "consume", "report", "serve")
+COMMANDS = ("up", "produce", "consume", "report", "snapshot", "reconcile", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

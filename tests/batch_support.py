@@ -18,7 +18,7 @@ from consumers.batch.reconcile import Reconciler
 from consumers.batch.repair import Repairer
 from consumers.batch.resources import BatchResources
 from consumers.batch.snapshot import SnapshotJob, SnapshotOutcome
-from producer import Producer, ProducerResult, producer_client
+from producer import Producer, ProducerResult, ProducerSettings, producer_client
 from producer.simulator import Fleet, FleetConfig
 from salesstream.core.batch import Reconciliation
 from salesstream.runtime import Runtime, RuntimeOptions, VirtualClock
@@ -26,7 +26,7 @@ from tests.runtime_support import sleep_into_next_window
 
 STREAM_FUNCTIONS = ("AggregatorFunction", "ArchiverFunction")
 # small work units, so a test's few hundred events still make several chunks and partitions
-SMALL = {"snapshot_horizon_grace_seconds": 0, "snapshot_chunk_lines": 40, "snapshot_partition_events": 1}
+SMALL = {"snapshot_horizon_grace_seconds": 0, "snapshot_chunk_lines": 40, "snapshot_partition_events": 50}
 
 
 def cold_start() -> None:
@@ -69,9 +69,9 @@ class Pipeline:
     def fleet_events(self, count: int, *, seed: int = 7, stores: int = 6) -> list[bytes]:
         return Fleet(FleetConfig(stores=stores, seed=seed, refund_share=0.1)).events(count)
 
-    def send(self, events: Iterable[bytes]) -> ProducerResult:
+    def send(self, events: Iterable[bytes], *, aggregate: bool = True) -> ProducerResult:
         client = producer_client(endpoint_url=self.endpoint.url, region_name=self.endpoint.region)
-        producer = Producer(client, self.stream, self.spool)
+        producer = Producer(client, self.stream, self.spool, settings=ProducerSettings(aggregate=aggregate))
         for event in events:
             assert producer.submit(event) is None
         result = producer.close()

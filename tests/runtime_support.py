@@ -121,7 +121,7 @@ class RecordLog:
         return {"batchItemFailures": verdict if isinstance(verdict, list) else []}
 
 
-BATCH_FUNCTIONS = ("ArchiverFunction",)
+BATCH_FUNCTIONS = ("ArchiverFunction", "SnapshotFunction")
 
 
 def template_with(

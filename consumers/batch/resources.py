@@ -48,9 +48,12 @@ class BatchResources:
         environment = {
             name.lower(): value for name, value in template.function(_FUNCTION).environment.items()
         }
+        dynamodb, s3, kinesis, sqs = (endpoint.client(name) for name in ("dynamodb", "s3", "kinesis", "sqs"))
+        queue = environment["failures_queue"]
+        if not queue.startswith(("http://", "https://")):  # Ref of a queue is its URL only on AWS itself
+            environment["failures_queue"] = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
         settings = BatchSettings.model_validate({**environment, **overrides})
-        clients = (endpoint.client(name) for name in ("dynamodb", "s3", "kinesis", "sqs"))
-        return cls(settings, *clients)
+        return cls(settings, dynamodb, s3, kinesis, sqs)
 
     @cached_property
     def views(self) -> BatchViews:

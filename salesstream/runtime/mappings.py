@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from salesstream.runtime.filters import FilterPatternError, RecordFilter
 from salesstream.runtime.model import RuntimeConfigError
@@ -91,8 +92,14 @@ def mappings_of(template: Template, functions: Iterable[str] | None = None) -> l
     return mappings
 
 
-def function_environment(mappings: Iterable[Mapping]) -> dict[str, str]:
-    """One process holds every function: their environments must agree on every variable."""
+class _OfFunction(Protocol):
+    @property
+    def function(self) -> FunctionSpec: ...
+
+
+def function_environment(mappings: Iterable[_OfFunction]) -> dict[str, str]:
+    """One process holds every function (of the mappings, and of the schedules): their
+    environments must agree on every variable."""
     merged: dict[str, str] = {}
     owner: dict[str, str] = {}
     for mapping in mappings:

@@ -28,5 +28,7 @@ class RuntimeOptions(BaseSettings):
     get_records_limit: int = Field(10_000, ge=1, le=10_000)
     # Overrides every function's template Timeout (tests of the timeout guard).
     timeout_seconds: float | None = Field(None, gt=0)
+    # Run the template's Schedule events (rate/cron) on the runtime's clock, as EventBridge would.
+    run_schedules: bool = True
     # Worker threads (start()) look for work this often when they have none.
     idle_tick_seconds: float = Field(0.05, gt=0)

@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from salesstream.runtime.clock import Clock, WallClock
 from salesstream.runtime.consumer import ShardConsumer
 from salesstream.runtime.destinations import Destination, NoDestination, SqsDestination
 from salesstream.runtime.hooks import Hooks
-from salesstream.runtime.invoker import FunctionInvoker, Handler, resolve_handler
+from salesstream.runtime.invoker import FunctionInvoker, Handler, Returned, resolve_handler
 from salesstream.runtime.kinesis import ShardInfo, ShardReader, list_shards
 from salesstream.runtime.log import logger
 from salesstream.runtime.mappings import Mapping as EventSourceMapping
@@ -46,6 +46,7 @@ from salesstream.runtime.model import (
     SimulatedCrash,
 )
 from salesstream.runtime.options import RuntimeOptions
+from salesstream.runtime.schedules import schedules_of
 from salesstream.template import Template
 
 Key = tuple[str, str]  # (mapping id, shard id)
@@ -59,6 +60,7 @@ class RuntimeStats:
     shards: list[ShardStats]
     errors: list[str]
     idle: bool
+    schedules: list[dict[str, Any]] = field(default_factory=list)
 
     def totals(self) -> dict[str, int]:
         counters = (
@@ -79,6 +81,7 @@ class RuntimeStats:
             "totals": self.totals(),
             "shards": [asdict(shard) for shard in self.shards],
             "errors": self.errors,
+            "schedules": self.schedules,
         }
 
 
@@ -95,14 +98,16 @@ class Runtime:
         functions: Iterable[str] | None = None,
     ) -> None:
         """`handlers` replaces the template Handler of the functions it names (by logical id);
-        `functions` limits the runtime to those functions' mappings."""
+        `functions` limits the runtime to those functions' mappings and schedules."""
         self.options = options or RuntimeOptions()
         self.clock = clock or WallClock()
         self.hooks = hooks or Hooks()
         self.mappings = mappings_of(template, functions)
+        self.schedules = schedules_of(template, functions) if self.options.run_schedules else []
+        self._template = template
         table = checkpoint_table(template)
         # Handlers read their settings from the environment when imported, in this process.
-        os.environ.update(function_environment(self.mappings))
+        os.environ.update(function_environment([*self.mappings, *self.schedules]))
         self._invokers = self._make_invokers(template, dict(handlers or {}))
         self._kinesis = endpoint.client("kinesis")
         dynamodb = endpoint.client("dynamodb")
@@ -122,11 +127,11 @@ class Runtime:
         self._stopping = threading.Event()
         self._threads: dict[Key, threading.Thread] = {}
         self._coordinator: threading.Thread | None = None
+        self._scheduler: threading.Thread | None = None
 
     def _make_invokers(self, template: Template, handlers: dict[str, Handler]) -> dict[str, FunctionInvoker]:
         invokers: dict[str, FunctionInvoker] = {}
-        for mapping in self.mappings:
-            function = mapping.function
+        for function in [*(m.function for m in self.mappings), *(s.function for s in self.schedules)]:
             if function.logical_id in invokers:
                 continue
             handler = handlers.get(function.logical_id) or resolve_handler(
@@ -241,7 +246,7 @@ class Runtime:
             self._refresh_shards(self.clock.now_ms(), force=flush)
             self._ensure_consumers()
             consumers = list(self._consumers.items())
-        progress = False
+        progress = self.run_schedules()
         for key, consumer in consumers:
             try:
                 progress = consumer.step(flush=flush) or progress
@@ -280,12 +285,47 @@ class Runtime:
                         return False
             return True
 
+    # --- schedules -------------------------------------------------------------------------
+
+    def run_schedules(self) -> bool:
+        """Invoke every function whose Schedule event is due by the clock; whether any was."""
+        fired = False
+        for run in self.schedules:
+            now = self.clock.now_ms()
+            if not run.due(now):
+                continue
+            event = run.event(now, self._template.account_id, self._template.region)
+            result = self._invokers[run.function.logical_id].invoke(event)
+            error = None if isinstance(result, Returned) else repr(result)
+            run.ran(now, error=error)
+            if error is None:
+                logger.info(
+                    "schedule ran", extra={"function": run.function.logical_id, "event": run.event_name}
+                )
+            else:
+                logger.error("scheduled invocation failed", extra={**run.as_dict(), "error": error})
+                self._errors.append(f"{run.function.logical_id}.{run.event_name}: {error}")
+            fired = True
+        return fired
+
+    def _schedule_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.run_schedules()
+            except Exception as error:  # noqa: BLE001 - logged and counted; the next tick retries
+                logger.exception("running the schedules failed; retrying")
+                self._errors.append(f"schedules: {error!r}")
+            self._stopping.wait(self.options.idle_tick_seconds * 5)
+
     # --- threads ---------------------------------------------------------------------------
 
     def start(self) -> None:
         self._stopping.clear()
         self._coordinator = threading.Thread(target=self._coordinate, name="esm-coordinator", daemon=True)
         self._coordinator.start()
+        if self.schedules:
+            self._scheduler = threading.Thread(target=self._schedule_loop, name="esm-schedules", daemon=True)
+            self._scheduler.start()
 
     def request_stop(self) -> None:
         """Ask run() to stop (from a signal handler); stop() does the waiting."""
@@ -297,6 +337,8 @@ class Runtime:
         deadline = time.monotonic() + timeout
         if self._coordinator is not None:
             self._coordinator.join(max(0.0, deadline - time.monotonic()))  # it starts no worker after this
+        if self._scheduler is not None:
+            self._scheduler.join(max(0.0, deadline - time.monotonic()))
         for thread in list(self._threads.values()):
             thread.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
@@ -389,7 +431,8 @@ class Runtime:
     def stats(self) -> RuntimeStats:
         with self._lock:
             shards = [ShardStats(**asdict(s)) for _, s in sorted(self._stats.items())]
-        return RuntimeStats(shards, list(self._errors), self.is_idle())
+        schedules = [run.as_dict() for run in self.schedules]
+        return RuntimeStats(shards, list(self._errors), self.is_idle(), schedules)
 
     def write_stats(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ reconciliation (and repair) against what they wrote."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,9 @@ from typing import Any
 import pytest
 
 from salesstream.core.aggregation import Totals
-from salesstream.core.batch import Classification, KeyKind, Status
+from salesstream.core.batch import Cause, Classification, KeyKind, Status
 from tests.batch_support import Pipeline, cold_start, corrupt_segment
+from tests.window_events import order
 
 PipelineFactory = Callable[..., Pipeline]
 
@@ -112,3 +114,89 @@ def test_a_corrupted_segment_and_running_total_are_reported_exactly_and_repaired
     assert again.summary.repaired == 0
     assert again.summary.status is Status.CLEAN
     assert len([i for i in run.items("BatchTable") if i["pk"] == "AUDIT"]) == 2  # nothing written
+
+
+def test_duplicates_conflicts_and_quarantined_records_are_explained_not_drift(
+    pipeline: PipelineFactory,
+) -> None:
+    run = pipeline()
+    events = run.fleet_events(120)
+    run.send(events)
+    run.send(events[:30])  # a producer resends 30 events (a lost response): same ids, new positions
+    first = order("store-c", 1000, event_id="evt-conflict")
+    run.send([first.to_json_bytes()])
+    run.send([order("store-c", 999, event_id="evt-conflict").to_json_bytes()])  # same id, other amount
+    run.put_raw([b"not json", b'{"schema_version": 1}', b"\xff\xfe"])
+    run.settle()
+    snapshot = run.snapshot().snapshot
+    assert snapshot is not None
+
+    reconciliation = run.reconcile()
+    assert reconciliation.summary.status is Status.CLEAN, reconciliation.differences[:3]
+    notes = reconciliation.summary.notes
+    assert notes["events"] == 121
+    assert notes["duplicates"] == 30
+    assert notes["conflicts"] == 1
+    assert notes["quarantined_duplicate_conflict"] == 1  # the speed layer's side of the conflict
+    assert notes["quarantined_not_json"] == 1
+    assert notes["quarantined_missing_field"] == 1
+    assert notes["quarantined_bad_utf8"] == 1
+    stores = {row.store_id: row for row in run.resources().views.store_day_rows(snapshot)}
+    assert stores["store-c"].gross_minor == 1000  # the first sighting counted, the conflict not
+
+
+def test_a_resend_later_than_the_dedup_horizon_is_explained_and_repaired(pipeline: PipelineFactory) -> None:
+    run = pipeline(DedupHorizonSeconds=0)  # every resend at another moment is "new" to the speed layer
+    events = run.fleet_events(80)
+    run.send(events)
+    time.sleep(0.05)
+    run.send(events[:5])
+    run.settle()
+    run.snapshot()
+
+    reconciliation = run.reconcile()
+    summary = reconciliation.summary
+    assert summary.status is Status.EXPLAINED, [d for d in reconciliation.differences if not d.explained]
+    assert summary.notes["late_resends"] == 5
+    windows = [d for d in reconciliation.differences if d.kind is KeyKind.WINDOW]
+    assert windows
+    extra = Totals()
+    for difference in windows:
+        assert {e.cause for e in difference.explanations} == {Cause.LATE_RESEND}
+        extra = extra + difference.delta
+    assert extra.orders + extra.refunds == 5  # the speed layer counted the 5 resends once more
+    totals = [d for d in reconciliation.differences if d.kind is not KeyKind.WINDOW]
+    assert totals
+    assert all(d.explanations[0].cause is Cause.WINDOW_DIFFERENCES and d.explained for d in totals)
+
+    assert run.repair(reconciliation).summary.status is Status.CLEAN
+
+
+def test_records_the_aggregator_gave_up_on_are_explained_by_the_on_failure_notice(
+    pipeline: PipelineFactory,
+) -> None:
+    from consumers.aggregator.handler import lambda_handler
+
+    poisoned: set[str] = set()
+
+    def poisoning(event: dict[str, Any], context: Any) -> Any:
+        records = {record["eventID"] for record in event["Records"]}  # "<shard>:<sequence>"
+        if not poisoned and records:
+            poisoned.add(min(records))
+        if poisoned & records:
+            raise RuntimeError("this record fails every time")
+        return lambda_handler(event, context)
+
+    run = pipeline(handlers={"AggregatorFunction": poisoning})
+    run.send(run.fleet_events(150))
+    run.settle()
+    run.snapshot()
+
+    reconciliation = run.reconcile()
+    summary = reconciliation.summary
+    assert summary.notes["aggregator_gave_up_batches"] == 1
+    assert summary.status is Status.EXPLAINED, [d for d in reconciliation.differences if not d.explained]
+    windows = [d for d in reconciliation.differences if d.kind is KeyKind.WINDOW]
+    assert windows
+    assert {e.cause for d in windows for e in d.explanations} == {Cause.RETRIES_EXHAUSTED}
+    assert all(d.delta.orders <= 0 and d.delta.refunds <= 0 for d in windows)  # missing in speed

@@ -186,7 +186,7 @@ def test_parallelization_above_one_and_at_timestamp_are_refused() -> None:
 
 
 def test_every_setting_of_a_mapping_comes_from_the_template() -> None:
-    (mapping,) = mappings_of(_template(BatchSize=7, MaximumRetryAttempts=3))
+    (mapping,) = mappings_of(_template(BatchSize=7, MaximumRetryAttempts=3), ["AggregatorFunction"])
     assert (mapping.id, mapping.event.batch_size, mapping.event.maximum_retry_attempts) == (
         "AggregatorFunction.Orders",
         7,
@@ -198,7 +198,7 @@ def test_every_setting_of_a_mapping_comes_from_the_template() -> None:
 
 
 def test_functions_that_disagree_on_an_environment_variable_are_refused() -> None:
-    (mapping,) = mappings_of(_template())
+    (mapping,) = mappings_of(_template(), ["AggregatorFunction"])
     other = replace(
         mapping,
         function=replace(mapping.function, logical_id="OtherFunction", environment={"STAGE": "prod"}),
