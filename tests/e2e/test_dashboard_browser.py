@@ -1,7 +1,8 @@
 """The dashboard in a real headless browser (Debian's chromium driven by playwright), on the whole
 pipeline through the CLI: `salesstream up` (consumers with 2-second windows, API and dashboard),
-`salesstream produce`. The page loads, shows the numbers the API returns, and updates by itself
-when new windows close. The screenshot goes to reports/dashboard.png.
+`salesstream produce`, `salesstream snapshot`. The page loads, shows the numbers the API returns
+(the batch view's up to the snapshot horizon, the speed layer's after it, the reconciliation),
+and updates by itself when new windows close. The screenshot goes to reports/dashboard.png.
 
 Chromium is found at $SALESSTREAM_CHROMIUM, on PATH, or at /usr/bin/chromium (`.ci/run` installs
 it). When it is missing the test fails if SALESSTREAM_REQUIRE_BROWSER is set (CI sets it) and is
@@ -28,6 +29,7 @@ from tests.api_support import all_rows, get_json, net_by_store
 ROOT = Path(__file__).parents[2]
 SCREENSHOT = ROOT / "reports" / "dashboard.png"
 STAGE = "e2edash"
+COMMON = ("--stage", STAGE, "--shards", "2", "--window-seconds", "2")  # every command: the same template
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "POWERTOOLS_LOG_LEVEL": "WARNING"}
 CHROMIUM_ARGS = [
     "--headless",
@@ -70,18 +72,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]
     out = home / "up.out"
     with out.open("w") as stdout, (home / "up.err").open("w") as stderr:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "salesstream",
-                "up",
-                "--shards",
-                "2",
-                "--window-seconds",
-                "2",
-                "--stage",
-                STAGE,
-            ],
+            [sys.executable, "-m", "salesstream", "up", *COMMON],
             cwd=home,
             env=ENV,
             stdout=stdout,
@@ -89,27 +80,30 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]
             text=True,
         )
     try:
-        line = wait_for(
-            "salesstream up to be ready", lambda: out.read_text().partition("\n")[1] and out.read_text()
-        )
+        line = wait_for("salesstream up to be ready", lambda: "\n" in out.read_text() and out.read_text())
         yield home, json.loads(line.splitlines()[0])["api_url"]
     finally:
         process.terminate()
         process.wait(timeout=30)
 
 
-def produce(home: Path, seed: int) -> dict[tuple[str, str], int]:
-    fleet = ("--count", "300", "--stores", "5", "--seed", str(seed))
+def salesstream(home: Path, *args: str) -> str:
     run = subprocess.run(
-        [sys.executable, "-m", "salesstream", "produce", "--stage", STAGE, *fleet, "--json"],
+        [sys.executable, "-m", "salesstream", *args, *COMMON, "--json"],
         cwd=home,
         env=ENV,
         capture_output=True,
         text=True,
         timeout=120,
-        check=True,
+        check=False,
     )
-    return {(row["store_id"], row["currency"]): row["net_minor"] for row in json.loads(run.stdout)["tally"]}
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
+def produce(home: Path, seed: int) -> dict[tuple[str, str], int]:
+    result = json.loads(salesstream(home, "produce", "--count", "300", "--stores", "5", "--seed", str(seed)))
+    return {(row["store_id"], row["currency"]): row["net_minor"] for row in result["tally"]}
 
 
 def added(*tallies: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
@@ -120,18 +114,32 @@ def added(*tallies: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
     return total
 
 
+def settled(base: str, tally: dict[tuple[str, str], int]) -> bool:
+    """The API holds the tally, and every consumer (aggregator, archiver) has read all it was sent."""
+    shards = get_json(f"{base}/shards")
+    pending = [lag["pending_records"] for shard in shards["shards"] for lag in (shard["lag"] or {}).values()]
+    idle = bool(shards["lag"].get("idle")) and not any(pending)
+    return idle and net_by_store(all_rows(base, "granularity=window")) == tally
+
+
 def expected_store_table(rows: list[dict[str, Any]]) -> list[list[str]]:
     """The per-store table the page must show for these API rows."""
     stores: dict[tuple[str, str], list[int]] = {}
+    sources: dict[tuple[str, str], set[str]] = {}
     for row in rows:
-        seen = stores.setdefault((row["store_id"], row["currency"]), [0, 0, 0, 0])
+        key = (row["store_id"], row["currency"])
+        seen = stores.setdefault(key, [0, 0, 0, 0])
         for i, name in enumerate(("orders", "refunds", "net_minor")):
             seen[i] += row[name]
         seen[3] += 1
-    return [
-        [store, currency, str(orders), str(refunds), format_minor(net, currency), str(windows), "speed"]
-        for (store, currency), (orders, refunds, net, windows) in sorted(stores.items())
-    ]
+        sources.setdefault(key, set()).update(row["source"].split("+"))
+    table = []
+    for (store, currency), (orders, refunds, net, windows) in sorted(stores.items()):
+        source = "+".join(sorted(sources[store, currency]))
+        table.append(
+            [store, currency, str(orders), str(refunds), format_minor(net, currency), str(windows), source]
+        )
+    return table
 
 
 def page_store_table(page: Any) -> list[list[str]]:
@@ -139,6 +147,10 @@ def page_store_table(page: Any) -> list[list[str]]:
         [cell.strip() for cell in row.locator("td").all_inner_texts()]
         for row in page.locator("tbody#stores tr").all()
     ]
+
+
+def chart_windows(page: Any) -> int:
+    return int(page.locator("[data-testid=chart]").get_attribute("data-windows") or 0)
 
 
 def test_the_dashboard_shows_what_the_api_returns_and_follows_new_windows(
@@ -149,9 +161,10 @@ def test_the_dashboard_shows_what_the_api_returns_and_follows_new_windows(
 
     home, base = stack
     first = produce(home, seed=21)
-    wait_for(
-        "the first windows in the API", lambda: net_by_store(all_rows(base, "granularity=window")) == first
-    )
+    wait_for("the consumers to settle", lambda: settled(base, first))
+    time.sleep(2.5)  # the snapshot's horizon stops 2 s short of now (clock slack)
+    snapshot = json.loads(salesstream(home, "snapshot"))
+    assert snapshot["reconciliation"]["summary"]["status"] == "clean"
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
@@ -162,39 +175,39 @@ def test_the_dashboard_shows_what_the_api_returns_and_follows_new_windows(
             page.goto(f"{base}/?refresh=1")
             page.wait_for_selector("body[data-refreshes]")
 
+            # the numbers the API returns: rows of the batch view, totals per shard, reconciliation
             rows = all_rows(base, "granularity=window")
+            assert {row["source"] for row in rows} == {"batch"}
             wait_for(
                 "the page to show the API's rows",
                 lambda: page_store_table(page) == expected_store_table(rows),
             )
-            windows_before = int(page.locator("[data-testid=chart]").get_attribute("data-windows") or 0)
-            assert windows_before >= 1
             currency = page.locator("[data-testid=currency]").input_value()
-            charted = {store for store, code in first if code == currency}
             lines = page.locator("[data-testid=chart] polyline")
-            assert {lines.nth(i).get_attribute("data-store") for i in range(lines.count())} == charted
-            shards = get_json(f"{base}/shards")
-            for shard in shards["shards"]:
-                for currency, totals in shard["currencies"].items():
-                    cells = page.locator(
-                        f'tr[data-shard="{shard["shard_id"]}"][data-currency="{currency}"] td'
-                    )
-                    assert cells.nth(4).inner_text() == format_minor(totals["net_sales_minor"], currency)
-            status = get_json(f"{base}/reconciliation")["status"]
-            assert page.locator("[data-testid=reconciliation] .badge").inner_text() == status
-            assert "no batch snapshot yet" in page.locator("[data-testid=sources]").inner_text()
+            charted = {lines.nth(i).get_attribute("data-store") for i in range(lines.count())}
+            assert charted == {store for store, code in first if code == currency}
+            for shard in get_json(f"{base}/shards")["shards"]:
+                for code, totals in shard["currencies"].items():
+                    cells = page.locator(f'tr[data-shard="{shard["shard_id"]}"][data-currency="{code}"] td')
+                    assert cells.nth(4).inner_text() == format_minor(totals["net_sales_minor"], code)
+            assert get_json(f"{base}/reconciliation")["status"] == "clean"
+            assert page.locator("[data-testid=reconciliation] .badge").inner_text() == "clean"
+            snapshot_id = snapshot["snapshot"]["snapshot_id"]
+            assert f"(snapshot {snapshot_id})" in page.locator("[data-testid=sources]").inner_text()
+            windows_before = chart_windows(page)
+            assert windows_before >= 1
 
-            second = produce(home, seed=22)  # new windows close while the page is open
-            both = added(first, second)
+            # new windows close while the page is open: it follows without a reload
+            both = added(first, produce(home, seed=22))
             wait_for(
                 "the API to hold both runs",
                 lambda: net_by_store(all_rows(base, "granularity=window")) == both,
             )
             rows = all_rows(base, "granularity=window")
+            assert {row["source"] for row in rows} == {"batch", "speed"}
             wait_for("the page to follow", lambda: page_store_table(page) == expected_store_table(rows))
-            assert (
-                int(page.locator("[data-testid=chart]").get_attribute("data-windows") or 0) > windows_before
-            )
+            assert chart_windows(page) > windows_before
+            assert page.locator("[data-testid=horizon]").count() == 1  # batch on its left, speed on its right
             assert not errors, errors
 
             SCREENSHOT.parent.mkdir(exist_ok=True)
