@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final
 
-from consumers.api.query import HOUR_MS, Granularity, SalesQuery
+from consumers.api.query import Granularity, SalesQuery
 from consumers.batch.views import BatchViews, SnapshotInfo, WindowRow
 from salesstream.core.batch import difference_to_json, summary_to_json
 from salesstream.core.windows import rfc3339
@@ -33,10 +33,22 @@ def snapshot_rows(views: BatchViews, snapshot: SnapshotInfo, query: SalesQuery) 
             )
             for row in views.store_day_rows(snapshot, store_id=query.store)
         )
-    # an hour row starts up to an hour before the first window it holds
-    return views.window_rows(
-        snapshot, store_id=query.store, start_ms=query.from_ms - HOUR_MS, end_ms=query.to_ms
-    )
+    low, high = query.window_starts() or (0, snapshot.horizon_ms)
+    return views.window_rows(snapshot, store_id=query.store, start_ms=low, end_ms=high)
+
+
+def sources_of(snapshot: SnapshotInfo | None) -> dict[str, Any]:
+    """What a `/sales` answer says about where its rows come from."""
+    if snapshot is None:
+        return {"batch": None, "speed": {"answers": "every arrival window: no batch snapshot yet"}}
+    return {
+        "batch": {
+            "snapshot": snapshot.snapshot_id,
+            "horizon": rfc3339(snapshot.horizon_ms),
+            "answers": "arrival windows ending at or before the horizon",
+        },
+        "speed": {"answers": "arrival windows ending after the horizon"},
+    }
 
 
 def reconciliation_json(views: BatchViews) -> dict[str, Any]:

@@ -25,10 +25,10 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 
-from consumers.api.batch import reconciliation_json, snapshot_rows
+from consumers.api.batch import reconciliation_json, snapshot_rows, sources_of
 from consumers.api.lag import CloudWatchLag, LagSource, RuntimeStatsLag
 from consumers.api.merge import merge
-from consumers.api.query import HOUR_MS, BadRequest, Granularity, SalesQuery, parse_sales_query
+from consumers.api.query import BadRequest, SalesQuery, parse_sales_query
 from consumers.api.settings import ApiSettings
 from consumers.api.speed import SpeedLayer
 from consumers.batch.views import BatchViews
@@ -102,35 +102,19 @@ class Api:
         snapshot = self.views.latest_snapshot()
         horizon = snapshot.horizon_ms if snapshot is not None else None
         window_ms = self.settings.window_seconds * 1000
-        # the speed layer answers for windows ending after the horizon: read only those
-        after_horizon = 0 if horizon is None else horizon - window_ms + 1
-        if query.granularity is Granularity.DAY:  # a business day's sales may arrive any time later
-            starts = (after_horizon, self.now_ms() + window_ms)
-        else:
-            starts = (max(after_horizon, query.from_ms - HOUR_MS), query.to_ms)
+        low, high = query.window_starts() or (0, self.now_ms() + window_ms)
+        if horizon is not None:  # the speed layer answers for windows ending after the horizon only
+            low = max(low, horizon - window_ms + 1)
         page = merge(
             query,
             horizon,
             snapshot_rows(self.views, snapshot, query) if snapshot is not None else (),
-            self.speed.rows(*starts),
+            self.speed.rows(low, high),
         )
         return {
             **query.describe(),
             "window_seconds": self.settings.window_seconds,
-            "sources": {
-                "batch": None
-                if snapshot is None
-                else {
-                    "snapshot": snapshot.snapshot_id,
-                    "horizon": rfc3339(snapshot.horizon_ms),
-                    "answers": "arrival windows ending at or before the horizon",
-                },
-                "speed": {
-                    "answers": "every arrival window: no batch snapshot yet"
-                    if snapshot is None
-                    else "arrival windows ending after the horizon"
-                },
-            },
+            "sources": sources_of(snapshot),
             **page.as_json(),
         }
 

@@ -66,6 +66,17 @@ class SalesQuery:
     def to_day(self) -> str:
         return _day(self.to_ms)
 
+    def window_starts(self) -> tuple[int, int] | None:
+        """The arrival-window starts, [low, high), that can fall in the selected periods; None for
+        business days: a day's sales may arrive any time after it."""
+        match self.granularity:
+            case Granularity.WINDOW:
+                return self.from_ms, self.to_ms
+            case Granularity.HOUR:  # an hour starting just before `to` holds windows up to an hour later
+                return self.from_ms, self.to_ms + HOUR_MS
+            case Granularity.DAY:
+                return None
+
     def describe(self) -> dict[str, str | int | None]:
         bounds = (
             {"from": self.from_day, "to": self.to_day}

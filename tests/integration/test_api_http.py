@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from consumers.api.handler import api
-from salesstream.core.windows import parse_rfc3339
+from salesstream.core.windows import parse_rfc3339, rfc3339
 from salesstream.local_api import LocalHttpApi
 from tests.api_support import all_rows, call, get_json, net_by_store
 from tests.batch_support import Pipeline, cold_start
@@ -84,6 +84,10 @@ def test_sales_come_from_the_batch_view_up_to_the_horizon_and_from_the_speed_lay
     # the two layers together: every acknowledged order counted once, to the cent
     assert net_by_store(rows) == pipeline.tally()
     assert net_by_store(all_rows(base, "granularity=hour")) == pipeline.tally()
+    hour = rows[0]["start"][:13]  # an hour whose start only is in [from, to): all of its windows
+    in_hour = net_by_store([row for row in rows if row["start"].startswith(hour)])
+    to = rfc3339(parse_rfc3339(hour + ":00:00Z") + 1000)
+    assert net_by_store(all_rows(base, f"granularity=hour&from={hour}:00:00Z&to={to}")) == in_hour
     day_rows = all_rows(base, "granularity=day&" + days_around_today())
     assert net_by_store(day_rows) == pipeline.tally()
     assert {"batch", "speed"} <= {part for row in day_rows for part in row["source"].split("+")}

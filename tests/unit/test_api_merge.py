@@ -92,6 +92,11 @@ def test_an_hour_row_can_hold_both_layers_and_says_how_much_each_gave() -> None:
     assert row["parts"]["speed"]["net_minor"] == 30
 
 
+def test_an_hour_that_starts_before_to_holds_its_windows_after_to() -> None:
+    rows = merge(query(Granularity.HOUR, to_ms=HOUR + 1000), None, [], [part(0), part(59), part(60)]).rows
+    assert [(row.period, row.totals.orders) for row in rows] == [((HOUR, HOUR + 3_600_000), 2)]
+
+
 def test_day_rows_are_business_days_whatever_the_arrival_window() -> None:
     q = query(Granularity.DAY, from_ms=HOUR - 86_400_000, to_ms=HOUR + 86_400_000 - HOUR % 86_400_000)
     assert (q.from_day, q.to_day) == ("2026-11-22", "2026-11-24")

@@ -74,3 +74,12 @@ def test_bad_parameters_are_refused_with_a_message_naming_them(
 def test_a_cursor_round_trips() -> None:
     key = ("001795460400000", "store-1", "EUR")
     assert decode_cursor(encode_cursor(key)) == key
+
+
+def test_the_window_starts_a_query_needs() -> None:
+    bounds = {"from": "2026-11-23T10:00:00Z", "to": "2026-11-23T10:30:00Z"}
+    window = parse_sales_query(bounds, NOW)
+    assert window.window_starts() == (window.from_ms, window.to_ms)
+    hour = parse_sales_query({**bounds, "granularity": "hour"}, NOW)  # the 10:00 hour runs to 11:00
+    assert hour.window_starts() == (hour.from_ms, parse_rfc3339("2026-11-23T11:30:00Z"))
+    assert parse_sales_query({"granularity": "day"}, NOW).window_starts() is None
