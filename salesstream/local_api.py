@@ -34,7 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
-from salesstream.runtime.invoker import FunctionInvoker, Handler, Raised, Returned, TimedOut, resolve_handler
+from salesstream.runtime.invoker import FunctionInvoker, Raised, Returned, TimedOut, resolve_handler
 from salesstream.runtime.log import logger
 from salesstream.template import FunctionSpec, Template
 
@@ -76,24 +76,24 @@ class Route:
         return None if found is None else found.groupdict()
 
 
-def routes_of(template: Template, handlers: dict[str, Handler] | None = None) -> list[Route]:
-    """The routes of every function with HttpApi events; `handlers` replaces a function's template
-    Handler by logical id. Sets each function's environment in this process (before import)."""
+def routes_of(template: Template) -> list[Route]:
+    """The routes of every function with HttpApi events. Sets each function's environment in this
+    process before its handler is imported (handlers read their settings from it)."""
     routes = []
     for function in template.functions():
         if not function.http_events:
             continue
         os.environ.update(function.environment)
-        invoker = _invoker(template, function, (handlers or {}).get(function.logical_id))
+        invoker = _invoker(template, function)
         routes += [Route(event.method, event.path, invoker) for event in function.http_events]
     if not routes:
         raise NoRoutes("the template has no function with an HttpApi event")
     return sorted(routes, key=lambda route: route.rank)
 
 
-def _invoker(template: Template, function: FunctionSpec, handler: Handler | None) -> FunctionInvoker:
+def _invoker(template: Template, function: FunctionSpec) -> FunctionInvoker:
     return FunctionInvoker(
-        handler or resolve_handler(function.handler, function.logical_id),
+        resolve_handler(function.handler, function.logical_id),
         function_name=function.name,
         function_arn=template.arn(function.logical_id),
         memory_mb=function.memory_mb,
@@ -188,10 +188,8 @@ class LocalHttpApi:
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-http-api", daemon=True)
 
     @classmethod
-    def from_template(
-        cls, template: Template, *, port: int = 0, handlers: dict[str, Handler] | None = None
-    ) -> LocalHttpApi:
-        return cls(routes_of(template, handlers), port)
+    def from_template(cls, template: Template, *, port: int = 0) -> LocalHttpApi:
+        return cls(routes_of(template), port)
 
     @property
     def url(self) -> str:
