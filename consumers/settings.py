@@ -55,6 +55,6 @@ class BatchSettings(BaseSettings):
     # slack between the stream's clock (arrival stamps) and this process's, for a caught-up shard
     snapshot_horizon_grace_seconds: Annotated[float, Field(ge=0)] = 2.0
     # sightings judged in memory at once (the snapshot's partitions are sized for it)
-    snapshot_partition_events: Annotated[int, Field(gt=0)] = 200_000
+    snapshot_partition_events: Annotated[int, Field(gt=0)] = 100_000
     # sightings buffered by the scan before its partitions are written and the cursor saved
-    snapshot_chunk_lines: Annotated[int, Field(gt=0)] = 250_000
+    snapshot_chunk_lines: Annotated[int, Field(gt=0)] = 100_000

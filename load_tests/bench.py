@@ -27,6 +27,7 @@ from rich.table import Table
 
 BENCHMARKS: list[str] = [
     "load_tests.bench_producer",
+    "load_tests.bench_snapshot",
 ]
 
 

@@ -21,6 +21,7 @@ logic lives in salesstream/core (archive format, recompute, horizon); this modul
 from __future__ import annotations
 
 import gzip
+import heapq
 import io
 import json
 import math
@@ -41,12 +42,11 @@ from consumers.batch.resources import BatchResources, wall_ms
 from consumers.batch.runs import Cursor, Phase, SnapshotBusy, SnapshotRuns
 from consumers.batch.views import snapshot_from_item
 from salesstream.core.archive import ARCHIVE_PREFIX, ArchiveKey, read_object
-from salesstream.core.batch import ShardHorizon, ShardState, SnapshotInfo, StoreDayRow, WindowRow
+from salesstream.core.batch import ShardHorizon, ShardState, SnapshotInfo, StoreDayRow
 from salesstream.core.batch import shard_horizon_to_json as _shard_json
 from salesstream.core.recompute import (
     Probe,
     RowKey,
-    add_rows,
     decode_sightings,
     encode_sighting,
     partition_of,
@@ -272,46 +272,49 @@ class SnapshotJob:
         for partition in range(cursor.partition, cursor.partitions):
             if stop():
                 return cursor
-            prefix = self._work_key(cursor.snapshot_id, f"p{partition:03d}/")
-            text = "".join(gzip.decompress(self._get(key)).decode() for key in self._keys(prefix))
+            chunks = self._keys(self._work_key(cursor.snapshot_id, f"p{partition:03d}/"))
             reduced = reduce_partition(
-                decode_sightings(text),
+                # one chunk's text in memory at a time
+                (s for key in chunks for s in decode_sightings(gzip.decompress(self._get(key)).decode())),
                 window_ms=self.window_ms,
                 dedup_horizon_ms=self.settings.dedup_horizon_seconds * 1000,
             )
-            document = {
-                "rows": [[*key, *counts] for key, counts in sorted(reduced.rows.items())],
-                "findings": reduced.findings,
-                "counts": reduced.counts,
-            }
-            self._put_json(self._work_key(cursor.snapshot_id, f"r{partition:03d}.json.gz"), document)
-            cursor = self.runs.save(replace(cursor, partition=partition + 1), self.now_ms())
+            # sorted by key: the finish merges the partitions' rows as streams
+            rows = ([*key, *counts] for key, counts in sorted(reduced.rows.items()))
+            self._put_lines(self._work_key(cursor.snapshot_id, f"r{partition:03d}.rows.jsonl.gz"), rows)
+            findings = self._work_key(cursor.snapshot_id, f"r{partition:03d}.findings.jsonl.gz")
+            self._put_lines(findings, iter(reduced.findings))
+            # the partition's counts travel in the cursor, saved with the step that made them
+            advanced = replace(cursor, partition=partition + 1).counted(**reduced.counts)
+            cursor = self.runs.save(advanced, self.now_ms())
         return self.runs.save(replace(cursor, phase=Phase.FINISH), self.now_ms())
 
     # --- 3. finish ----------------------------------------------------------------------------
 
     def _finish(self, cursor: Cursor) -> SnapshotInfo:
-        rows: dict[RowKey, list[int]] = {}
-        counts = dict(cursor.progress)
+        """Merge the partitions' sorted rows as streams: memory holds one row per partition and
+        the store-day totals, never all the rows."""
+        partitions = range(cursor.partitions)
+        streams = [
+            self._lines(self._work_key(cursor.snapshot_id, f"r{p:03d}.rows.jsonl.gz")) for p in partitions
+        ]
+        windows, days = io.BytesIO(), dict[tuple[str, str, str], list[int]]()
+        rows = 0
+        with gzip.GzipFile(fileobj=windows, mode="wb", mtime=0) as out:
+            for key, counts in _summed(heapq.merge(*streams, key=_row_key)):
+                shard, start, store, currency, day = key
+                out.write(_window_line(shard, start, start + self.window_ms, store, currency, day, counts))
+                day_totals = days.setdefault((store, day, currency), [0, 0, 0, 0])
+                for index, count in enumerate(counts):
+                    day_totals[index] += count
+                rows += 1
         findings = io.BytesIO()
         with gzip.GzipFile(fileobj=findings, mode="wb", mtime=0) as out:
-            for partition in range(cursor.partitions):
-                document = json.loads(
-                    gzip.decompress(
-                        self._get(self._work_key(cursor.snapshot_id, f"r{partition:03d}.json.gz"))
-                    )
-                )
-                add_rows(rows, ((tuple(row[:5]), row[5:]) for row in document["rows"]))
-                for name, value in document["counts"].items():
-                    counts[name] = counts.get(name, 0) + value
-                for finding in document["findings"]:
-                    out.write(json.dumps(finding, separators=(",", ":")).encode() + b"\n")
-        window_rows = [
-            WindowRow(shard, start, start + self.window_ms, store, currency, day, *amounts)
-            for (shard, start, store, currency, day), amounts in sorted(rows.items())
-        ]
-        store_days = _store_days(window_rows)
-        counts.update(rows=len(window_rows), store_days=len(store_days), partitions=cursor.partitions)
+            for partition in partitions:
+                part = self._work_key(cursor.snapshot_id, f"r{partition:03d}.findings.jsonl.gz")
+                out.write(gzip.decompress(self._get(part)))
+        totals = dict(cursor.progress)
+        totals.update(rows=rows, store_days=len(days), partitions=cursor.partitions)
         snapshot = SnapshotInfo(
             snapshot_id=cursor.snapshot_id,
             horizon_ms=cursor.horizon_ms,
@@ -320,13 +323,18 @@ class SnapshotJob:
             started_ms=cursor.started_ms,
             finished_ms=self.now_ms(),
             shards=cursor.shards,
-            counts=dict(sorted(counts.items())),
+            counts=dict(sorted(totals.items())),
             windows_key=layout.snapshot_key(cursor.snapshot_id, "windows.jsonl.gz"),
             store_days_key=layout.snapshot_key(cursor.snapshot_id, "store_days.jsonl.gz"),
             findings_key=layout.snapshot_key(cursor.snapshot_id, "findings.jsonl.gz"),
         )
-        self._put_lines(snapshot.windows_key, (row.as_dict() for row in window_rows))
-        self._put_lines(snapshot.store_days_key, (row.as_dict() for row in store_days))
+        # keyed by the snapshot id: a rerun of a finish that crashed writes the same objects
+        self.s3.put_object(Bucket=self.bucket, Key=snapshot.windows_key, Body=windows.getvalue())
+        store_days = (
+            StoreDayRow(store, day, currency, *counts).as_dict()
+            for (store, day, currency), counts in sorted(days.items())
+        )
+        self._put_lines(snapshot.store_days_key, store_days)
         self.s3.put_object(Bucket=self.bucket, Key=snapshot.findings_key, Body=findings.getvalue())
         snapshot = self._put_manifest(snapshot)
         self.runs.finish()
@@ -376,11 +384,13 @@ class SnapshotJob:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         return [entry["Key"] for page in pages for entry in page.get("Contents", [])]
 
-    def _put_json(self, key: str, document: Any) -> None:
-        body = gzip.compress(json.dumps(document, separators=(",", ":")).encode(), 6, mtime=0)
-        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+    def _lines(self, key: str) -> Iterator[Any]:
+        """A gzip JSON-lines object, read as a stream."""
+        with gzip.GzipFile(fileobj=self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]) as lines:
+            for line in lines:
+                yield json.loads(line)
 
-    def _put_lines(self, key: str, documents: Iterator[dict[str, Any]]) -> None:
+    def _put_lines(self, key: str, documents: Iterator[Any]) -> None:
         lines = b"".join(json.dumps(d, separators=(",", ":")).encode() + b"\n" for d in documents)
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=gzip.compress(lines, 6, mtime=0))
 
@@ -391,15 +401,43 @@ class SnapshotJob:
             self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in chunk]})
 
 
-def _store_days(rows: list[WindowRow]) -> list[StoreDayRow]:
-    days: dict[tuple[str, str, str], list[int]] = {}
+def _row_key(row: list[Any]) -> list[Any]:
+    return row[:5]
+
+
+def _summed(rows: Iterator[list[Any]]) -> Iterator[tuple[RowKey, list[int]]]:
+    """Rows sorted by key, equal keys (from several partitions) added up."""
+    current: list[Any] | None = None
+    counts: list[int] = []
     for row in rows:
-        counts = days.setdefault((row.store_id, row.business_day, row.currency), [0, 0, 0, 0])
-        counts[0] += row.orders
-        counts[1] += row.refunds
-        counts[2] += row.gross_minor
-        counts[3] += row.refunds_minor
-    return [StoreDayRow(*key, *counts) for key, counts in sorted(days.items())]
+        if row[:5] != current:
+            if current is not None:
+                yield (current[0], current[1], current[2], current[3], current[4]), counts
+            current, counts = row[:5], list(row[5:])
+        else:
+            counts = [mine + theirs for mine, theirs in zip(counts, row[5:], strict=True)]
+    if current is not None:
+        yield (current[0], current[1], current[2], current[3], current[4]), counts
+
+
+def _window_line(
+    shard: str, start: int, end: int, store: str, currency: str, day: str, counts: list[int]
+) -> bytes:
+    """One WindowRow as a JSON line (the fields of salesstream.core.batch.WindowRow)."""
+    orders, refunds, gross, refunds_minor = counts
+    row = {
+        "shard_id": shard,
+        "window_start_ms": start,
+        "window_end_ms": end,
+        "store_id": store,
+        "currency": currency,
+        "business_day": day,
+        "orders": orders,
+        "refunds": refunds,
+        "gross_minor": gross,
+        "refunds_minor": refunds_minor,
+    }
+    return json.dumps(row, separators=(",", ":")).encode() + b"\n"
 
 
 def _describe(cursor: Cursor) -> dict[str, Any]:

@@ -138,15 +138,8 @@ class BatchViews:
 
     def latest_snapshot(self) -> SnapshotInfo | None:
         """The newest finished snapshot (ids sort by start time), or None."""
-        items = self.dynamodb.query(
-            TableName=self.batch_table,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": layout.SNAPSHOTS}},
-            ScanIndexForward=False,
-            Limit=1,
-            ConsistentRead=True,
-        )["Items"]
-        return snapshot_from_item(items[0]) if items else None
+        item = self._newest(layout.SNAPSHOTS)
+        return snapshot_from_item(item) if item else None
 
     def snapshot(self, snapshot_id: str) -> SnapshotInfo | None:
         item = self.dynamodb.get_item(
@@ -190,22 +183,27 @@ class BatchViews:
     # --- the reconciliation -------------------------------------------------------------------
 
     def latest_reconciliation(self) -> Reconciliation | None:
-        items = self.dynamodb.query(
-            TableName=self.batch_table,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": layout.RECONCILIATIONS}},
-            ScanIndexForward=False,
-            Limit=1,
-            ConsistentRead=True,
-        )["Items"]
-        if not items:
+        item = self._newest(layout.RECONCILIATIONS)
+        if item is None:
             return None
-        body = self.s3.get_object(Bucket=self.bucket, Key=items[0]["result_key"]["S"])["Body"].read()
+        body = self.s3.get_object(Bucket=self.bucket, Key=item["result_key"]["S"])["Body"].read()
         document = json.loads(gzip.decompress(body))
         return Reconciliation(
             summary_from_json(document["summary"]),
             tuple(difference_from_json(d) for d in document["differences"]),
         )
+
+    def _newest(self, pk: str) -> dict[str, Any] | None:
+        """The item of `pk` with the greatest sort key (ids and times sort as they are made)."""
+        items = self.dynamodb.query(
+            TableName=self.batch_table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": pk}},
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )["Items"]
+        return items[0] if items else None
 
     # --- the speed layer ------------------------------------------------------------------------
 

@@ -40,8 +40,30 @@ ZERO = Totals()
 # --- snapshot rows ----------------------------------------------------------------------------
 
 
+class _Amounts:
+    """What both row types share: four amounts, their net and their dict form."""
+
+    __slots__ = ()
+    orders: int
+    refunds: int
+    gross_minor: int
+    refunds_minor: int
+
+    @property
+    def net_minor(self) -> int:
+        return self.gross_minor - self.refunds_minor
+
+    @property
+    def totals(self) -> Totals:
+        return Totals(self.orders, self.refunds, self.gross_minor, self.refunds_minor)
+
+    def as_dict(self) -> dict[str, Any]:
+        fields = self.__dataclass_fields__  # type: ignore[attr-defined]
+        return {name: getattr(self, name) for name in fields}  # asdict deep-copies: slow
+
+
 @dataclass(frozen=True, slots=True)
-class WindowRow:
+class WindowRow(_Amounts):
     """Totals of one (shard, window, store, currency, business day): the finest grain both
     layers share. The window is the tumbling window of the events' arrival in the stream."""
 
@@ -56,20 +78,9 @@ class WindowRow:
     gross_minor: int
     refunds_minor: int
 
-    @property
-    def net_minor(self) -> int:
-        return self.gross_minor - self.refunds_minor
-
-    @property
-    def totals(self) -> Totals:
-        return Totals(self.orders, self.refunds, self.gross_minor, self.refunds_minor)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True, slots=True)
-class StoreDayRow:
+class StoreDayRow(_Amounts):
     """Totals of one (store, business day, currency)."""
 
     store_id: str
@@ -79,17 +90,6 @@ class StoreDayRow:
     refunds: int
     gross_minor: int
     refunds_minor: int
-
-    @property
-    def net_minor(self) -> int:
-        return self.gross_minor - self.refunds_minor
-
-    @property
-    def totals(self) -> Totals:
-        return Totals(self.orders, self.refunds, self.gross_minor, self.refunds_minor)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class ShardState(StrEnum):

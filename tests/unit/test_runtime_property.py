@@ -98,7 +98,7 @@ def mapping_with(window_seconds: int, batch_size: int, bisect: bool, retries: in
         MaximumRecordAgeInSeconds=-1,
         MaximumBatchingWindowInSeconds=0,
     )
-    (mapping,) = mappings_of(Template(document, {"Target": "local"}))
+    (mapping,) = mappings_of(Template(document, {"Target": "local"}), ["AggregatorFunction"])
     return mapping
 
 
