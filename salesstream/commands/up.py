@@ -3,7 +3,8 @@
 Prints one line of JSON (endpoint_url, stream, tables, ...) once ready, records it in
 var/stack.json for the other commands, and runs until interrupted. Unless `--no-consumers`, it
 also runs the template's event source mappings with the local runtime (as `salesstream
-consume` does), writing their stats to var/runtime-stats.json.
+consume` does), writing their stats to var/runtime-stats.json. Unless `--no-serve`, it serves the
+API and the dashboard on 127.0.0.1 (as `salesstream serve` does; `api_url` in the JSON line).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from salesstream.commands.common import (
     session,
 )
 from salesstream.commands.consume import STATS_FILE, add_runtime_arguments, build_runtime, stats_writer
+from salesstream.commands.serve import add_serve_arguments, start_api
 from salesstream.provision import provision
 
 if TYPE_CHECKING:
@@ -39,6 +41,8 @@ def register(subparsers: Any) -> None:
         "--no-consumers", action="store_true", help="do not run the event source mappings (the consumers)"
     )
     add_runtime_arguments(parser)
+    parser.add_argument("--no-serve", action="store_true", help="do not serve the API and the dashboard")
+    add_serve_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -48,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     with session(args, reuse_running=False, emulator_in_subprocess=args.emulator_process) as current:
         provisioned = provision(current.template, current.endpoint)
         runtime = None if args.no_consumers else build_runtime(args, current)
+        api = None if args.no_serve else start_api(current.template, args.port)
         summary = {
             "target": current.endpoint.target.value,
             **provisioned.summary(),
@@ -55,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
             "schedules": [f"{s.function.logical_id}.{s.event_name}" for s in runtime.schedules]
             if runtime
             else [],
+            "api_url": api.url if api else None,
         }
         STACK_FILE.parent.mkdir(parents=True, exist_ok=True)
         STACK_FILE.write_text(json.dumps(summary, indent=2))
@@ -69,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
         finally:
+            if api is not None:
+                api.stop()
             if runtime is not None:
                 runtime.stop()  # each shard finishes its invocation and checkpoint first
                 runtime.write_stats(STATS_FILE)

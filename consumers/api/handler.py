@@ -1,0 +1,210 @@
+"""The serving API: an API Gateway HTTP API (payload 2.0) Lambda handler.
+
+`GET /sales` merges the batch view (up to the snapshot horizon) with the speed layer (after it),
+`GET /shards` gives the running totals per shard and the consumers' lag, `GET /reconciliation`
+the latest reconciliation, `GET /` the dashboard page that shows all three. Settings, clients and
+readers live once per process; the route functions only translate between HTTP and them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.resources import files
+from typing import Any, Final
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.logging import correlation_paths
+
+from consumers.api.batch import reconciliation_json, snapshot_rows, sources_of
+from consumers.api.lag import CloudWatchLag, LagSource, RuntimeStatsLag
+from consumers.api.merge import merge
+from consumers.api.query import BadRequest, SalesQuery, parse_sales_query
+from consumers.api.settings import ApiSettings
+from consumers.api.speed import SpeedLayer
+from consumers.batch.views import BatchViews
+from salesstream.aws import CLIENT_CONFIG
+from salesstream.core.currencies import minor_unit_exponent
+from salesstream.core.windows import parse_rfc3339, rfc3339
+
+logger = Logger()
+app = APIGatewayHttpResolver()
+ROUTES: Final = ("GET /", "GET /sales", "GET /shards", "GET /reconciliation")
+_SHARD_COUNTERS: Final = ("events", "duplicates", "conflicts", "quarantined", "segments")
+
+
+def _dashboard() -> tuple[str, str]:
+    """The page, and a Content-Security-Policy that allows its one inline script and nothing
+    from elsewhere."""
+    page = files("consumers.api").joinpath("dashboard.html").read_text(encoding="utf-8")
+    (script,) = re.findall(r"<script>(.*?)</script>", page, flags=re.DOTALL)
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    policy = (
+        f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; connect-src 'self'"
+    )
+    return page, policy
+
+
+DASHBOARD, DASHBOARD_POLICY = _dashboard()
+
+
+@dataclass
+class Api:
+    """What one process keeps between requests."""
+
+    settings: ApiSettings
+    views: BatchViews
+    speed: SpeedLayer
+    lag: LagSource
+    clock: Callable[[], float] = field(default=time.time)
+
+    @classmethod
+    def from_environment(cls) -> Api:
+        settings = ApiSettings()  # every field comes from the environment
+        session = boto3.session.Session()
+        dynamodb, s3, kinesis = (
+            session.client(name, config=CLIENT_CONFIG) for name in ("dynamodb", "s3", "kinesis")
+        )
+        lag: LagSource = (
+            RuntimeStatsLag(settings.runtime_stats_file)
+            if settings.runtime_stats_file is not None
+            else CloudWatchLag(
+                session.client("cloudwatch", config=CLIENT_CONFIG), settings.aggregator_function
+            )
+        )
+        views = BatchViews(
+            dynamodb,
+            s3,
+            batch_table=settings.batch_table,
+            aggregates_table=settings.aggregates_table,
+            bucket=settings.archive_bucket,
+        )
+        return cls(
+            settings=settings,
+            views=views,
+            speed=SpeedLayer(views, dynamodb, kinesis, settings.stream_name),
+            lag=lag,
+        )
+
+    def now_ms(self) -> int:
+        return round(self.clock() * 1000)
+
+    def sales(self, query: SalesQuery) -> dict[str, Any]:
+        snapshot = self.views.latest_snapshot()
+        horizon = snapshot.horizon_ms if snapshot is not None else None
+        window_ms = self.settings.window_seconds * 1000
+        low, high = query.window_starts() or (0, self.now_ms() + window_ms)
+        if horizon is not None:  # the speed layer answers for windows ending after the horizon only
+            low = max(low, horizon - window_ms + 1)
+        page = merge(
+            query,
+            horizon,
+            snapshot_rows(self.views, snapshot, query) if snapshot is not None else (),
+            self.speed.rows(low, high),
+        )
+        return {
+            **query.describe(),
+            "window_seconds": self.settings.window_seconds,
+            "sources": sources_of(snapshot),
+            **page.as_json(),
+        }
+
+    def shards(self) -> dict[str, Any]:
+        now = self.now_ms()
+        lag = self.lag.lag(now)
+        totals = self.speed.shard_totals()
+        shards = []
+        for shard_id in sorted(self.speed.shard_ids()):  # a shard without a closed window yet too
+            shard = totals.get(shard_id) or {"currencies": {}, **dict.fromkeys(_SHARD_COUNTERS, 0)}
+            last_end = shard.get("last_window_end") or None
+            shards.append(
+                {
+                    "shard_id": shard_id,
+                    **shard,
+                    "last_window_end": last_end,
+                    # how old the newest closed window is: a freshness measure on every target
+                    "last_window_end_age_ms": now - parse_rfc3339(last_end) if last_end else None,
+                    "lag": lag["shards"].get(shard_id),
+                }
+            )
+        currencies = sorted({code for shard in shards for code in shard["currencies"]})
+        return {
+            "generated_at": rfc3339(now),
+            "shards": shards,
+            "currencies": {code: {"exponent": minor_unit_exponent(code)} for code in currencies},
+            "lag": {name: value for name, value in lag.items() if name != "shards"},
+        }
+
+    def reconciliation(self) -> dict[str, Any]:
+        return reconciliation_json(self.views)
+
+
+@cache
+def api() -> Api:
+    """The process's API, built on first use (clearing this cache is a cold start)."""
+    return Api.from_environment()
+
+
+def _no_parameters() -> None:
+    given = sorted(app.current_event.query_string_parameters or {})
+    if given:
+        raise BadRequest(f"unknown parameter(s) {', '.join(given)}; this route takes none")
+
+
+@app.get("/")
+def dashboard() -> Response[str]:
+    return Response(
+        200,
+        "text/html; charset=utf-8",
+        DASHBOARD,
+        headers={"Content-Security-Policy": DASHBOARD_POLICY, "Cache-Control": "no-cache"},
+    )
+
+
+@app.get("/sales")
+def sales() -> dict[str, Any]:
+    current = api()
+    return current.sales(parse_sales_query(app.current_event.query_string_parameters, current.now_ms()))
+
+
+@app.get("/shards")
+def shards() -> dict[str, Any]:
+    _no_parameters()
+    return api().shards()
+
+
+@app.get("/reconciliation")
+def reconciliation() -> dict[str, Any]:
+    _no_parameters()
+    return api().reconciliation()
+
+
+@app.exception_handler(BadRequest)
+def bad_request(error: BadRequest) -> Response[str]:
+    return _error(400, "bad_request", str(error))
+
+
+@app.not_found
+def not_found(_: NotFoundError) -> Response[str]:
+    event = app.current_event
+    return _error(
+        404, "not_found", f"no route {event.http_method} {event.path}; this API serves {', '.join(ROUTES)}"
+    )
+
+
+def _error(status: int, code: str, message: str) -> Response[str]:
+    return Response(status, content_types.APPLICATION_JSON, json.dumps({"error": code, "message": message}))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,62 @@
+"""Reads of the speed layer for the API: the stream's shards, their running totals, and the
+window segments in a range of window starts (item layout: consumers/aggregator/persistence.py;
+segments are read through the batch layer's views, consumers/batch/views.py, so both layers
+read them alike).
+
+Every read is a Query on one partition (`SHARD#<id>`, `SEGMENT#<id>`) per shard, never a Scan.
+The shard ids come from ListShards, cached for `SHARD_LIST_TTL_SECONDS` so a busy API asks
+Kinesis at most that often. Shards trimmed from the stream (older than its retention) are no
+longer listed; their windows are long behind the snapshot horizon and answered by the batch view.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from consumers.aggregator.persistence import SHARD_PREFIX
+from consumers.batch.views import BatchViews, WindowRow, segment_rows, stream_shard_ids
+from salesstream.commands.report import report_from_items
+
+SHARD_LIST_TTL_SECONDS: Final = 30.0
+
+
+@dataclass
+class SpeedLayer:
+    views: BatchViews
+    dynamodb: Any
+    kinesis: Any
+    stream: str
+    _listed: tuple[float, list[str]] = (0.0, [])
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def shard_ids(self) -> list[str]:
+        with self._lock:
+            listed_at, shards = self._listed
+            if not shards or time.monotonic() - listed_at > SHARD_LIST_TTL_SECONDS:
+                shards = stream_shard_ids(self.kinesis, self.stream)
+                self._listed = (time.monotonic(), shards)
+            return list(shards)
+
+    def shard_totals(self) -> dict[str, dict[str, Any]]:
+        """Per shard: totals per currency and the counters, as `salesstream report --json` has them."""
+        items = (item for shard in self.shard_ids() for item in self._shard_items(shard))
+        shards: dict[str, dict[str, Any]] = report_from_items(items)["shards"]
+        return shards
+
+    def rows(self, start_from_ms: int, start_to_ms: int) -> Iterator[WindowRow]:
+        """The rows of every segment whose window starts in [start_from_ms, start_to_ms)."""
+        for shard in self.shard_ids():
+            for item in self.views.segment_items(shard, after_ms=start_from_ms, before_ms=start_to_ms):
+                yield from segment_rows(item)
+
+    def _shard_items(self, shard: str) -> Iterator[dict[str, Any]]:
+        for page in self.dynamodb.get_paginator("query").paginate(
+            TableName=self.views.aggregates_table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": SHARD_PREFIX + shard}},
+        ):
+            yield from page["Items"]

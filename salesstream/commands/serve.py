@@ -1,0 +1,69 @@
+"""`salesstream serve`: the serving API and the dashboard on 127.0.0.1, for the stack a running
+`salesstream up` recorded (or `--endpoint`, LocalStack, AWS).
+
+Requests become API Gateway HTTP API (payload 2.0) events for the template's ApiFunction handler,
+run in this process (salesstream/local_api.py). The lag in `GET /shards` comes from the local
+runtime's stats file (var/runtime-stats.json), which `up` and `consume` write.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from typing import TYPE_CHECKING, Any
+
+from salesstream.commands.common import CommandError, add_endpoint_arguments, add_template_arguments, session
+from salesstream.commands.consume import STATS_FILE
+
+if TYPE_CHECKING:
+    import argparse
+
+    from salesstream.local_api import LocalHttpApi
+    from salesstream.template import Template
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+
+
+def start_api(template: Template, port: int) -> LocalHttpApi:
+    """The template's HTTP API on 127.0.0.1, started; its lag from the local runtime's stats."""
+    import os
+
+    from salesstream.local_api import LocalHttpApi, NoRoutes
+    from salesstream.runtime import RuntimeConfigError
+
+    os.environ["RUNTIME_STATS_FILE"] = str(STATS_FILE.resolve())
+    try:
+        return LocalHttpApi.from_template(template, port=port).start()
+    except (NoRoutes, RuntimeConfigError) as error:
+        raise CommandError(str(error)) from error
+    except OSError as error:  # the port is taken, or not ours to bind
+        raise CommandError(f"cannot serve on 127.0.0.1:{port}: {error.strerror}") from error
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("serve", help="serve the API and the live dashboard on 127.0.0.1")
+    add_endpoint_arguments(parser)
+    add_template_arguments(parser)
+    add_serve_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    with session(args, start_embedded=False) as current:
+        api = start_api(current.template, args.port)
+        try:
+            print(json.dumps({"api_url": api.url, "dashboard": api.url + "/"}), flush=True)
+            print(f"salesstream serve: dashboard at {api.url}/ (Ctrl-C to stop)", file=sys.stderr)
+            while not stopped.wait(1.0):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            api.stop()
+    return 0
