@@ -1,10 +1,12 @@
 """`salesstream demo`: the main job, end to end, on the embedded emulator.
 
-Starts a private embedded stack from the template (short windows), runs the consumers with the
-local event-source-mapping runtime on the wall clock, drives a simulated fleet of stores through
-the producer for a few seconds, waits until the last window has closed, prints the speed
-layer's running totals, and checks them against the producer's own tally of what the stream
-acknowledged. Exit 0 only if the two agree to the cent.
+Starts a private embedded stack from the template (short windows), runs the consumers (the
+aggregator and the archiver) with the local event-source-mapping runtime on the wall clock,
+drives a simulated fleet of stores through the producer for a few seconds, waits until the last
+window has closed, prints the speed layer's running totals, checks them against the producer's
+own tally of what the stream acknowledged, then takes a batch snapshot from the archive and
+reconciles it with the speed layer. Exit 0 only if the speed layer agrees with the tally to the
+cent and the reconciliation has no unexplained difference.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from producer.sender import PRODUCER_CLIENT_CONFIG
 from producer.settings import ProducerSettings
 from producer.simulator import Fleet, FleetConfig, paced
 from salesstream.commands.common import STATE_DIR, CommandError, add_template_arguments, session
+from salesstream.commands.reconcile import print_reconciliation
 from salesstream.commands.report import print_tables, report_from_items
+from salesstream.core.batch import Status
 from salesstream.core.checks import compare_totals
 from salesstream.core.currencies import format_minor
-from salesstream.runtime import Runtime, WallClock
+from salesstream.core.windows import rfc3339
+from salesstream.runtime import Runtime, RuntimeOptions, WallClock
 from salesstream.runtime.log import logger as runtime_logger
 
 if TYPE_CHECKING:
@@ -33,6 +38,7 @@ if TYPE_CHECKING:
     from producer.result import ProducerResult
 
 STREAM: Final = "OrdersStream"
+_HORIZON_GRACE_SECONDS: Final = 2.5
 # The handlers log a JSON line and EMF metrics per invocation: right on AWS, noise in a demo.
 _QUIET_HANDLERS: Final = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
 
@@ -70,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
             f"{args.duration:g} s into {template.parameters['ShardCount']} shards, {window} s windows, "
             f"on the embedded emulator at {endpoint.url}"
         )
-        runtime = Runtime(template, endpoint, clock=WallClock())
+        # the scheduled snapshot is run by hand below, once the last window has closed
+        runtime = Runtime(template, endpoint, clock=WallClock(), options=RuntimeOptions(run_schedules=False))
         runtime.start()
         try:
             result = _produce(args, endpoint, template.physical_name(STREAM), console)
@@ -79,9 +86,38 @@ def run(args: argparse.Namespace) -> int:
             runtime.stop()
         errors = runtime.stats().errors
         items = _scan(endpoint.client("dynamodb"), template.physical_name("AggregatesTable"))
-    report = report_from_items(items)
-    print_tables(report, console)
-    return _verdict(result, report, errors, time.monotonic() - started, console)
+        report = report_from_items(items)
+        print_tables(report, console)
+        counted = _verdict(result, report, errors, time.monotonic() - started, console)
+        reconciled = _snapshot_and_reconcile(endpoint, template, console)
+    return counted or reconciled
+
+
+def _snapshot_and_reconcile(endpoint: Any, template: Any, console: Console) -> int:
+    """The batch layer's view of the same run: recompute from the archive, compare, explain."""
+    # imported here, not at the top: their loggers read the environment (level, service name)
+    # when created, and the environment is the function's only once the runtime has set it
+    from consumers.batch.reconcile import reconcile
+    from consumers.batch.snapshot import run_snapshot
+
+    # a quiet shard's archive counts as complete up to a moment ago: let that moment pass the
+    # last window's end, so the snapshot's horizon covers the whole run
+    time.sleep(_HORIZON_GRACE_SECONDS)
+    with console.status("batch snapshot from the archive, then the reconciliation ..."):
+        outcome = run_snapshot(endpoint, template)
+        if not outcome.finished or outcome.snapshot is None:
+            raise CommandError("the snapshot did not finish")
+        reconciliation = reconcile(endpoint, template)
+    counts = outcome.snapshot.counts
+    console.print(
+        f"snapshot {outcome.snapshot.snapshot_id}: {counts.get('events', 0):,} events recomputed from the "
+        f"archive, complete up to {rfc3339(outcome.snapshot.horizon_ms)}"
+    )
+    print_reconciliation(reconciliation, console)
+    if reconciliation.summary.status is Status.UNEXPLAINED:
+        console.print("[bold red]RECONCILIATION FAILED[/]: the speed layer and the batch layer disagree")
+        return 1
+    return 0
 
 
 def _produce(args: argparse.Namespace, endpoint: Any, stream: str, console: Console) -> ProducerResult:

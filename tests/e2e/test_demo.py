@@ -1,5 +1,6 @@
-"""`make demo`'s command, through the CLI: the whole speed layer on the embedded emulator, checked
-against the producer's own tally to the cent."""
+"""`make demo`'s command, through the CLI: the whole pipeline on the embedded emulator, the speed
+layer checked against the producer's own tally to the cent, then the batch snapshot reconciled
+with it."""
 
 from __future__ import annotations
 
@@ -24,3 +25,6 @@ def test_demo_counts_every_event_exactly_once(tmp_path: Path) -> None:
     assert "OK: the speed layer equals the producer's tally to the cent for 15 stores" in completed.stdout
     assert "6,000 events" in completed.stdout
     assert "running totals per shard" in completed.stdout
+    assert "6,000 events recomputed from the archive" in completed.stdout
+    assert ": clean - " in completed.stdout
+    assert "0 unexplained" in completed.stdout
