@@ -24,7 +24,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from consumers.records import DecodedBatch, decode_records, event_id_hint
 from consumers.settings import ArchiverSettings
 from consumers.shards import StreamShards
-from salesstream.aws import CLIENT_CONFIG
+from salesstream.clients import CLIENT_CONFIG
 from salesstream.core.archive import archive_key, encode_object, event_line, misplaced_line
 from salesstream.core.kpl import payloads
 from salesstream.core.lambda_events import KinesisEvent, KinesisEventRecord
