@@ -207,3 +207,26 @@ def test_the_local_resolver_reads_what_only_aws_creates() -> None:
     properties = local.properties("AggregatorFunction")
     assert properties["LoggingConfig"] == {"LogGroup": "/aws/lambda/ci-salesstream-aggregator"}
     assert local.function("AggregatorFunction").environment["POWERTOOLS_SERVICE_NAME"] == "ci-salesstream"
+
+
+def test_the_http_api_sends_every_route_to_the_api_function_as_payload_2() -> None:
+    """What moto's CloudFormation cannot create (the HTTP API), checked as SAM makes it."""
+    (api_id,) = of_type(CFN, "AWS::ApiGatewayV2::Api")
+    paths = CFN.properties(api_id)["Body"]["paths"]
+    routes = {(method.upper(), path) for path, methods in paths.items() for method in methods}
+    assert routes == {(e.method, e.path) for e in SAM.function("ApiFunction").http_events}
+    target = SAM.arn("ApiFunction")
+    for methods in paths.values():
+        for operation in methods.values():
+            integration = operation["x-amazon-apigateway-integration"]
+            assert (integration["type"], integration["payloadFormatVersion"]) == ("aws_proxy", "2.0")
+            assert integration["uri"].endswith(f"/functions/{target}/invocations")
+
+
+def test_the_snapshot_runs_on_its_schedule_and_is_never_retried_asynchronously() -> None:
+    """A failed run is not retried by Lambda: the next scheduled run continues from the cursor."""
+    (rule,) = of_type(CFN, "AWS::Events::Rule").values()
+    assert rule["ScheduleExpression"] == SAM.parameters["SnapshotRate"]
+    assert rule["Targets"][0]["Arn"] == SAM.arn("SnapshotFunction")
+    (config,) = of_type(CFN, "AWS::Lambda::EventInvokeConfig").values()
+    assert (config["FunctionName"], config["MaximumRetryAttempts"]) == ("ci-salesstream-snapshot", 0)
