@@ -30,6 +30,7 @@ BENCHMARKS: list[str] = [
     "load_tests.bench_aggregator",
     "load_tests.bench_runtime",
     "load_tests.bench_snapshot",
+    "load_tests.bench_archiver",
 ]
 
 

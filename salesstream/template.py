@@ -273,9 +273,10 @@ class Template:
         resource = self.resources.get(name)
         if resource is None:
             raise TemplateError(f"Ref to unknown name {name}")
-        if resource["Type"] == "AWS::SQS::Queue" and self.endpoint_url:
-            # Ref of a queue is its URL on AWS; locally the URL is on the emulator
-            return f"{self.endpoint_url}/{self.account_id}/{self.physical_name(name)}"
+        if resource["Type"] == "AWS::SQS::Queue":
+            # Ref of a queue is its URL (SQS's own form on AWS); locally the URL is on the emulator
+            base = self.endpoint_url or f"https://sqs.{self.region}.{pseudo['AWS::URLSuffix']}"
+            return f"{base}/{self.account_id}/{self.physical_name(name)}"
         return self.physical_name(name)
 
     def resolve(self, value: Any) -> Any:

@@ -1,6 +1,6 @@
 """The aggregates table: window segments and the running totals they add up to.
 
-Item layout (AGGREGATES_TABLE, single table, pk/sk strings):
+Item layout (AGGREGATES_TABLE, single table, pk/sk strings; the keys: layout.py):
 
 | pk                  | sk                                  | what |
 |---------------------|-------------------------------------|------|
@@ -27,18 +27,20 @@ from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from consumers.aggregator.layout import (
+    COUNTERS,
+    DAY_PREFIX,
+    SEGMENT_PREFIX,
+    SHARD_PREFIX,
+    STORE_PREFIX,
+    TOTAL_PREFIX,
+    WATERMARK_PREFIX,
+)
 from consumers.retry import Backoff, is_transient
 from salesstream.core.aggregation import Segment
 from salesstream.core.windows import rfc3339
 
 TRANSACTION_LIMIT: Final = 100
-SEGMENT_PREFIX: Final = "SEGMENT#"
-SHARD_PREFIX: Final = "SHARD#"
-STORE_PREFIX: Final = "STORE#"
-COUNTERS: Final = "COUNTERS"
-TOTAL_PREFIX: Final = "TOTAL#"
-DAY_PREFIX: Final = "DAY#"
-WATERMARK_PREFIX: Final = "wm#"
 # Cancellation reasons that say "later": the item is retried with backoff.
 _RETRYABLE_REASONS: Final = frozenset(
     {"ThrottlingError", "ProvisionedThroughputExceeded", "TransactionConflict", "RequestLimitExceeded"}

@@ -25,6 +25,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 
+from consumers.aggregator.layout import SHARD_COUNTERS
 from consumers.api.batch import reconciliation_json, snapshot_rows, sources_of
 from consumers.api.lag import CloudWatchLag, LagSource, RuntimeStatsLag
 from consumers.api.merge import merge
@@ -32,14 +33,13 @@ from consumers.api.query import BadRequest, SalesQuery, parse_sales_query
 from consumers.api.settings import ApiSettings
 from consumers.api.speed import SpeedLayer
 from consumers.batch.views import BatchViews
-from salesstream.aws import CLIENT_CONFIG
+from salesstream.clients import CLIENT_CONFIG
 from salesstream.core.currencies import minor_unit_exponent
 from salesstream.core.windows import parse_rfc3339, rfc3339
 
 logger = Logger()
 app = APIGatewayHttpResolver()
 ROUTES: Final = ("GET /", "GET /sales", "GET /shards", "GET /reconciliation")
-_SHARD_COUNTERS: Final = ("events", "duplicates", "conflicts", "quarantined", "segments")
 
 
 def _dashboard() -> tuple[str, str]:
@@ -124,7 +124,7 @@ class Api:
         totals = self.speed.shard_totals()
         shards = []
         for shard_id in sorted(self.speed.shard_ids()):  # a shard without a closed window yet too
-            shard = totals.get(shard_id) or {"currencies": {}, **dict.fromkeys(_SHARD_COUNTERS, 0)}
+            shard = totals.get(shard_id) or {"currencies": {}, **dict.fromkeys(SHARD_COUNTERS, 0)}
             last_end = shard.get("last_window_end") or None
             shards.append(
                 {

@@ -1,5 +1,5 @@
 """Reads of the speed layer for the API: the stream's shards, their running totals, and the
-window segments in a range of window starts (item layout: consumers/aggregator/persistence.py;
+window segments in a range of window starts (keys: consumers/aggregator/layout.py;
 segments are read through the batch layer's views, consumers/batch/views.py, so both layers
 read them alike).
 
@@ -17,9 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from consumers.aggregator.persistence import SHARD_PREFIX
+from consumers.aggregator.layout import SHARD_PREFIX, report_from_items
 from consumers.batch.views import BatchViews, WindowRow, segment_rows, stream_shard_ids
-from salesstream.commands.report import report_from_items
 
 SHARD_LIST_TTL_SECONDS: Final = 30.0
 

@@ -24,10 +24,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from consumers.records import DecodedBatch, decode_records, event_id_hint
 from consumers.settings import ArchiverSettings
 from consumers.shards import StreamShards
-from salesstream.aws import CLIENT_CONFIG
+from salesstream.clients import CLIENT_CONFIG
 from salesstream.core.archive import archive_key, encode_object, event_line, misplaced_line
 from salesstream.core.kpl import payloads
 from salesstream.core.lambda_events import KinesisEvent, KinesisEventRecord
+from salesstream.core.sharding import Shard
 
 logger = Logger()
 metrics = Metrics()
@@ -58,15 +59,21 @@ class Archiver:
         return cls(s3, settings.archive_bucket, StreamShards(kinesis, settings.stream_name))
 
     def archive(self, shard_id: str, records: list[KinesisEventRecord]) -> Archived:
-        batch = decode_records(records, self.shards.get(shard_id))
-        lines = archive_lines(shard_id, records, batch)
-        first, last = batch.records[0], batch.records[-1]
-        key = archive_key(shard_id, first.arrival_ms, first.first, last.last)
-        body = encode_object(lines)
+        archived, body = archive_object(self.shards.get(shard_id), records)
         # keyed by the batch's first and last position: a replay puts the same key and bytes.
         # Written even when nothing was accepted, so the archive shows how far the shard was read.
-        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentEncoding="gzip")
-        return Archived(key, len(batch.accepted), len(batch.refused), len(batch.misplaced), len(body))
+        self.s3.put_object(Bucket=self.bucket, Key=archived.key, Body=body, ContentEncoding="gzip")
+        return archived
+
+
+def archive_object(shard: Shard, records: list[KinesisEventRecord]) -> tuple[Archived, bytes]:
+    """A batch's archive object, key and bytes (no I/O: load_tests/bench_archiver.py times it)."""
+    batch = decode_records(records, shard)
+    lines = archive_lines(shard.shard_id, records, batch)
+    first, last = batch.records[0], batch.records[-1]
+    key = archive_key(shard.shard_id, first.arrival_ms, first.first, last.last)
+    body = encode_object(lines)
+    return Archived(key, len(batch.accepted), len(batch.refused), len(batch.misplaced), len(body)), body
 
 
 def archive_lines(shard_id: str, records: list[KinesisEventRecord], batch: DecodedBatch) -> list[bytes]:

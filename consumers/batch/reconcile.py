@@ -25,9 +25,9 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from consumers.aggregator.persistence import DAY_PREFIX, SHARD_PREFIX, STORE_PREFIX, TOTAL_PREFIX
+from consumers.aggregator.layout import DAY_PREFIX, SHARD_PREFIX, STORE_PREFIX, TOTAL_PREFIX
 from consumers.batch import layout
 from consumers.batch.resources import BatchResources, wall_ms
 from consumers.batch.views import segment_rows, stream_shard_ids
@@ -53,10 +53,6 @@ from salesstream.core.reconciliation import (
     window_differences,
 )
 from salesstream.core.windows import rfc3339
-
-if TYPE_CHECKING:
-    from salesstream.aws import Endpoint
-    from salesstream.template import Template
 
 _HOUR_MS: Final = 3_600_000
 _RECORD_AGE: Final = "RecordAgeExceeded"
@@ -478,24 +474,3 @@ class Reconciler:
 
 def _where(sighting: dict[str, Any]) -> str:
     return f"{sighting['shard_id']} {sighting['sequence_number']}.{sighting['subsequence']}"
-
-
-def reconcile(
-    endpoint: Endpoint,
-    template: Template,
-    *,
-    repair: bool = False,
-    operator: str | None = None,
-    **settings: Any,
-) -> Reconciliation:
-    """Reconcile the latest snapshot against the speed layer of a stack (`salesstream
-    reconcile`, `make demo`); with `repair`, restate the differing keys from the snapshot and
-    return the reconciliation made after the repair."""
-    resources = BatchResources.from_template(endpoint, template, **settings)
-    reconciler = Reconciler(resources)
-    reconciliation = reconciler.reconcile()
-    if not repair:
-        return reconciliation
-    from consumers.batch.repair import Repairer
-
-    return Repairer(resources, reconciler, operator=operator).repair(reconciliation)

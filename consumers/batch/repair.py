@@ -25,9 +25,9 @@ import uuid
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from consumers.aggregator.persistence import (
+from consumers.aggregator.layout import (
     DAY_PREFIX,
     SEGMENT_PREFIX,
     SHARD_PREFIX,
@@ -42,6 +42,10 @@ from salesstream.core.aggregation import Totals, day_key
 from salesstream.core.batch import Difference, KeyKind, Reconciliation, SnapshotInfo, WindowRow, totals_of
 from salesstream.core.reconciliation import involves_late_window
 from salesstream.core.windows import rfc3339
+
+if TYPE_CHECKING:
+    from salesstream.aws import Endpoint
+    from salesstream.template import Template
 
 _ATTEMPTS: Final = 5
 _AMOUNTS: Final = ("orders", "refunds", "gross_minor", "refunds_minor")
@@ -332,3 +336,23 @@ class _Audit:
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
+
+
+def reconcile(
+    endpoint: Endpoint,
+    template: Template,
+    *,
+    repair: bool = False,
+    operator: str | None = None,
+    **settings: Any,
+) -> Reconciliation:
+    """Reconcile the latest snapshot against the speed layer of a stack (`make demo`, as
+    `salesstream reconcile` does); with `repair`, restate the differing keys from the snapshot and
+    return the reconciliation made after the repair. Here, not in reconcile.py: the scheduled
+    snapshot function reconciles but never repairs, so its package and role hold no repair."""
+    resources = BatchResources.from_template(endpoint, template, **settings)
+    reconciler = Reconciler(resources)
+    reconciliation = reconciler.reconcile()
+    if not repair:
+        return reconciliation
+    return Repairer(resources, reconciler, operator=operator).repair(reconciliation)

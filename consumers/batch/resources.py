@@ -12,7 +12,7 @@ import boto3
 
 from consumers.batch.views import BatchViews
 from consumers.settings import BatchSettings
-from salesstream.aws import CLIENT_CONFIG
+from salesstream.clients import CLIENT_CONFIG
 
 if TYPE_CHECKING:
     from salesstream.aws import Endpoint
@@ -49,9 +49,6 @@ class BatchResources:
             name.lower(): value for name, value in template.function(_FUNCTION).environment.items()
         }
         dynamodb, s3, kinesis, sqs = (endpoint.client(name) for name in ("dynamodb", "s3", "kinesis", "sqs"))
-        queue = environment["failures_queue"]
-        if not queue.startswith(("http://", "https://")):  # Ref of a queue is its URL only on AWS itself
-            environment["failures_queue"] = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
         settings = BatchSettings.model_validate({**environment, **overrides})
         return cls(settings, dynamodb, s3, kinesis, sqs)
 

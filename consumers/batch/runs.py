@@ -11,6 +11,8 @@ and on the version it loaded, so two runs can never both move one snapshot.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -92,40 +94,46 @@ class SnapshotRuns:
         saved = replace(cursor, version=cursor.version + 1)
         item = {**_KEY, **_item_of(saved), "owner": {"S": self.owner}}
         item["lease_until_ms"] = {"N": str(now_ms + self.lease_ms)}
-        self._write(
-            "put_item",
-            Item=item,
-            # only the lease holder, and only from the version it loaded
-            ConditionExpression="#owner = :me AND (attribute_not_exists(version) OR version = :version)",
-            ExpressionAttributeNames={"#owner": "owner"},
-            ExpressionAttributeValues={":me": {"S": self.owner}, ":version": {"N": str(cursor.version)}},
-        )
+        with self._holding_lease():
+            self.dynamodb.put_item(
+                TableName=self.table,
+                Item=item,
+                # only the lease holder, and only from the version it loaded
+                ConditionExpression="#owner = :me AND (attribute_not_exists(version) OR version = :version)",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":me": {"S": self.owner}, ":version": {"N": str(cursor.version)}},
+            )
         return saved
 
     def release(self) -> None:
         """Give the lease up (a graceful stop): the next run may continue at once."""
-        self._write(
-            "update_item",
-            Key=_KEY,
-            UpdateExpression="SET lease_until_ms = :zero",
-            ConditionExpression="#owner = :me",
-            ExpressionAttributeNames={"#owner": "owner"},
-            ExpressionAttributeValues={":me": {"S": self.owner}, ":zero": {"N": "0"}},
-        )
+        with self._holding_lease():
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key=_KEY,
+                UpdateExpression="SET lease_until_ms = :zero",
+                ConditionExpression="#owner = :me",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":me": {"S": self.owner}, ":zero": {"N": "0"}},
+            )
 
     def finish(self) -> None:
         """The snapshot is written: no cursor any more."""
-        self._write(
-            "delete_item",
-            Key=_KEY,
-            ConditionExpression="#owner = :me",
-            ExpressionAttributeNames={"#owner": "owner"},
-            ExpressionAttributeValues={":me": {"S": self.owner}},
-        )
+        with self._holding_lease():
+            self.dynamodb.delete_item(
+                TableName=self.table,
+                Key=_KEY,
+                ConditionExpression="#owner = :me",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":me": {"S": self.owner}},
+            )
 
-    def _write(self, operation: str, **request: Any) -> None:
+    @contextmanager
+    def _holding_lease(self) -> Iterator[None]:
+        """A write conditional on owning the lease: a failed condition means it was taken over.
+        (Each write is spelt out, not dispatched by name, so the deploy scan sees its operation.)"""
         try:
-            getattr(self.dynamodb, operation)(TableName=self.table, **request)
+            yield
         except self.dynamodb.exceptions.ConditionalCheckFailedException:
             raise LeaseLost(f"{self.owner} no longer holds the snapshot lease") from None
 

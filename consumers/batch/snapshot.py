@@ -490,7 +490,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         name="SnapshotEvents", unit=MetricUnit.Count, value=outcome.snapshot.counts.get("events", 0)
     )
     metrics.add_metric(name="ReconciliationDifferences", unit=MetricUnit.Count, value=summary.differences)
-    metrics.add_metric(name="ReconciliationUnexplained", unit=MetricUnit.Count, value=summary.unexplained)
+    # what ReconciliationDriftAlarm watches (namespace and `service` from the function's environment)
+    metrics.add_metric(name="UnexplainedDifferences", unit=MetricUnit.Count, value=summary.unexplained)
     return {
         "finished": True,
         "snapshot_id": outcome.snapshot.snapshot_id,

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from consumers.aggregator.persistence import SEGMENT_PREFIX
+from consumers.aggregator.layout import SEGMENT_PREFIX
 from consumers.batch import layout
 from salesstream.core.aggregation import split_day_key
 from salesstream.core.batch import (
@@ -142,12 +142,14 @@ class BatchViews:
         return snapshot_from_item(item) if item else None
 
     def snapshot(self, snapshot_id: str) -> SnapshotInfo | None:
-        item = self.dynamodb.get_item(
+        # a Query on the full key (not GetItem): readers of the views need dynamodb:Query only
+        items = self.dynamodb.query(
             TableName=self.batch_table,
-            Key={"pk": {"S": layout.SNAPSHOTS}, "sk": {"S": snapshot_id}},
+            KeyConditionExpression="pk = :pk AND sk = :sk",
+            ExpressionAttributeValues={":pk": {"S": layout.SNAPSHOTS}, ":sk": {"S": snapshot_id}},
             ConsistentRead=True,
-        ).get("Item")
-        return snapshot_from_item(item) if item else None
+        )["Items"]
+        return snapshot_from_item(items[0]) if items else None
 
     def window_rows(
         self,

@@ -1,7 +1,7 @@
 """`salesstream report`: the speed layer's running totals, per shard and per store.
 
-Reads the aggregates table (item layout: consumers/aggregator/persistence.py) with one paginated
-Scan, an operator's read. `--json` prints one object:
+Reads the aggregates table with one paginated Scan, an operator's read, and reads the running
+totals from its items (consumers/aggregator/layout.py). `--json` prints one object:
 
     {"stores": {store_id: {currency: {orders, refunds, gross_minor, refunds_minor, net_sales_minor}}},
      "shards": {shard_id: {"currencies": {currency: {...same...}}, "events", "duplicates",
@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
+from consumers.aggregator.layout import SHARD_COUNTERS, report_from_items
 from salesstream.commands.common import CommandError, add_endpoint_arguments, add_template_arguments, session
 from salesstream.core.currencies import format_minor
 
 if TYPE_CHECKING:
     import argparse
-
-_AMOUNTS: Final = ("orders", "refunds", "gross_minor", "refunds_minor")
-_COUNTERS: Final = ("events", "duplicates", "conflicts", "quarantined", "segments")
 
 
 def register(subparsers: Any) -> None:
@@ -58,41 +56,6 @@ def _scan(dynamodb: Any, table: str) -> Iterable[dict[str, Any]]:
         yield from page["Items"]
 
 
-def _number(item: dict[str, Any], name: str) -> int:
-    return int(item.get(name, {}).get("N", "0"))
-
-
-def _text(item: dict[str, Any], name: str) -> str:
-    return str(item.get(name, {}).get("S", ""))
-
-
-def _add(into: dict[str, int], item: dict[str, Any]) -> None:
-    for name in _AMOUNTS:
-        into[name] = into.get(name, 0) + _number(item, name)
-    into["net_sales_minor"] = into["gross_minor"] - into["refunds_minor"]
-
-
-def report_from_items(items: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """The report from raw DynamoDB items (`{"S": ...}` / `{"N": ...}` attribute values)."""
-    stores: dict[str, dict[str, dict[str, int]]] = {}
-    shards: dict[str, dict[str, Any]] = {}
-    currencies: dict[str, dict[str, int]] = {}
-    for item in items:
-        pk, sk = _text(item, "pk"), _text(item, "sk")
-        if pk.startswith("STORE#") and sk.startswith("DAY#"):
-            _add(stores.setdefault(_text(item, "store_id"), {}).setdefault(_text(item, "currency"), {}), item)
-        elif pk.startswith("SHARD#"):
-            shard = shards.setdefault(pk.removeprefix("SHARD#"), {"currencies": {}})
-            if sk == "COUNTERS":
-                shard.update({name: _number(item, name) for name in _COUNTERS})
-                shard["last_window_end"] = _text(item, "last_window_end")
-            elif sk.startswith("TOTAL#"):
-                currency = sk.removeprefix("TOTAL#")
-                _add(shard["currencies"].setdefault(currency, {}), item)
-                _add(currencies.setdefault(currency, {}), item)
-    return {"stores": stores, "shards": shards, "currencies": currencies}
-
-
 def print_tables(report: dict[str, Any], console: Console) -> None:
     shards = Table(
         "shard",
@@ -108,7 +71,7 @@ def print_tables(report: dict[str, Any], console: Console) -> None:
         title="running totals per shard",
     )
     for shard_id, shard in sorted(report["shards"].items()):
-        counters = [str(shard.get(name, 0)) for name in _COUNTERS]
+        counters = [str(shard.get(name, 0)) for name in SHARD_COUNTERS]
         rows = sorted(shard["currencies"].items()) or [("-", None)]
         for currency, totals in rows:
             amounts = (
@@ -121,7 +84,7 @@ def print_tables(report: dict[str, Any], console: Console) -> None:
                 ]
             )
             shards.add_row(shard_id, currency, *amounts, *counters)
-            shard_id, counters = "", [""] * len(_COUNTERS)
+            shard_id, counters = "", [""] * len(SHARD_COUNTERS)
     console.print(shards)
     stores = Table("store", "currency", "orders", "refunds", "net sales", title="net sales per store")
     for store_id, by_currency in sorted(report["stores"].items()):

@@ -1,10 +1,11 @@
 """Which AWS operations code can call, read from its source (nothing is imported or run).
 
 A call is any `x.<method>(...)` whose method name is an operation of one of the AWS services
-below as boto3 spells it (`put_object`, `transact_write_items`), and every
-`get_paginator("<method>")` / `get_waiter("<name>")` (a waiter calls its operation). The scan
-sees the method, not the client object, so a name that two services share matches both; and it
-cannot see a call made through `getattr`: the project has none.
+below as boto3 spells it (`put_object`, `transact_write_items`), every
+`get_paginator("<method>")` / `get_waiter("<name>")` (a waiter calls its operation), and every
+`getattr(x, "<method>")`. The scan sees the method, not the client object, so a name that two
+services share matches both. It cannot tell what `getattr(x, name)` with a computed name calls:
+`dynamic_lookups` lists those, and the deployed code must have none.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
 
+PURE_CORE: Final = "salesstream.core"
 # The services whose operations the scan looks for: what the project uses or could plausibly use.
 SERVICES: Final = (
     "cloudwatch",
@@ -93,9 +95,11 @@ def _waiter_operations(services: tuple[str, ...] = SERVICES) -> dict[str, frozen
     return {name: frozenset(ops) for name, ops in waiters.items()}
 
 
-def _string_argument(node: ast.Call) -> str | None:
-    if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
-        return node.args[0].value
+def _string_argument(node: ast.Call, index: int = 0) -> str | None:
+    if len(node.args) > index:
+        argument = node.args[index]
+        if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+            return argument.value
     return None
 
 
@@ -114,7 +118,34 @@ def calls_in(module: str, root: Path = SOURCE_ROOT) -> list[Call]:
             found.append(Call(argument, waiters[argument], module, node.lineno))
         elif attribute in methods:
             found.append(Call(attribute, methods[attribute], module, node.lineno))
+    for node, name in _getattr_lookups(path):
+        if name in methods:
+            found.append(Call(name, methods[name], module, node.lineno))
     return found
+
+
+def _getattr_lookups(path: Path) -> list[tuple[ast.Call, str | None]]:
+    """Every `getattr(x, name, ...)` of a source file, with `name` when it is a literal."""
+    return [
+        (node, _string_argument(node, 1))
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path)))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "getattr"
+        and len(node.args) >= 2
+    ]
+
+
+def dynamic_lookups(modules: Iterable[str], root: Path = SOURCE_ROOT) -> list[str]:
+    """`module:line` of every getattr with a computed name: a call the scan cannot name. The pure
+    core is left out: it holds no client (tests/unit/test_core_is_pure.py), only data classes."""
+    return [
+        f"{module}:{node.lineno}"
+        for module in modules
+        if not module.startswith(PURE_CORE)
+        for node, name in _getattr_lookups(source_file(module, root))
+        if name is None
+    ]
 
 
 def calls_of(modules: Iterable[str], root: Path = SOURCE_ROOT) -> list[Call]:

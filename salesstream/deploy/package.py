@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from salesstream.deploy.imports import SOURCE_ROOT, closure, source_file
+from salesstream.deploy.imports import SOURCE_ROOT, closure, is_package, source_file
 from salesstream.template import DEFAULT_TEMPLATE, Template
 
 if TYPE_CHECKING:
@@ -34,6 +34,9 @@ PYTHON_VERSION: Final = "3.11"
 # Lambda's arm64 and x86_64 run Amazon Linux 2023 (glibc 2.34): manylinux2014 wheels run there.
 WHEEL_PLATFORMS: Final = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
 _NOT_PACKED: Final = ("bin", "__pycache__")  # console scripts of the wheels, bytecode
+# Data files a packed package reads at run time (the API's dashboard.html), as pyproject.toml's
+# [tool.setuptools.package-data] ships them in the wheel.
+PACKAGE_DATA: Final = ("*.html", "*.json", "*.yaml")
 
 
 class PackagingError(RuntimeError):
@@ -72,11 +75,16 @@ def architecture(template: Template, function: str) -> str:
 
 
 def copy_modules(modules: list[str], out: Path) -> None:
+    """The modules' sources, and each packed package's data files (PACKAGE_DATA)."""
     for module in modules:
         source = source_file(module)
-        target = out / source.relative_to(SOURCE_ROOT)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
+        data = (
+            [f for pattern in PACKAGE_DATA for f in source.parent.glob(pattern)] if is_package(module) else []
+        )
+        for file in [source, *data]:
+            target = out / file.relative_to(SOURCE_ROOT)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(file, target)
 
 
 def install_requirements(out: Path, platform: str, requirements: Path = REQUIREMENTS) -> None:

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from salesstream.deploy.calls import calls_of, operations_by_method
+from salesstream.deploy.calls import calls_of, dynamic_lookups, operations_by_method
 from salesstream.deploy.imports import closure
 
 if TYPE_CHECKING:
@@ -35,7 +35,9 @@ class Access:
     """One boto3 call and the template resources it acts on."""
 
     call: str  # "<client>.<method>", as in the code: "s3.put_object"
-    on: tuple[str, ...]  # logical ids, an S3 key pattern after a slash: "ArchiveBucket/dedup/*"
+    # logical ids, an S3 key pattern after a slash ("ArchiveBucket/dedup/*"), or "*" for an action
+    # that supports no resource-level permission (STAR_RESOURCE_ONLY)
+    on: tuple[str, ...]
     actions: tuple[str, ...] = ()  # the IAM actions it needs, when they are not its own name
     condition: Mapping[str, Any] | None = None
     why: str = ""
@@ -84,6 +86,66 @@ CODE_ACCESS: Final[dict[str, tuple[Access, ...]]] = {
         ),
         Access("kinesis.list_shards", on=("OrdersStream",), why="parent shards for the dedup catch-up"),
     ),
+    "consumers.archiver.handler": (
+        # one object per invocation, keyed by the batch's first and last position
+        Access("s3.put_object", on=("ArchiveBucket/archive/*",)),
+        Access("kinesis.list_shards", on=("OrdersStream",), why="shard ranges: misplaced records"),
+    ),
+    "consumers.batch.snapshot": (
+        # the cursor and lease (UpdateItem, PutItem, DeleteItem), the manifest and the
+        # reconciliation summary (PutItem); it never reads BatchTable back by Query
+        Access("dynamodb.update_item", on=("BatchTable",)),
+        Access("dynamodb.put_item", on=("BatchTable",)),
+        Access("dynamodb.delete_item", on=("BatchTable",), why="the cursor of a finished snapshot"),
+        # the speed side: segments (Query) and running totals (Scan); quarantined records of a
+        # differing window (Query) and the counts by reason (Scan)
+        Access("dynamodb.query", on=("AggregatesTable", "QuarantineTable")),
+        Access("dynamodb.scan", on=("AggregatesTable", "QuarantineTable")),
+        Access(
+            "s3.get_object",
+            on=(
+                "ArchiveBucket/archive/*",
+                "ArchiveBucket/snapshots/*",
+                "ArchiveBucket/dedup/*",  # the speed layer's log, for records the archiver gave up on
+                "ArchiveBucket/failures/*",
+            ),
+        ),
+        Access(
+            "s3.put_object",
+            on=("ArchiveBucket/snapshots/*", "ArchiveBucket/reconciliations/*", "ArchiveBucket/failures/*"),
+        ),
+        Access(
+            "s3.delete_objects",
+            on=("ArchiveBucket/snapshots/*",),
+            # S3 authorises a multi-object delete key by key as DeleteObject (S3 API Reference,
+            # DeleteObjects); only the finished snapshot's work objects are deleted
+            actions=("s3:DeleteObject",),
+        ),
+        Access(
+            "s3.list_objects_v2",
+            on=("ArchiveBucket",),
+            actions=("s3:ListBucket",),
+            condition={"StringLike": {"s3:prefix": ["archive/*", "dedup/*", "failures/*", "snapshots/*"]}},
+        ),
+        # the horizon: the shard list, then a probe after each shard's last archived record
+        Access("kinesis.list_shards", on=("OrdersStream",)),
+        Access("kinesis.get_shard_iterator", on=("OrdersStream",)),
+        Access("kinesis.get_records", on=("OrdersStream",)),
+        # on-failure notices are moved from the queue to failures/ in the bucket
+        Access("sqs.receive_message", on=("ConsumerFailuresQueue",)),
+        Access("sqs.delete_message", on=("ConsumerFailuresQueue",)),
+    ),
+    "consumers.api.handler": (
+        # segments and running totals; the newest snapshot and reconciliation items
+        Access("dynamodb.query", on=("AggregatesTable", "BatchTable")),
+        Access("s3.get_object", on=("ArchiveBucket/snapshots/*", "ArchiveBucket/reconciliations/*")),
+        Access("kinesis.list_shards", on=("OrdersStream",), why="which shards' totals and segments"),
+        Access(
+            "cloudwatch.get_metric_data",
+            on=("*",),
+            why="the aggregator's IteratorAge for /shards on AWS (locally the runtime's stats file)",
+        ),
+    ),
     "producer": (
         Access("kinesis.put_records", on=("OrdersStream",)),
         Access("kinesis.list_shards", on=("OrdersStream",), why="aggregates are packed per shard"),
@@ -123,9 +185,15 @@ STREAM_KEY_ACTIONS: Final = {
 }
 LOG_ACTIONS: Final = ("logs:CreateLogStream", "logs:PutLogEvents")
 # Actions that support no resource-level permission (the Service Authorization Reference lists
-# no resource type for them): only these may be granted on "*".
+# no resource type for them; CloudWatch's permissions reference grants its metric reads on "*"):
+# only these may be granted on "*".
 STAR_RESOURCE_ONLY: Final = frozenset(
-    {"cloudwatch:PutMetricData", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    {
+        "cloudwatch:GetMetricData",
+        "cloudwatch:PutMetricData",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }
 )
 
 
@@ -161,6 +229,8 @@ def _logical_id(reference: Any) -> str | None:
 
 
 def _arn(template: Template, item: str) -> str:
+    if item == "*":
+        return item
     logical_id, slash, key_pattern = item.partition("/")
     arn = str(template.resolve({"Fn::GetAtt": [logical_id, "Arn"]}))
     return f"{arn}/{key_pattern}" if slash else arn
@@ -323,7 +393,12 @@ def code_problems(roots: Iterable[str]) -> list[str]:
             problems.append(f"{root}: declare its AWS calls in CODE_ACCESS")
             continue
         declared = {access.call for access in CODE_ACCESS[root]}
-        calls = calls_of(closure([root]))
+        modules = closure([root])
+        problems += [
+            f"{root}: getattr with a computed name ({where}) hides which call it makes: spell the call out"
+            for where in dynamic_lookups(modules)
+        ]
+        calls = calls_of(modules)
         matched: set[str] = set()
         for call in calls:
             meant = {str(operation) for operation in call.operations} & declared

@@ -3,9 +3,10 @@
 The stand-in is the embedded emulator in a process of its own, answering as LocalStack's
 account 000000000000; the CLI finds it the way it finds LocalStack, through localstack-client
 (LOCALSTACK_HOST). What runs is the code a LocalStack user runs: `salesstream up --target
-localstack` provisions from the template and runs the template's event source mappings with the
-local runtime, `produce` and `report` go to the same endpoint. Not covered: LocalStack's own
-Kinesis, DynamoDB, S3 and SQS (see README, "Deploy").
+localstack` provisions from the template, runs the template's event source mappings and its
+snapshot schedule with the local runtime and serves its API; `produce`, `report` and `snapshot`
+go to the same endpoint. Not covered: LocalStack's own Kinesis, DynamoDB, S3 and SQS (see
+README, "Deploy").
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 
 from salesstream.aws import Endpoint, Target
+from tests.api_support import get_json
 
 ROOT = Path(__file__).parents[2]
 LOCALSTACK_ACCOUNT = "000000000000"
@@ -67,7 +69,13 @@ def localstack() -> Iterator[str]:
 def environment(localstack_host: str) -> dict[str, str]:
     # no AWS_ENDPOINT_URL: the endpoint must come from localstack-client, as for a user
     env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
-    return {**env, "LOCALSTACK_HOST": localstack_host, "PYTHONPATH": str(ROOT)}
+    # the handlers log to stdout at INFO (as on Lambda); `--json` needs stdout for its one object
+    return {
+        **env,
+        "LOCALSTACK_HOST": localstack_host,
+        "PYTHONPATH": str(ROOT),
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }
 
 
 def salesstream(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -97,7 +105,8 @@ def test_up_target_localstack_provisions_and_runs_the_consumers(localstack: str,
         summary = json.loads(up.stdout.readline())
         assert summary["target"] == "localstack"
         assert summary["endpoint_url"] == f"http://{localstack}"
-        assert summary["consumers"] == ["AggregatorFunction.Orders"]
+        assert summary["consumers"] == ["AggregatorFunction.Orders", "ArchiverFunction.Orders"]
+        assert summary["schedules"] == ["SnapshotFunction.Snapshot"]
         assert "RuntimeCheckpointsTable" in summary["tables"]  # the local runtime keeps its positions
         assert summary["buckets"]["ArchiveBucket"].endswith(f"-{LOCALSTACK_ACCOUNT}-us-east-1")
         assert LOCALSTACK_ACCOUNT in summary["queues"]["ConsumerFailuresQueue"]
@@ -123,6 +132,17 @@ def test_up_target_localstack_provisions_and_runs_the_consumers(localstack: str,
                 for currency, totals in currencies.items()
             }
         assert counted == tally
+
+        # the batch layer on the same path: the archive the archiver wrote, recomputed and
+        # reconciled (exit 0: no unexplained difference); the API reads the runtime's lag
+        time.sleep(3)  # the archiver's batching window (2 s) and the horizon's grace (2 s)
+        snapshot = salesstream("snapshot", "--json", *WINDOWS, env=env, cwd=tmp_path)
+        assert snapshot.returncode == 0, snapshot.stdout + snapshot.stderr
+        document = json.loads(snapshot.stdout)
+        assert document["finished"] is True
+        assert document["snapshot"]["counts"]["events"] == 400
+        assert document["reconciliation"]["summary"]["unexplained"] == 0
+        assert get_json(summary["api_url"] + "/shards")["lag"]["source"] == "runtime"
     finally:
         up.terminate()
         up.wait(timeout=30)

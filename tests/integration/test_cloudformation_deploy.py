@@ -4,8 +4,9 @@ with the same parameters, none is written here).
 
 moto creates but does not keep everything: it ignores a function's Architectures and
 LoggingConfig, a stream's encryption, a table's point-in-time recovery, a bucket's public access
-block and lifecycle, and cannot create alarms or bucket policies. Those settings are checked on
-the transformed template (tests/unit/test_deploy_template.py), not here.
+block and lifecycle, and cannot create alarms, bucket policies, the HTTP API or a function's
+asynchronous invocation settings. Those settings are checked on the transformed template
+(tests/unit/test_deploy_template.py), not here.
 """
 
 from __future__ import annotations
@@ -22,13 +23,20 @@ from typing import Any
 import pytest
 
 from salesstream.deploy.imports import closure
-from salesstream.deploy.package import Package, copy_modules
+from salesstream.deploy.package import Package, copy_modules, handler_module
 from salesstream.deploy.permissions import Granted, expected_grants
 from salesstream.deploy.sam import transform
 from salesstream.template import Template
 
 # what moto's CloudFormation cannot create (it warns and skips them)
-NOT_IN_MOTO = {"AWS::CloudWatch::Alarm", "AWS::S3::BucketPolicy"}
+NOT_IN_MOTO = {
+    "AWS::CloudWatch::Alarm",
+    "AWS::S3::BucketPolicy",
+    "AWS::ApiGatewayV2::Api",
+    "AWS::ApiGatewayV2::Stage",
+    "AWS::Lambda::EventInvokeConfig",
+}
+FUNCTIONS = ("AggregatorFunction", "ArchiverFunction", "SnapshotFunction", "ApiFunction")
 
 
 @dataclass
@@ -52,9 +60,9 @@ def stack(endpoint: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         "LogRetentionDays": 14,
     }
     template = Template.load(parameters=parameters, region=endpoint.region, account_id=endpoint.account_id())
-    # moto stores the code and never runs it: the handler's own modules are enough here
+    # moto stores the code and never runs it: the handlers' own modules are enough here
     code_dir = tmp_path_factory.mktemp("code")
-    copy_modules(closure(["consumers.aggregator.handler"]), code_dir)
+    copy_modules(closure([handler_module(template, function) for function in FUNCTIONS]), code_dir)
     archive = Package(code_dir, "", [], "none").zip(tmp_path_factory.mktemp("zip") / "function.zip")
     s3, cloudformation = endpoint.client("s3"), endpoint.client("cloudformation")
     bucket = f"{stage}-packages"
@@ -139,24 +147,43 @@ def test_the_bucket_queue_key_and_log_group(stack: Stack, endpoint: Any) -> None
     assert attributes["Attributes"]["MessageRetentionPeriod"] == str(properties["MessageRetentionPeriod"])
     key = endpoint.client("kms").get_key_rotation_status(KeyId=stack.physical["OrdersKey"])
     assert key["KeyRotationEnabled"]
-    (group,) = endpoint.client("logs").describe_log_groups(
-        logGroupNamePrefix=stack.template.physical_name("AggregatorLogGroup")
-    )["logGroups"]
-    assert group["retentionInDays"] == 14
 
 
-def test_the_function_and_its_event_source_mapping_carry_the_template_settings(
-    stack: Stack, endpoint: Any
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_function_has_its_log_group(stack: Stack, endpoint: Any, function: str) -> None:
+    name = stack.template.properties(function)["LoggingConfig"]["LogGroup"]
+    (group,) = endpoint.client("logs").describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+    assert (group["logGroupName"], group["retentionInDays"]) == (
+        f"/aws/lambda/{stack.name}-{function_suffix(function)}",
+        14,
+    )
+
+
+def function_suffix(function: str) -> str:
+    return function.removesuffix("Function").lower()
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_function_carries_the_template_settings_on_its_own_role(
+    stack: Stack, endpoint: Any, function: str
 ) -> None:
-    spec = stack.template.function("AggregatorFunction")
-    lambda_ = endpoint.client("lambda")
-    configuration = lambda_.get_function(FunctionName=spec.name)["Configuration"]
+    spec = stack.template.function(function)
+    configuration = endpoint.client("lambda").get_function(FunctionName=spec.name)["Configuration"]
     assert (configuration["Handler"], configuration["Runtime"]) == (spec.handler, "python3.11")
     assert (configuration["Timeout"], configuration["MemorySize"]) == (spec.timeout_seconds, spec.memory_mb)
     # moto keeps a Number parameter's type in a variable; AWS makes every value a string
     assert {k: str(v) for k, v in configuration["Environment"]["Variables"].items()} == spec.environment
-    assert configuration["Role"].endswith(f":role/{stack.physical['AggregatorRole']}")
+    role = function.removesuffix("Function") + "Role"
+    assert stack.transformed["Resources"][function]["Properties"]["Role"] == {"Fn::GetAtt": [role, "Arn"]}
+    assert configuration["Role"].endswith(f":role/{stack.physical[role]}")
 
+
+@pytest.mark.parametrize("function", ["AggregatorFunction", "ArchiverFunction"])
+def test_the_event_source_mappings_carry_the_template_settings(
+    stack: Stack, endpoint: Any, function: str
+) -> None:
+    spec = stack.template.function(function)
+    lambda_ = endpoint.client("lambda")
     (event,) = spec.kinesis_events
     (mapping,) = lambda_.list_event_source_mappings(FunctionName=spec.name)["EventSourceMappings"]
     assert mapping["EventSourceArn"] == stack.template.arn(event.stream_logical_id)
@@ -167,7 +194,7 @@ def test_the_function_and_its_event_source_mapping_carry_the_template_settings(
         "StartingPosition": mapping["StartingPosition"],
         "BatchSize": mapping["BatchSize"],
         "MaximumBatchingWindowInSeconds": mapping["MaximumBatchingWindowInSeconds"],
-        "TumblingWindowInSeconds": mapping["TumblingWindowInSeconds"],
+        "TumblingWindowInSeconds": mapping.get("TumblingWindowInSeconds", 0),  # absent: no window
         "ParallelizationFactor": mapping["ParallelizationFactor"],
         "BisectBatchOnFunctionError": mapping["BisectBatchOnFunctionError"],
         "MaximumRetryAttempts": mapping["MaximumRetryAttempts"],
@@ -184,12 +211,27 @@ def test_the_function_and_its_event_source_mapping_carry_the_template_settings(
         "MaximumRecordAgeInSeconds": event.maximum_record_age_seconds,
         "ReportBatchItemFailures": event.report_batch_item_failures,
     }
-    assert (event.batch_size, event.tumbling_window_seconds) == (250, 20)  # the parameters reached it
+    assert event.batch_size == 250  # the parameter reached it
+    windowed = function == "AggregatorFunction"
+    assert event.tumbling_window_seconds == (20 if windowed else 0)
 
 
-def test_the_created_role_grants_exactly_what_the_code_needs(stack: Stack, endpoint: Any) -> None:
+def test_the_snapshot_runs_on_the_template_schedule(stack: Stack, endpoint: Any) -> None:
+    (schedule,) = stack.template.function("SnapshotFunction").schedule_events
+    (rule,) = [lid for lid, r in stack.transformed["Resources"].items() if r["Type"] == "AWS::Events::Rule"]
+    events = endpoint.client("events")
+    described = events.describe_rule(Name=stack.physical[rule])
+    assert described["ScheduleExpression"] == schedule.expression == "rate(5 minutes)"
+    (target,) = events.list_targets_by_rule(Rule=described["Name"])["Targets"]
+    assert target["Arn"].endswith(f":function:{stack.template.function('SnapshotFunction').name}")
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_created_role_grants_exactly_what_its_code_needs(
+    stack: Stack, endpoint: Any, function: str
+) -> None:
     iam = endpoint.client("iam")
-    role = stack.physical["AggregatorRole"]
+    role = stack.physical[function.removesuffix("Function") + "Role"]
     assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
     deployed = Granted()
     for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
@@ -202,7 +244,7 @@ def test_the_created_role_grants_exactly_what_the_code_needs(stack: Stack, endpo
     physical = {stack.template.arn("OrdersKey"): key}
     expected = {
         g._replace(resource=physical.get(g.resource, g.resource))
-        for g in expected_grants(stack.template, "AggregatorFunction")
+        for g in expected_grants(stack.template, function)
     }
     assert deployed.problems == []
     assert deployed.grants == expected

@@ -37,9 +37,20 @@ def test_every_function_runs_python_311_on_arm64_with_its_own_role() -> None:
     assert len({function["Role"] for function in functions.values()}) == len(functions)
 
 
+def mapping_of(function: str) -> dict[str, Any]:
+    (mapping,) = [
+        m for m in of_type(CFN, "AWS::Lambda::EventSourceMapping").values() if m["FunctionName"] == function
+    ]
+    return mapping
+
+
+def test_the_stream_consumers_are_the_aggregator_and_the_archiver() -> None:
+    names = sorted(m["FunctionName"] for m in of_type(CFN, "AWS::Lambda::EventSourceMapping").values())
+    assert names == ["ci-salesstream-aggregator", "ci-salesstream-archiver"]
+
+
 def test_the_aggregator_mapping_carries_the_template_settings() -> None:
-    (mapping,) = of_type(CFN, "AWS::Lambda::EventSourceMapping").values()
-    assert mapping == {
+    assert mapping_of("ci-salesstream-aggregator") == {
         "EventSourceArn": SAM.arn("OrdersStream"),
         "FunctionName": "ci-salesstream-aggregator",
         "StartingPosition": "TRIM_HORIZON",
@@ -53,6 +64,36 @@ def test_the_aggregator_mapping_carries_the_template_settings() -> None:
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
         "DestinationConfig": {"OnFailure": {"Destination": SAM.arn("ConsumerFailuresQueue")}},
     }
+
+
+def test_the_archiver_mapping_has_no_window_and_the_same_failure_policy() -> None:
+    assert mapping_of("ci-salesstream-archiver") == {
+        "EventSourceArn": SAM.arn("OrdersStream"),
+        "FunctionName": "ci-salesstream-archiver",
+        "StartingPosition": "TRIM_HORIZON",
+        "BatchSize": 50,
+        "MaximumBatchingWindowInSeconds": 2,
+        "ParallelizationFactor": 1,
+        "BisectBatchOnFunctionError": True,
+        "MaximumRetryAttempts": 10,
+        "MaximumRecordAgeInSeconds": 3600,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "DestinationConfig": {"OnFailure": {"Destination": SAM.arn("ConsumerFailuresQueue")}},
+    }
+
+
+def test_every_function_is_built_by_the_makefile_into_its_own_log_group() -> None:
+    """`sam build` packs each function with deploy/Makefile (only what its handler imports);
+    each writes to a log group of the template's, with its retention."""
+    for function in SAM.functions():
+        resource = SAM.resources[function.logical_id]
+        assert resource.get("Metadata") == {"BuildMethod": "makefile", "ContextPath": "."}, (
+            function.logical_id
+        )
+        group = SAM.properties(function.logical_id)["LoggingConfig"]["LogGroup"]
+        assert group == f"/aws/lambda/{function.name}"
+        (log_group,) = [p for p in of_type(SAM, "AWS::Logs::LogGroup").values() if p["LogGroupName"] == group]
+        assert log_group["RetentionInDays"] == SAM.parameters["LogRetentionDays"]
 
 
 def test_every_stream_consumer_has_a_bounded_failure_policy() -> None:
@@ -131,9 +172,10 @@ def test_every_failure_queue_alarms_when_a_batch_is_given_up() -> None:
 def test_the_pipeline_metrics_are_alarmed_per_stage(metric: str, statistic: str) -> None:
     """The handlers' EMF metrics: namespace `salesstream`, dimension `service` = the stage's name
     (POWERTOOLS_SERVICE_NAME), any further dimension (Quarantined has `reason`) summed over."""
-    environment = SAM.function("AggregatorFunction").environment
-    assert environment["POWERTOOLS_METRICS_NAMESPACE"] == "salesstream"
-    assert environment["POWERTOOLS_SERVICE_NAME"] == "ci-salesstream"
+    for function in SAM.functions():
+        environment = function.environment
+        assert environment["POWERTOOLS_METRICS_NAMESPACE"] == "salesstream", function.logical_id
+        assert environment["POWERTOOLS_SERVICE_NAME"] == "ci-salesstream", function.logical_id
     (query,) = [q for a in alarms() for q in a.get("Metrics", []) if f"({metric})" in q["Expression"]]
     assert query["Expression"] == (
         f"SELECT {statistic}({metric}) FROM \"salesstream\" WHERE service = 'ci-salesstream'"  # noqa: S608
@@ -165,3 +207,26 @@ def test_the_local_resolver_reads_what_only_aws_creates() -> None:
     properties = local.properties("AggregatorFunction")
     assert properties["LoggingConfig"] == {"LogGroup": "/aws/lambda/ci-salesstream-aggregator"}
     assert local.function("AggregatorFunction").environment["POWERTOOLS_SERVICE_NAME"] == "ci-salesstream"
+
+
+def test_the_http_api_sends_every_route_to_the_api_function_as_payload_2() -> None:
+    """What moto's CloudFormation cannot create (the HTTP API), checked as SAM makes it."""
+    (api_id,) = of_type(CFN, "AWS::ApiGatewayV2::Api")
+    paths = CFN.properties(api_id)["Body"]["paths"]
+    routes = {(method.upper(), path) for path, methods in paths.items() for method in methods}
+    assert routes == {(e.method, e.path) for e in SAM.function("ApiFunction").http_events}
+    target = SAM.arn("ApiFunction")
+    for methods in paths.values():
+        for operation in methods.values():
+            integration = operation["x-amazon-apigateway-integration"]
+            assert (integration["type"], integration["payloadFormatVersion"]) == ("aws_proxy", "2.0")
+            assert integration["uri"].endswith(f"/functions/{target}/invocations")
+
+
+def test_the_snapshot_runs_on_its_schedule_and_is_never_retried_asynchronously() -> None:
+    """A failed run is not retried by Lambda: the next scheduled run continues from the cursor."""
+    (rule,) = of_type(CFN, "AWS::Events::Rule").values()
+    assert rule["ScheduleExpression"] == SAM.parameters["SnapshotRate"]
+    assert rule["Targets"][0]["Arn"] == SAM.arn("SnapshotFunction")
+    (config,) = of_type(CFN, "AWS::Lambda::EventInvokeConfig").values()
+    assert (config["FunctionName"], config["MaximumRetryAttempts"]) == ("ci-salesstream-snapshot", 0)

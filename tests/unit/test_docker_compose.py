@@ -1,6 +1,7 @@
 """docker-compose.yml: LocalStack pinned to 4.14.0, reachable from this machine only, with the
-services that the LocalStack path (`up`, `produce`, `consume`, `report` and the handlers they
-run) calls, found in their code: every call has its service, and every service has a call."""
+services that the LocalStack path (every command that takes `--target localstack`, and the
+template's handlers, which `up`, `consume` and `serve` run in-process) calls, found in their
+code: every call has its service, and every service has a call."""
 
 from __future__ import annotations
 
@@ -8,13 +9,29 @@ from pathlib import Path
 
 import yaml
 
+from salesstream.cli import COMMANDS
 from salesstream.deploy.calls import calls_of
 from salesstream.deploy.imports import closure
+from salesstream.deploy.package import handler_module
+from salesstream.template import Template
 
 COMPOSE = Path(__file__).parents[2] / "docker-compose.yml"
-LOCAL_PATH = [f"salesstream.commands.{name}" for name in ("up", "produce", "consume", "report")]
-# the runtime's own `invoker.invoke(...)` runs a handler in-process: not Lambda's Invoke
-IN_PROCESS = {("invoke", "salesstream.runtime.consumer")}
+TEMPLATE = Template.load()
+HANDLERS = sorted({handler_module(TEMPLATE, f.logical_id) for f in TEMPLATE.functions()})
+# `demo` runs on the embedded emulator only; every other command takes --target localstack
+LOCAL_PATH = [f"salesstream.commands.{name}" for name in COMMANDS if name != "demo"]
+# Calls whose name is an AWS operation but which never reach LocalStack:
+# - `invoke` there is the local runtime's FunctionInvoker.invoke (salesstream/runtime/invoker.py):
+#   the event source mappings, the schedules and the local HTTP API run each handler in this
+#   process, so nothing calls Lambda's Invoke API and LocalStack needs no Lambda (nor Docker);
+# - the API reads its lag from CloudWatch (GetMetricData) only on AWS: `serve` and `up` always
+#   give it the runtime's stats file (RUNTIME_STATS_FILE), as tests/e2e/test_serve_cli.py checks.
+NOT_ON_LOCALSTACK = {
+    ("invoke", "salesstream.runtime.consumer"),
+    ("invoke", "salesstream.runtime.runtime"),
+    ("invoke", "salesstream.local_api"),
+    ("get_metric_data", "consumers.api.lag"),
+}
 
 
 def localstack() -> dict[str, object]:
@@ -30,8 +47,9 @@ def test_the_image_is_pinned_and_bound_to_loopback() -> None:
 
 def test_the_services_are_what_the_local_path_calls() -> None:
     started = set(str(localstack()["environment"]["SERVICES"]).split(","))  # type: ignore[index]
-    handlers = ["consumers.aggregator.handler"]
-    calls = [c for c in calls_of(closure(LOCAL_PATH + handlers)) if (c.method, c.module) not in IN_PROCESS]
+    every_call = calls_of(closure(LOCAL_PATH + HANDLERS))
+    assert NOT_ON_LOCALSTACK.issubset((c.method, c.module) for c in every_call)  # none of them is stale
+    calls = [c for c in every_call if (c.method, c.module) not in NOT_ON_LOCALSTACK]
     for call in calls:
         assert {op.service for op in call.operations} & started, f"{call} needs a service not started"
     sole = {next(iter(call.operations)).service for call in calls if len(call.operations) == 1}

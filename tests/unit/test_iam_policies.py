@@ -12,14 +12,15 @@ from typing import Any
 import pytest
 
 from salesstream.deploy import permissions
-from salesstream.deploy.calls import calls_of
-from salesstream.deploy.imports import closure
+from salesstream.deploy.calls import calls_in, calls_of, dynamic_lookups
+from salesstream.deploy.imports import closure, source_file
 from salesstream.deploy.permissions import Access, code_problems, code_roots, policy_problems
 from salesstream.deploy.sam import transform
 from salesstream.template import Template, load_template_document
 
 DOCUMENT = load_template_document()
 AGGREGATOR = "consumers.aggregator.handler"
+HANDLERS = {AGGREGATOR, "consumers.archiver.handler", "consumers.batch.snapshot", "consumers.api.handler"}
 
 
 def problems_of(document: dict[str, Any]) -> list[str]:
@@ -47,7 +48,7 @@ def test_every_role_and_managed_policy_grants_exactly_what_its_code_needs() -> N
 
 def test_the_declared_calls_are_the_calls_in_the_code() -> None:
     template = Template(DOCUMENT)
-    assert set(code_roots(template)) == {AGGREGATOR, "producer"}
+    assert set(code_roots(template)) == {*HANDLERS, "producer"}
     assert code_problems(code_roots(template)) == []
 
 
@@ -119,19 +120,39 @@ def test_the_producer_policy_needs_the_stream_key(document: dict[str, Any]) -> N
 def test_with_the_aws_managed_key_no_kms_grant_is_needed(document: dict[str, Any]) -> None:
     document["Resources"]["OrdersStream"]["Properties"]["StreamEncryption"]["KeyId"] = "alias/aws/kinesis"
     problems = problems_of(document)
-    assert sorted(p.split(": ")[1].split(" on ")[0] for p in problems) == [
-        "kms:Decrypt",
-        "kms:GenerateDataKey",
-    ]
     assert all("grants more" in p for p in problems)
+    # every reader of the stream (two mappings, the snapshot's probe) and the producers
+    assert sorted((p.split()[0], p.split(": ")[1].split(" on ")[0]) for p in problems) == [
+        ("AggregatorFunction", "kms:Decrypt"),
+        ("ArchiverFunction", "kms:Decrypt"),
+        ("ProducerPolicy", "kms:GenerateDataKey"),
+        ("SnapshotFunction", "kms:Decrypt"),
+    ]
 
 
 def test_a_new_function_must_declare_its_calls(document: dict[str, Any]) -> None:
-    archiver = copy.deepcopy(document["Resources"]["AggregatorFunction"])
-    archiver["Properties"]["Handler"] = "consumers.archiver.handler.lambda_handler"
-    document["Resources"]["ArchiverFunction"] = archiver
+    newcomer = copy.deepcopy(document["Resources"]["AggregatorFunction"])
+    newcomer["Properties"]["Handler"] = "consumers.newcomer.handler.lambda_handler"
+    document["Resources"]["NewcomerFunction"] = newcomer
     roots = code_roots(Template(document))
-    assert "consumers.archiver.handler: declare its AWS calls in CODE_ACCESS" in code_problems(roots)
+    assert code_problems(roots) == ["consumers.newcomer.handler: declare its AWS calls in CODE_ACCESS"]
+
+
+def test_every_new_function_is_held_to_the_rules(document: dict[str, Any]) -> None:
+    """The batch and serving functions as they were first merged: SAM policy templates (an AWS
+    managed policy and wide grants) and no log group of their own."""
+    api = document["Resources"]["ApiFunction"]["Properties"]
+    del api["Role"], api["LoggingConfig"]
+    api["Policies"] = [{"DynamoDBReadPolicy": {"TableName": {"Ref": "AggregatesTable"}}}]
+    problems = "\n".join(problems_of(document))
+    assert "ApiFunction: give it a log group (LoggingConfig.LogGroup)" in problems
+    assert (
+        "ApiFunctionRole: managed policy arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecution"
+        in problems
+    )
+    assert "ApiFunction grants more than its code needs: dynamodb:Scan on" in problems
+    assert "ApiFunction lacks what its code needs: s3:GetObject on" in problems
+    assert "role ApiRole belongs to no function" in problems
 
 
 def test_an_undeclared_call_and_an_uncalled_declaration_are_both_named(
@@ -140,8 +161,12 @@ def test_an_undeclared_call_and_an_uncalled_declaration_are_both_named(
     declared = [a for a in permissions.CODE_ACCESS[AGGREGATOR] if a.call != "dynamodb.get_item"]
     declared.append(Access("dynamodb.scan", on=("AggregatesTable",)))
     monkeypatch.setitem(permissions.CODE_ACCESS, AGGREGATOR, tuple(declared))
+    # the line the message names is the scan's own finding, not pinned here: code moves
+    (get_item,) = [c for c in calls_in("consumers.aggregator.persistence") if c.method == "get_item"]
+    source = source_file("consumers.aggregator.persistence").read_text().splitlines()
+    assert ".get_item(" in source[get_item.line - 1]
     assert code_problems([AGGREGATOR]) == [
-        f"{AGGREGATOR}: get_item (consumers.aggregator.persistence:264) is not declared"
+        f"{AGGREGATOR}: get_item (consumers.aggregator.persistence:{get_item.line}) is not declared"
         " (one of ['dynamodb.get_item'])",
         f"{AGGREGATOR}: declares dynamodb.scan, which its code never calls",
     ]
@@ -169,6 +194,7 @@ def test_the_scan_follows_run_time_imports_and_finds_paginators_and_waiters(tmp_
         "    client.get_paginator('list_shards').paginate(StreamName='s')\n"
         "    client.get_waiter('table_exists').wait(TableName='t')\n"
         "    client.send_message(QueueUrl='q', MessageBody='m')\n"
+        "    getattr(client, 'delete_item')(TableName='t', Key={})\n"
         "    return text.split()\n",
     )
     write(tmp_path, "consumers.helper", "def later():\n    from .deep import store\n    return store\n")
@@ -183,4 +209,16 @@ def test_the_scan_follows_run_time_imports_and_finds_paginators_and_waiters(tmp_
         ("table_exists", "dynamodb.describe_table"),
         ("send_message", "sqs.send_message"),
         ("put_object", "s3.put_object"),
+        ("delete_item", "dynamodb.delete_item"),
     }
+    assert dynamic_lookups(modules, tmp_path) == []
+
+
+def test_a_call_by_a_computed_name_is_refused(tmp_path: Path) -> None:
+    write(tmp_path, "consumers.__init__", "")
+    write(
+        tmp_path,
+        "consumers.fake",
+        "def write(client, operation):\n    getattr(client, operation)(TableName='t')\n",
+    )
+    assert dynamic_lookups(["consumers.fake"], tmp_path) == ["consumers.fake:2"]

@@ -1,0 +1,124 @@
+"""The archiver's per-event work beside the aggregator's, measured in one run, per core: what the
+cost model in the README ("What it costs per million events") takes the archiver's Lambda
+duration from.
+
+- archive path: `consumers.archiver.handler.archive_object`, the handler's whole work but the S3
+  PUT: the event model, strict de-aggregation, card screen, contract, the archive lines, gzip.
+- fold path (the baseline): the aggregator's per-event work (load_tests/bench_aggregator.py).
+
+Both read the same invocations: 100 KPL aggregates of 100 orders each (BatchSize 100). Rates are
+events per CPU second of this thread, best and median of `repeat` interleaved runs.
+
+    python -m load_tests.bench_archiver [--repeat N]   # prints, writes reports/bench_archiver.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from consumers.archiver.handler import archive_object
+from load_tests.bench import Figure
+from load_tests.bench_aggregator import SHARD, fold_path, order_payloads, windowed_invocations
+from salesstream.core.lambda_events import KinesisEvent
+from salesstream.core.sharding import Shard
+
+EVENTS: Final = 100_000
+WHOLE_RANGE: Final = Shard(SHARD, 0, 2**128 - 1)  # every record belongs to the shard it is read from
+REPORT: Final = Path("reports/bench_archiver.json")
+
+
+def archive_path(invocations: list[dict[str, Any]]) -> int:
+    """The archiver's work on every invocation; the archived bytes."""
+    written = 0
+    for invocation in invocations:
+        records = KinesisEvent.model_validate({"Records": invocation["Records"]}).Records
+        archived, _ = archive_object(WHOLE_RANGE, records)
+        written += archived.bytes
+    return written
+
+
+def measure(repeat: int) -> dict[str, Any]:
+    events = order_payloads(EVENTS)
+    invocations = windowed_invocations(events)
+    gc.collect()
+    gc.freeze()  # the prepared events are the benchmark's: keep them out of the collector's passes
+    paths: dict[str, Callable[[], object]] = {
+        "archive path": lambda: archive_path(invocations),
+        "fold path": lambda: fold_path([dict(i) for i in invocations]),
+    }
+    seen: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(repeat):
+        for name, work in paths.items():
+            started = time.thread_time()
+            work()
+            seen[name].append(EVENTS / (time.thread_time() - started))
+    gc.unfreeze()
+    return {
+        "events": EVENTS,
+        "repeat": repeat,
+        "mean_event_bytes": round(sum(map(len, events)) / EVENTS, 1),
+        "best": {name: round(max(rates)) for name, rates in seen.items()},
+        "median": {name: round(statistics.median(rates)) for name, rates in seen.items()},
+        "archived_bytes_per_event": round(archive_path(invocations) / EVENTS, 1),
+    }
+
+
+def run(repeat: int) -> list[Figure]:
+    """`make bench`'s interface."""
+    measured = measure(repeat)
+    best, median = measured["best"], measured["median"]
+    return [
+        Figure(
+            benchmark="archiver",
+            metric=f"archive path (decode, lines, gzip), {measured['mean_event_bytes']:.0f}-byte events",
+            unit="events/s",
+            best=best["archive path"],
+            median=median["archive path"],
+            runs=repeat,
+            baseline="fold path",
+            ratio=round(best["archive path"] / best["fold path"], 2),
+            note=f"{1e6 / best['archive path']:.2f} us/event",
+        ),
+        Figure(
+            benchmark="archiver",
+            metric="fold path (the aggregator's work on the same invocations)",
+            unit="events/s",
+            best=best["fold path"],
+            median=median["fold path"],
+            runs=repeat,
+            note=f"{1e6 / best['fold path']:.2f} us/event",
+        ),
+        Figure(
+            benchmark="archiver",
+            metric="archived bytes per event (gzip JSON lines)",
+            unit="bytes",
+            best=measured["archived_bytes_per_event"],
+            median=measured["archived_bytes_per_event"],
+            runs=1,
+        ),
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m load_tests.bench_archiver", description=__doc__)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    figures = run(args.repeat)
+    for figure in figures:
+        ratio = f"  ({figure.ratio:.2f}x {figure.baseline})" if figure.ratio is not None else ""
+        print(f"{figure.metric}: best {figure.best:,.1f} {figure.unit}, median {figure.median:,.1f}{ratio}")
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(json.dumps([figure.model_dump() for figure in figures], indent=2) + "\n")
+    print(f"written to {REPORT}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
