@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from salesstream.core.lambda_events import KinesisTimeWindowEvent
-from salesstream.core.windows import Window, parse_rfc3339
+from salesstream.core.windows import Window, parse_rfc3339, rfc3339
 from salesstream.runtime import (
     CheckpointConflict,
     Fault,
@@ -331,6 +331,26 @@ def test_a_quiet_shard_closes_its_window_by_the_wall_clock(esm: Any) -> None:
         time.sleep(0.05)
     env.runtime.stop()
     assert sum(handler.totals_by_window().values()) == 15
+
+
+def test_an_open_window_is_read_again_as_soon_as_it_can_close(esm: Any) -> None:
+    """The read that proves a window complete comes at its end plus the grace, not at the next
+    regular poll: the window's result does not wait up to a poll interval."""
+    handler = WindowSum()
+    env = esm(
+        handler,
+        parameters={"WindowSeconds": 1},
+        options={"window_close_grace_seconds": 0.2, "poll_interval_seconds": 30},
+    )
+    env.put([4, 5])
+    env.runtime.step()  # reads both records, caught up: the next regular poll is 30 s away
+    env.runtime.step()  # the batch (batching window 0)
+    window_start = parse_rfc3339(stats_of(env).open_window)
+    env.clock.set(window_start + 1_000 + 200)  # the window's end plus the grace
+    env.runtime.step()  # the closing read
+    env.runtime.step()  # the final invocation
+    assert [e["window"]["start"] for e in handler.finals()] == [rfc3339(window_start)]
+    assert sum(handler.totals_by_window().values()) == 9
 
 
 def test_the_final_invocation_can_carry_the_windows_last_records(esm: Any) -> None:
