@@ -73,7 +73,9 @@ def _touched(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> 
     backups: list[Backup] = []
     for entry in transact_items:
         for operation in entry.values():
-            table = backend.tables.get(operation.get("TableName")) if isinstance(operation, dict) else None
+            table = (
+                backend.tables.get(str(operation.get("TableName"))) if isinstance(operation, dict) else None
+            )
             key = (operation.get("Key") or operation.get("Item")) if table is not None else None
             if table is None or not key or table.hash_key_attr not in key:
                 continue  # moto refuses it before changing anything
@@ -94,7 +96,7 @@ def _restore(backups: list[Backup]) -> None:
             if item is None:
                 table.items.pop(hash_value, None)
             else:
-                table.items[hash_value] = item
+                table.items[hash_value] = item  # type: ignore[assignment]  # moto's own (mis)annotation
         elif item is None:
             table.items.get(hash_value, {}).pop(range_value, None)
         else:
@@ -125,7 +127,7 @@ def apply() -> None:
     shim = types.ModuleType("copy")
     shim.__dict__.update(vars(copy))
     shim.deepcopy = _not_copying_tables  # type: ignore[attr-defined]
-    dynamodb_models.copy = shim  # type: ignore[attr-defined]
+    dynamodb_models.copy = shim
     DynamoDBBackend.transact_write_items = _item_backups(DynamoDBBackend.transact_write_items)  # type: ignore[method-assign]
     Stream._moto_get_shard_for_key = Stream.get_shard_for_key  # type: ignore[attr-defined]
     Stream.get_shard_for_key = _open_shard_for_key  # type: ignore[method-assign]
