@@ -180,6 +180,44 @@ def test_reading_follows_the_shard_iterator_across_get_records_calls(esm: Any) -
     assert delivered(handler) == [sequence for _, sequence in placed]
 
 
+@pytest.mark.parametrize(("concurrent", "expected"), [(1, 1), (3, 3)])
+def test_invocations_of_one_function_run_at_once_only_when_allowed(
+    esm: Any, concurrent: int, expected: int
+) -> None:
+    """One warm sandbox by default; `concurrent_invocations` lets shards invoke at once, as on
+    Lambda (one sandbox per shard), for thread-safe handlers."""
+    in_flight = [0]
+    most = [0]
+    lock = threading.Lock()
+    inner = WindowSum()
+
+    def handler(event: dict[str, Any], context: Any) -> Any:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        try:
+            time.sleep(0.3)  # long enough for the other shards' batches to be due meanwhile
+            return inner(event, context)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    env = esm(
+        handler,
+        parameters={"ShardCount": 3},
+        clock=WallClock(),
+        options={"poll_interval_seconds": 0.05, "concurrent_invocations": concurrent},
+    )
+    env.put(list(range(30)))
+    env.runtime.start()
+    deadline = time.monotonic() + 30
+    while len(delivered(inner)) < 30 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    env.runtime.stop()
+    assert len(delivered(inner)) == 30
+    assert most[0] == expected
+
+
 def test_threads_invoke_each_shard_in_order_one_batch_at_a_time_and_stop_cleanly(esm: Any) -> None:
     in_flight: dict[str, int] = {}
     overlaps: list[str] = []
