@@ -134,3 +134,12 @@ def test_a_transaction_never_copies_a_whole_table() -> None:
     )
     assert models.copy.deepcopy(table) is table  # moto's per-item backup of the table is gone
     assert models.copy.deepcopy({"a": [1]}) == {"a": [1]}  # anything else is still copied
+
+
+def test_answers_still_carry_a_request_id(make_stack: Any, endpoint: Any) -> None:
+    template, _ = make_stack()
+    answer = endpoint.client("dynamodb").describe_table(TableName=template.physical_name("AggregatesTable"))
+    assert answer["ResponseMetadata"]["RequestId"]
+    queue_url = next(iter(template.queues())).name
+    sqs = endpoint.client("sqs")
+    assert sqs.get_queue_url(QueueName=queue_url)["ResponseMetadata"]["RequestId"]
