@@ -1,0 +1,121 @@
+"""The load test's charts (matplotlib, the `loadtest` extra), drawn from report.json's content."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on a server or in CI
+
+import matplotlib.pyplot as plt
+
+if TYPE_CHECKING:
+    from load_tests.report import LoadTestReport, Percentiles
+
+
+def draw_charts(report: LoadTestReport, folder: Path) -> None:
+    _throughput(report, folder / "throughput.png")
+    _latency(report, folder / "latency.png")
+    _lag(report, folder / "lag.png")
+    _shards(report, folder / "shards.png")
+
+
+def _rates(times: list[float], totals: list[int]) -> list[float]:
+    rates = [0.0]
+    for (t0, a), (t1, b) in zip(
+        zip(times, totals, strict=True), zip(times[1:], totals[1:], strict=True), strict=False
+    ):
+        rates.append((b - a) / (t1 - t0) if t1 > t0 else 0.0)
+    return rates
+
+
+def _throughput(report: LoadTestReport, path: Path) -> None:
+    samples = report.timeline
+    times = [s.t for s in samples]
+    figure, axis = plt.subplots(figsize=(10, 4.5))
+    for label, totals in (
+        ("sent", [s.submitted for s in samples]),
+        ("acknowledged by Kinesis", [s.acknowledged for s in samples]),
+        ("counted (visible in the aggregates table)", [s.counted for s in samples]),
+    ):
+        axis.plot(times, _rates(times, totals), label=label)
+    axis.axhline(report.throughput.offered_rate, color="grey", linestyle=":", label="offered rate")
+    axis.axvline(report.throughput.send_seconds, color="grey", linestyle="--", label="end of sending")
+    axis.set_xlabel("seconds since the first event")
+    axis.set_ylabel("events per second")
+    axis.set_title("Throughput (counted moves in steps: a window becomes visible when it closes)")
+    axis.legend(loc="upper right", fontsize="small")
+    _save(figure, path)
+
+
+def _latency(report: LoadTestReport, path: Path) -> None:
+    series: list[tuple[str, Percentiles]] = [
+        ("put -> counted", report.latency.put_to_counted_seconds),
+        ("window end -> closed", report.latency.window_end_to_closed_seconds),
+        *(
+            (f"window end -> visible ({name})", p)
+            for name, p in report.latency.window_end_to_visible_seconds.items()
+        ),
+    ]
+    figure, axis = plt.subplots(figsize=(10, 4.5))
+    width = 0.25
+    positions = range(len(series))
+    for offset, (quantile, attribute) in enumerate((("p50", "p50"), ("p95", "p95"), ("p99", "p99"))):
+        values = [getattr(p, attribute) or 0.0 for _, p in series]
+        bars = axis.bar([x + (offset - 1) * width for x in positions], values, width, label=quantile)
+        axis.bar_label(bars, fmt="%.2f", fontsize="x-small")
+    axis.set_xticks(list(positions), [name for name, _ in series], fontsize="small")
+    axis.set_ylabel("seconds")
+    axis.set_title("Latency percentiles")
+    axis.legend()
+    _save(figure, path)
+
+
+def _lag(report: LoadTestReport, path: Path) -> None:
+    samples = report.timeline
+    times = [s.t for s in samples]
+    shards = sorted({shard for s in samples for shard in s.iterator_age_ms})
+    figure, (behind, age) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    for shard in shards:
+        label = shard.removeprefix("shardId-")
+        behind.plot(times, [s.millis_behind_latest.get(shard) or 0 for s in samples], label=label)
+        age.plot(times, [s.iterator_age_ms.get(shard, 0) for s in samples], label=label)
+    behind.set_ylabel("MillisBehindLatest (ms)")
+    age.set_ylabel("iterator age (ms)")
+    age.set_xlabel("seconds since the first event")
+    behind.set_title("Consumer lag per shard")
+    behind.legend(fontsize="x-small", ncol=4)
+    _save(figure, path)
+
+
+def _shards(report: LoadTestReport, path: Path) -> None:
+    shards = report.shards
+    labels = [s.shard_id.removeprefix("shardId-") for s in shards]
+    figure, axis = plt.subplots(figsize=(10, 4))
+    positions = range(len(shards))
+    axis.bar(
+        [x - 0.2 for x in positions],
+        [100 * s.peak_share_of_bytes_limit for s in shards],
+        0.4,
+        label="of 1 MiB/s",
+    )
+    axis.bar(
+        [x + 0.2 for x in positions],
+        [100 * s.peak_share_of_records_limit for s in shards],
+        0.4,
+        label="of 1,000 records/s",
+    )
+    axis.axhline(100, color="red", linestyle="--", label="AWS throttles above")
+    axis.set_xticks(list(positions), labels, fontsize="small")
+    axis.set_ylabel("% of the limit, busiest second")
+    axis.set_title("Write load per shard")
+    axis.legend()
+    _save(figure, path)
+
+
+def _save(figure: plt.Figure, path: Path) -> None:
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
