@@ -37,6 +37,7 @@ S3_PUT_CLASS: Final = frozenset(
 )
 S3_GET_CLASS: Final = frozenset({"GetObject", "HeadObject", "SelectObjectContent"})
 _PARAMS: Final = "salesstream.meter.params"
+_STARTED: Final = "salesstream.meter.started"
 _BEFORE: Final = "before-parameter-build"
 _AFTER: Final = "after-call"
 
@@ -106,6 +107,8 @@ class RequestCounts:
     kinesis_payload_units: Counter[str] = field(default_factory=Counter)
     # per shard: second of the run -> records and bytes acknowledged in it
     kinesis_seconds: dict[str, dict[int, ShardSecond]] = field(default_factory=dict)
+    # per (service, operation): seconds from the call to its parsed answer (the endpoint's latency)
+    latencies: dict[tuple[str, str], list[float]] = field(default_factory=dict)
 
     def add(self, other: RequestCounts) -> None:
         """Fold in what another process's meter counted (the load generator's)."""
@@ -122,9 +125,11 @@ class RequestCounts:
             getattr(self, name).update(getattr(other, name))
         for table, units in other.read_units.items():
             self.read_units[table] += units
-        for shard, seconds in other.kinesis_seconds.items():
+        for operation, latencies in other.latencies.items():
+            self.latencies.setdefault(operation, []).extend(latencies)
+        for shard, by_second in other.kinesis_seconds.items():
             mine = self.kinesis_seconds.setdefault(shard, {})
-            for second, load in seconds.items():
+            for second, load in by_second.items():
                 bucket = mine.setdefault(second, ShardSecond())
                 bucket.records += load.records
                 bucket.bytes += load.bytes
@@ -194,12 +199,14 @@ class RequestMeter:
                     shard: {second: ShardSecond(s.records, s.bytes) for second, s in seconds.items()}
                     for shard, seconds in counts.kinesis_seconds.items()
                 },
+                latencies={operation: list(seconds) for operation, seconds in counts.latencies.items()},
             )
 
     # --- the hooks ------------------------------------------------------------------------
 
     def _before(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         context[_PARAMS] = params
+        context[_STARTED] = time.perf_counter()
 
     def _after(
         self, http_response: Any, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any
@@ -207,9 +214,11 @@ class RequestMeter:
         params = context.get(_PARAMS, {})
         service, operation = model.service_model.service_name, model.name
         ok = getattr(http_response, "status_code", 500) < 300
+        elapsed = time.perf_counter() - context.get(_STARTED, time.perf_counter())
         with self._lock:
             counts = self._counts
             counts.calls[(service, operation, _resource(service, params))] += 1
+            counts.latencies.setdefault((service, operation), []).append(elapsed)
             if service == "dynamodb":
                 self._dynamodb(counts, operation, params, parsed)
             elif service == "s3":

@@ -41,7 +41,7 @@ def register(subparsers: Any) -> None:
     )
     add_endpoint_arguments(parser)
     add_template_arguments(parser)
-    parser.set_defaults(shards=8, window_seconds=60)
+    parser.set_defaults(shards=12, window_seconds=60)
     load = parser.add_argument_group("load")
     load.add_argument("--rate", type=float, default=20_000, help="events/s (a ramp's end, a day's peak)")
     load.add_argument("--duration", type=float, default=60, help="seconds of traffic")
@@ -60,7 +60,7 @@ def register(subparsers: Any) -> None:
     fleet.add_argument("--seed", type=int, default=1)
     fleet.add_argument("--refund-share", type=float, default=0.03)
     fleet.add_argument(
-        "--zipf", type=float, default=0.9, help="store size skew: the k-th store sells 1/k^zipf"
+        "--zipf", type=float, default=0.6, help="store size skew: the k-th store sells 1/k^zipf"
     )
     fleet.add_argument("--max-lines", type=int, default=5, help="basket sizes 1..N lines")
     fleet.add_argument(
