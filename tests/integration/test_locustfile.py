@@ -40,7 +40,7 @@ def test_one_locust_user_task_sends_its_events_through_the_producer(
 ) -> None:
     template, _ = make_stack(ShardCount=2)
     stream = template.physical_name("OrdersStream")
-    completed = subprocess.run(  # noqa: S603 - our own interpreter and script
+    completed = subprocess.run(
         [sys.executable, "-c", _ONE_USER, endpoint.url],
         cwd=tmp_path,
         env={
