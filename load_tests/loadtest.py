@@ -57,7 +57,7 @@ from producer.simulator import Fleet, FleetConfig
 from salesstream.commands.report import report_from_items
 from salesstream.core.checks import compare_totals
 from salesstream.core.dedup import decode_log, log_prefix, log_start_after
-from salesstream.runtime import Runtime, RuntimeOptions, WallClock
+from salesstream.runtime import Runtime, RuntimeOptions, RuntimeStats, WallClock
 from salesstream.runtime.kinesis import list_shards
 from salesstream.runtime.mappings import CHECKPOINT_TABLE_ID, mappings_of
 
@@ -240,21 +240,21 @@ class LoadTest:
         self.aggregates_table = template.physical_name(AGGREGATES)
         self.quarantine_table = template.physical_name(QUARANTINE)
         self.archive_bucket = template.physical_name(ARCHIVE)
-        # The load test's own reads are not the pipeline's: keep them out of the counts.
-        observer = endpoint.client  # one cached client per service, excluded from the meter
-        self._dynamodb = meter.exclude(observer("dynamodb", _OBSERVER_CONFIG))
-        self._s3 = meter.exclude(observer("s3", _OBSERVER_CONFIG))
-        self._kinesis = meter.exclude(observer("kinesis", _OBSERVER_CONFIG))
+        # The load test's own reads are not the pipeline's: its clients are kept out of the counts.
+        self._dynamodb, self._s3, self._kinesis = (
+            meter.exclude(endpoint.client(service, _OBSERVER_CONFIG))
+            for service in ("dynamodb", "s3", "kinesis")
+        )
         self.shard_ids = [s.shard_id for s in list_shards(self._kinesis, self.stream)]
         self.probes: list[VisibilityProbe] = [
             AggregatesTableProbe(self._dynamodb, self.aggregates_table, self.shard_ids),
             *probes,
         ]
-        functions = {
-            m.function.logical_id: (m.function.handler, m.function.memory_mb) for m in mappings_of(template)
-        }
-        self.functions = metered_handlers(functions)
-        self.batch_size = max(m.event.batch_size for m in mappings_of(template))
+        mappings = mappings_of(template)
+        self.functions = metered_handlers(
+            {m.function.logical_id: (m.function.handler, m.function.memory_mb) for m in mappings}
+        )
+        self.batch_size = max(m.event.batch_size for m in mappings)
         # one sandbox per shard, as Lambda runs them (the aggregator is thread-safe)
         self.runtime_options = RuntimeOptions(concurrent_invocations=len(self.shard_ids))
         self.fleet = Fleet(config.fleet_config())
@@ -396,7 +396,7 @@ class LoadTest:
         drain_seconds: float,
         monitor: Monitor,
         counts: RequestCounts,
-        stats: Any,
+        stats: RuntimeStats,
         reckoning: Reckoning,
         mismatches: int,
     ) -> LoadTestReport:
