@@ -34,19 +34,28 @@ def _rates(times: list[float], totals: list[int]) -> list[float]:
 def _throughput(report: LoadTestReport, path: Path) -> None:
     samples = report.timeline
     times = [s.t for s in samples]
-    figure, axis = plt.subplots(figsize=(10, 4.5))
-    for label, totals in (
+    series = (
         ("sent", [s.submitted for s in samples]),
         ("acknowledged by Kinesis", [s.acknowledged for s in samples]),
         ("counted (visible in the aggregates table)", [s.counted for s in samples]),
-    ):
-        axis.plot(times, _rates(times, totals), label=label)
-    axis.axhline(report.throughput.offered_rate, color="grey", linestyle=":", label="offered rate")
-    axis.axvline(report.throughput.send_seconds, color="grey", linestyle="--", label="end of sending")
-    axis.set_xlabel("seconds since the first event")
-    axis.set_ylabel("events per second")
-    axis.set_title("Throughput (counted moves in steps: a window becomes visible when it closes)")
-    axis.legend(loc="upper right", fontsize="small")
+    )
+    figure, (rates, totals) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True)
+    for label, values in series[:2]:
+        rates.plot(times, _rates(times, values), label=label)
+    rates.axhline(report.throughput.offered_rate, color="grey", linestyle=":", label="offered rate")
+    rates.set_ylabel("events per second")
+    rates.set_title("Throughput")
+    rates.legend(loc="lower right", fontsize="small")
+    for label, values in series:
+        totals.plot(times, values, label=label)
+    totals.set_ylabel("events so far")
+    totals.set_xlabel("seconds since the first event")
+    totals.set_title(
+        "Counted moves in steps: a window's events become visible when it closes", fontsize="small"
+    )
+    totals.legend(loc="upper left", fontsize="small")
+    for axis in (rates, totals):
+        axis.axvline(report.throughput.send_seconds, color="grey", linestyle="--")
     _save(figure, path)
 
 
@@ -77,29 +86,36 @@ def _lag(report: LoadTestReport, path: Path) -> None:
     samples = report.timeline
     times = [s.t for s in samples]
     shards = sorted({shard for s in samples for shard in s.iterator_age_ms})
-    figure, (behind, age) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    figure, (age, behind) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     for shard in shards:
-        label = shard.removeprefix("shardId-")
-        behind.plot(times, [s.millis_behind_latest.get(shard) or 0 for s in samples], label=label)
+        label = _short(shard)
         age.plot(times, [s.iterator_age_ms.get(shard, 0) for s in samples], label=label)
-    behind.set_ylabel("MillisBehindLatest (ms)")
+        behind.plot(times, [s.millis_behind_latest.get(shard) or 0 for s in samples], label=label)
     age.set_ylabel("iterator age (ms)")
-    age.set_xlabel("seconds since the first event")
-    behind.set_title("Consumer lag per shard")
-    behind.legend(fontsize="x-small", ncol=4)
+    age.set_title("Consumer lag per shard: oldest record read but not yet done")
+    behind.set_ylabel("MillisBehindLatest (ms)")
+    behind.set_title(
+        "GetRecords' MillisBehindLatest (moto reports 0 whenever a read returns everything)", fontsize="small"
+    )
+    behind.set_xlabel("seconds since the first event")
+    age.legend(fontsize="x-small", ncol=6)
     _save(figure, path)
+
+
+def _short(shard_id: str) -> str:
+    return shard_id.removeprefix("shardId-").lstrip("0") or "0"
 
 
 def _shards(report: LoadTestReport, path: Path) -> None:
     shards = report.shards
-    labels = [s.shard_id.removeprefix("shardId-") for s in shards]
+    labels = [_short(s.shard_id) for s in shards]
     figure, axis = plt.subplots(figsize=(10, 4))
     positions = range(len(shards))
     peaks = [100 * max(s.peak_share_of_bytes_limit, s.peak_share_of_records_limit) for s in shards]
     axis.bar(
         [x - 0.2 for x in positions], [100 * s.mean_share_of_limit for s in shards], 0.4, label="mean second"
     )
-    axis.bar([x + 0.2 for x in positions], peaks, 0.4, label="busiest second")
+    axis.bar([x + 0.2 for x in positions], peaks, 0.4, label="busiest second (catch-up bursts included)")
     axis.axhline(100, color="red", linestyle="--", label="AWS throttles above (1 MiB/s or 1,000 records/s)")
     axis.set_xticks(list(positions), labels, fontsize="small")
     axis.set_ylabel("% of the tighter limit")

@@ -222,7 +222,8 @@ def _rows(report: LoadTestReport) -> list[tuple[str, str]]:
         ),
         ("hot shards (over a limit in > 5% of seconds)", ", ".join(hot) or "none"),
         (
-            "max consumer lag (MillisBehindLatest)",
+            "max consumer lag: iterator age / MillisBehindLatest",
+            f"{max((s.max_iterator_age_ms for s in report.shards), default=0):,} ms / "
             f"{max((s.max_millis_behind_latest or 0 for s in report.shards), default=0):,} ms",
         ),
         ("put -> counted p50 / p95 / p99", _triple(latency.put_to_counted_seconds)),
