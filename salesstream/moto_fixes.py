@@ -153,7 +153,11 @@ def apply() -> None:
 
 
 if __name__ == "__main__":
+    import logging
+
     from moto.server import main
 
     apply()
+    # werkzeug logs every request at INFO; formatting thousands a second costs the emulator CPU
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     main(sys.argv[1:])
