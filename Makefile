@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit test-integration test-e2e lint format bench clean
+.PHONY: help install demo test test-unit test-integration test-e2e lint format bench loadtest clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 
 bench: $(STAMP) ## the benchmarks; figures printed and written to reports/bench.json
 	$(BIN)/python -m load_tests.bench
+
+loadtest: $(STAMP) ## 20,000 events/s for 60 s through the pipeline; report in reports/loadtest-<run id>/
+	$(BIN)/salesstream loadtest
 
 clean: ## remove the virtual environment, caches and local state
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis var reports
