@@ -600,6 +600,12 @@ class LoadTest:
             "DynamoDB write units are estimated from the request items' sizes; the local runtime's "
             "checkpoint table is left out of the cost model (Lambda keeps its checkpoints itself).",
         ]
+        grace = self.runtime_options.window_close_grace_seconds
+        notes.append(
+            f"window end -> visible includes the runtime's close grace of {grace:g} s "
+            "(SALESSTREAM_RUNTIME_WINDOW_CLOSE_GRACE_SECONDS) and the segments' persistence on the endpoint "
+            "(see requests.latency_ms, dynamodb TransactWriteItems)."
+        )
         if correctness.archived is None:
             notes.append(
                 "archived: not measured (no archive reader wired in: the batch layer is not on this branch)"
@@ -635,9 +641,10 @@ def _children_cpu_seconds() -> dict[str, float]:
         except OSError:
             continue
         fields = text[text.rindex(")") + 2 :].split()
-        if int(fields[1]) == os.getpid():  # ppid
-            name = "emulator process" if "moto" in command else command[:60]
-            found[name] = round((int(fields[11]) + int(fields[12])) / ticks, 1)  # utime + stime
+        seconds = round((int(fields[11]) + int(fields[12])) / ticks, 1)  # utime + stime
+        if int(fields[1]) == os.getpid() and seconds:  # a child (ppid) that used the CPU
+            name = "emulator process" if "moto" in command else "other child process"
+            found[name] = found.get(name, 0.0) + seconds
     return found
 
 
