@@ -320,8 +320,9 @@ def html_page(report: LoadTestReport) -> str:
             "events",
             "peak records/s",
             "peak MiB/s",
-            "of limits",
-            "max lag",
+            "mean / peak of the limits",
+            "seconds over",
+            "max iterator age",
         ],
         [
             [
@@ -331,9 +332,11 @@ def html_page(report: LoadTestReport) -> str:
                 f"{s.events:,}",
                 f"{s.records_per_second_peak:,}",
                 f"{s.bytes_per_second_peak / 1_048_576:.2f}",
+                f"{s.mean_share_of_limit:.0%} / "
                 f"{max(s.peak_share_of_bytes_limit, s.peak_share_of_records_limit):.0%}"
                 + (" HOT" if s.hot else ""),
-                f"{s.max_millis_behind_latest or 0:,} ms",
+                str(s.seconds_over_limit),
+                f"{s.max_iterator_age_ms:,} ms",
             ]
             for s in report.shards
         ],
