@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit test-integration test-e2e lint format bench clean sam sam-build
+.PHONY: help install demo test test-unit test-integration test-e2e lint format bench loadtest clean sam sam-build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 
 bench: $(STAMP) ## the benchmarks; figures printed and written to reports/bench.json
 	$(BIN)/python -m load_tests.bench
+
+loadtest: $(STAMP) ## 20,000 events/s for 60 s through the pipeline; report in reports/loadtest-<run id>/
+	$(BIN)/salesstream loadtest
 
 # aws-sam-cli pins its own boto3, cfn-lint and click: it gets a virtual environment of its own.
 SAM := .venv-sam/bin/sam

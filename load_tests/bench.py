@@ -31,6 +31,7 @@ BENCHMARKS: list[str] = [
     "load_tests.bench_runtime",
     "load_tests.bench_snapshot",
     "load_tests.bench_archiver",
+    "load_tests.bench_loadtest",
 ]
 
 
@@ -58,7 +59,9 @@ def per_second(count: int, work: Callable[[], object], repeat: int) -> tuple[flo
 
 
 def _number(value: float) -> str:
-    return f"{value:,.0f}" if value >= 1_000 else f"{value:,.1f}"
+    if value >= 1_000:
+        return f"{value:,.0f}"
+    return f"{value:,.1f}" if value >= 1 or value == 0 else f"{value:.3g}"  # a cost in dollars
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,7 +6,10 @@
 - Baskets hold 1-5 lines of SKUs from a seeded catalogue with prices per currency.
 - A share of events are refunds of one line of a recent sale of the same store.
 - Everything but `occurred_at` follows from the seed: event ids, order ids, stores, baskets.
-  The same seed gives the same events (and event ids) on every run.
+  The same seed gives the same events (and event ids) on every run; a `run_id` goes into the
+  id salt, so two runs with the same seed and different run ids never share an event id.
+- Optionally, a share of terminals have skewed clocks (`occurred_at` off by up to
+  `max_clock_skew_seconds`), and `set_activity` reweights the stores over time (opening hours).
 
 Events are built from pre-rendered JSON fragments, never through pydantic (the producer
 validates them), so generating stays far cheaper than validating: see load_tests/bench_producer.py.
@@ -19,7 +22,7 @@ import hashlib
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import accumulate
@@ -61,6 +64,9 @@ class FleetConfig:
     refund_share: float = 0.03
     zipf_exponent: float = 1.1
     max_lines: int = 5  # basket sizes 1..max_lines
+    run_id: str = ""  # salts the ids: reruns against a persistent stream are not duplicates
+    skewed_clock_share: float = 0.0  # share of terminals whose clock is off
+    max_clock_skew_seconds: int = 900
 
     def __post_init__(self) -> None:
         if self.stores < 1 or self.terminals_per_store < 1:
@@ -69,6 +75,8 @@ class FleetConfig:
             raise ValueError(f"max_lines must be 1..{len(_BASKET_SIZES)}")
         if not 0 <= self.refund_share < 1:
             raise ValueError("refund_share must be in [0, 1)")
+        if not 0 <= self.skewed_clock_share <= 1 or self.max_clock_skew_seconds < 0:
+            raise ValueError("skewed_clock_share must be in [0, 1] and max_clock_skew_seconds >= 0")
 
 
 @dataclass(frozen=True)
@@ -91,13 +99,16 @@ class Fleet:
         self.config = config
         self._clock = clock
         self._rng = random.Random(config.seed)
-        salt = hashlib.blake2b(str(config.seed).encode(), digest_size=5).hexdigest()
+        seed_text = f"{config.seed}:{config.run_id}" if config.run_id else str(config.seed)
+        salt = hashlib.blake2b(seed_text.encode(), digest_size=5).hexdigest()
         self._event_prefix = f"e.{salt}."
         self._order_prefix = f"o.{salt}."
         self._events = 0
         self._orders = 0
         self.stores = self._make_stores()
         self._cum_weights = list(accumulate(store.weight for store in self.stores))
+        # drawn from a generator of their own, so turning skew on changes no other draw
+        self.clock_skews = self._make_clock_skews()
         self._catalogue = self._make_catalogue()
         self._recent: list[deque[_Sale]] = [deque(maxlen=_RECENT_SALES) for _ in self.stores]
         self._head = [
@@ -111,6 +122,7 @@ class Fleet:
         self._zones = [timezone(timedelta(hours=store.utc_offset_hours)) for store in self.stores]
         self._second = -1
         self._timestamps: list[str] = []
+        self._skewed_timestamps: dict[tuple[int, int], str] = {}
 
     def _make_stores(self) -> list[Store]:
         rng = self._rng
@@ -146,13 +158,59 @@ class Fleet:
             ]
         return catalogue
 
-    def _timestamp(self, store: int) -> str:
+    def _make_clock_skews(self) -> dict[tuple[int, int], int]:
+        """(store index, terminal index) -> seconds its clock is off, for a share of terminals."""
+        share, limit = self.config.skewed_clock_share, self.config.max_clock_skew_seconds
+        if not share:
+            return {}
+        rng = random.Random(f"clock-skew:{self.config.seed}")
+        terminals = [(s, t) for s in range(len(self.stores)) for t in range(self.config.terminals_per_store)]
+        chosen = rng.sample(terminals, max(1, round(share * len(terminals))))
+        return {terminal: rng.choice((-1, 1)) * rng.randint(1, max(1, limit)) for terminal in sorted(chosen)}
+
+    def _timestamp(self, store: int, terminal: int) -> str:
         now = int(self._clock())
         if now != self._second:
             self._second = now
             moment = datetime.fromtimestamp(now, UTC)
             self._timestamps = [moment.astimezone(zone).isoformat() for zone in self._zones]
+            self._skewed_timestamps = {
+                (s, t): datetime.fromtimestamp(now + skew, UTC).astimezone(self._zones[s]).isoformat()
+                for (s, t), skew in self.clock_skews.items()
+            }
+        if self._skewed_timestamps:
+            return self._skewed_timestamps.get((store, terminal)) or self._timestamps[store]
         return self._timestamps[store]
+
+    # --- the run's shape and its ids --------------------------------------------------------
+
+    def set_activity(self, activity: Sequence[float] | None) -> None:
+        """Weigh each store's size by its activity now (0 = closed); None = every store open.
+        Only the choice of store changes: baskets, refunds and ids are drawn as before."""
+        if activity is None:
+            weights = [store.weight for store in self.stores]
+        else:
+            if len(activity) != len(self.stores) or min(activity) < 0 or not any(activity):
+                raise ValueError("activity needs one non-negative weight per store, not all zero")
+            weights = [store.weight * level for store, level in zip(self.stores, activity, strict=True)]
+        self._cum_weights = list(accumulate(weights))
+
+    @property
+    def events_made(self) -> int:
+        """Events generated so far; the next event is number events_made + 1."""
+        return self._events
+
+    def event_id(self, number: int) -> str:
+        return f"{self._event_prefix}{number:x}"
+
+    def event_number(self, event_id: str) -> int | None:
+        """The number of an event this fleet minted (1, 2, ...), None for any other id."""
+        if not event_id.startswith(self._event_prefix):
+            return None
+        try:
+            return int(event_id[len(self._event_prefix) :], 16)
+        except ValueError:
+            return None
 
     def events(self, count: int) -> list[bytes]:
         """The next `count` events of the fleet, as JSON bytes (UTF-8)."""
@@ -191,7 +249,7 @@ class Fleet:
             out.append(
                 (
                     f'{{"schema_version":1,"event_id":"{event_id}","event_type":"{event_type}",'
-                    f'"order_id":"{order_id}{self._head[store][terminal]}{self._timestamp(store)}'
+                    f'"order_id":"{order_id}{self._head[store][terminal]}{self._timestamp(store, terminal)}'
                     f'{self._middle[store]}{lines}],"total_minor":{total}}}'
                 ).encode()
             )

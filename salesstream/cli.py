@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-COMMANDS = ("up", "produce", "consume", "report", "snapshot", "reconcile", "serve", "demo")
+COMMANDS = ("up", "produce", "consume", "report", "snapshot", "reconcile", "serve", "demo", "loadtest")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,6 +21,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from consumers.aggregator.dedup_log import CatchUp, DedupLog
 from consumers.aggregator.persistence import Persisted, SegmentStore
@@ -216,7 +217,8 @@ def report(
         metrics.add_metric(
             name="WindowLatenessMeanMs", unit=MetricUnit.Milliseconds, value=state.lateness.mean_ms
         )
-    for reason, count in quarantined.items():
+    # single_metric prints at once and, unlike the Metrics flush, ignores POWERTOOLS_METRICS_DISABLED
+    for reason, count in quarantined.items() if not is_metrics_disabled() else ():
         with single_metric(name="Quarantined", unit=MetricUnit.Count, value=count) as metric:
             metric.add_dimension(name="reason", value=reason)
     logger.info(

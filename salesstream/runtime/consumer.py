@@ -195,9 +195,24 @@ class ShardConsumer:
             self._caught_up_at = now
         if fetch.end_of_shard or (closed_before and fetch.caught_up):
             self._at_end = True
-        # Lambda keeps reading while it is behind and polls about once a second otherwise.
-        self._next_poll_at = now + interval_ms if fetch.caught_up else now
+        # Lambda keeps reading while it is behind and polls about once a second otherwise; an
+        # open window is read once more as soon as it can close, so its final invocation does
+        # not wait up to a poll interval for the next regular read.
+        self._next_poll_at = now
+        if fetch.caught_up:
+            closing = self._closing_read_at()
+            regular = now + interval_ms
+            self._next_poll_at = min(regular, closing) if closing is not None and closing > now else regular
         return bool(fetch.records)
+
+    def _closing_read_at(self) -> int | None:
+        """When a caught-up read can prove the open window complete: its end plus the grace."""
+        window = self.checkpoint.window
+        if window is None and self._buffer and self.mapping.windowed:
+            window = Window.containing(self._buffer[0].arrival_ms, self._event.tumbling_window_seconds)
+        if window is None:
+            return None
+        return window.end_ms + round(self._options.window_close_grace_seconds * 1000)
 
     # --- forming batches -------------------------------------------------------------------
 

@@ -5,8 +5,10 @@
 - It gets a Lambda-like context: aws_request_id, function_name, function_version,
   invoked_function_arn, memory_limit_in_mb, log_group_name, log_stream_name and
   get_remaining_time_in_millis() counting down from the function's Timeout.
-- One invocation at a time per function, as in one warm sandbox: a handler written for Lambda
-  may keep module-level state that is not thread-safe.
+- One invocation at a time per function by default, as in one warm sandbox: a handler written
+  for Lambda may keep module-level state that is not thread-safe. `sandboxes` lets up to that
+  many run at once (Lambda runs one per shard, each in a sandbox of its own; in-process they
+  share the handler's module, so only for handlers that are thread-safe).
 - A wall-clock guard: the handler runs in a daemon thread; if it has not returned when its
   Timeout is up, the invocation has failed (as on Lambda). Python cannot kill the thread: it
   is left to finish in the background and its late result is ignored (logged).
@@ -91,13 +93,14 @@ class FunctionInvoker:
         function_arn: str,
         memory_mb: int,
         timeout_seconds: float,
+        sandboxes: int = 1,
     ) -> None:
         self.handler = handler
         self.function_name = function_name
         self.function_arn = function_arn
         self.memory_mb = memory_mb
         self.timeout_seconds = timeout_seconds
-        self._sandbox = threading.Lock()
+        self._sandbox = threading.BoundedSemaphore(sandboxes)
 
     def invoke(self, event: dict[str, Any]) -> InvocationResult:
         with self._sandbox:

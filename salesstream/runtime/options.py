@@ -32,3 +32,7 @@ class RuntimeOptions(BaseSettings):
     run_schedules: bool = True
     # Worker threads (start()) look for work this often when they have none.
     idle_tick_seconds: float = Field(0.05, gt=0)
+    # Invocations of one function that may run at once. Lambda runs one per shard, each in a
+    # sandbox of its own; in-process they share the handler's module state, so the default is one
+    # (a warm sandbox) and more is for handlers that are thread-safe (the aggregator is).
+    concurrent_invocations: int = Field(1, ge=1)

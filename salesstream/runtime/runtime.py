@@ -143,6 +143,7 @@ class Runtime:
                 function_arn=template.arn(function.logical_id),
                 memory_mb=function.memory_mb,
                 timeout_seconds=self.options.timeout_seconds or function.timeout_seconds,
+                sandboxes=self.options.concurrent_invocations,
             )
         return invokers
 

@@ -241,3 +241,18 @@ def test_a_final_invocation_cannot_close_with_an_unquarantined_record(aggregator
     stack.invoke(final)
     assert stack.store_totals() == {("store-1", "EUR"): Totals(orders=1, gross_minor=100)}
     assert len(stack.items(stack.quarantine_table)) == 1
+
+
+@pytest.mark.parametrize(("disabled", "printed"), [("true", False), ("false", True)])
+def test_quarantine_metrics_are_printed_only_when_metrics_are_on(
+    aggregator_stack: StackFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    disabled: str,
+    printed: bool,
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", disabled)
+    stack, shard = aggregator_stack(ShardCount=1), Shard()
+    capsys.readouterr()
+    stack.invoke(shard.event([shard.put(with_fields(currency="XXX"))]))
+    assert ('"Quarantined"' in capsys.readouterr().out) is printed

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from salesstream.core.lambda_events import KinesisTimeWindowEvent
-from salesstream.core.windows import Window, parse_rfc3339
+from salesstream.core.windows import Window, parse_rfc3339, rfc3339
 from salesstream.runtime import (
     CheckpointConflict,
     Fault,
@@ -180,6 +180,44 @@ def test_reading_follows_the_shard_iterator_across_get_records_calls(esm: Any) -
     assert delivered(handler) == [sequence for _, sequence in placed]
 
 
+@pytest.mark.parametrize(("concurrent", "expected"), [(1, 1), (3, 3)])
+def test_invocations_of_one_function_run_at_once_only_when_allowed(
+    esm: Any, concurrent: int, expected: int
+) -> None:
+    """One warm sandbox by default; `concurrent_invocations` lets shards invoke at once, as on
+    Lambda (one sandbox per shard), for thread-safe handlers."""
+    in_flight = [0]
+    most = [0]
+    lock = threading.Lock()
+    inner = WindowSum()
+
+    def handler(event: dict[str, Any], context: Any) -> Any:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        try:
+            time.sleep(0.3)  # long enough for the other shards' batches to be due meanwhile
+            return inner(event, context)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    env = esm(
+        handler,
+        parameters={"ShardCount": 3},
+        clock=WallClock(),
+        options={"poll_interval_seconds": 0.05, "concurrent_invocations": concurrent},
+    )
+    env.put(list(range(30)))
+    env.runtime.start()
+    deadline = time.monotonic() + 30
+    while len(delivered(inner)) < 30 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    env.runtime.stop()
+    assert len(delivered(inner)) == 30
+    assert most[0] == expected
+
+
 def test_threads_invoke_each_shard_in_order_one_batch_at_a_time_and_stop_cleanly(esm: Any) -> None:
     in_flight: dict[str, int] = {}
     overlaps: list[str] = []
@@ -331,6 +369,26 @@ def test_a_quiet_shard_closes_its_window_by_the_wall_clock(esm: Any) -> None:
         time.sleep(0.05)
     env.runtime.stop()
     assert sum(handler.totals_by_window().values()) == 15
+
+
+def test_an_open_window_is_read_again_as_soon_as_it_can_close(esm: Any) -> None:
+    """The read that proves a window complete comes at its end plus the grace, not at the next
+    regular poll: the window's result does not wait up to a poll interval."""
+    handler = WindowSum()
+    env = esm(
+        handler,
+        parameters={"WindowSeconds": 1},
+        options={"window_close_grace_seconds": 0.2, "poll_interval_seconds": 30},
+    )
+    env.put([4, 5])
+    env.runtime.step()  # reads both records, caught up: the next regular poll is 30 s away
+    env.runtime.step()  # the batch (batching window 0)
+    window_start = parse_rfc3339(stats_of(env).open_window)
+    env.clock.set(window_start + 1_000 + 200)  # the window's end plus the grace
+    env.runtime.step()  # the closing read
+    env.runtime.step()  # the final invocation
+    assert [e["window"]["start"] for e in handler.finals()] == [rfc3339(window_start)]
+    assert sum(handler.totals_by_window().values()) == 9
 
 
 def test_the_final_invocation_can_carry_the_windows_last_records(esm: Any) -> None:

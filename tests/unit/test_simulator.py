@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from datetime import datetime
 
 import pytest
 
@@ -106,3 +107,72 @@ def test_pacing_spreads_the_events_over_the_duration() -> None:
 def test_a_fleet_that_cannot_exist_is_refused(config: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=r"\w"):
         FleetConfig(**config)  # type: ignore[arg-type]
+
+
+# --- the load test's extensions: run ids, skewed clocks, opening hours ---------------------------
+
+
+def test_a_run_id_salts_the_ids_and_changes_nothing_else() -> None:
+    def essence(raw: bytes) -> tuple[str, int]:
+        event = json.loads(raw)
+        return event["store_id"], event["total_minor"]
+
+    plain, first, second = (
+        fleet(7).events(300),
+        fleet(7, run_id="a").events(300),
+        fleet(7, run_id="b").events(300),
+    )
+    ids = [{json.loads(raw)["event_id"] for raw in events} for events in (plain, first, second)]
+    assert not ids[0] & ids[1]
+    assert not ids[1] & ids[2]
+    assert (
+        [essence(raw) for raw in plain] == [essence(raw) for raw in first] == [essence(raw) for raw in second]
+    )
+    assert fleet(7, run_id="a").events(300) == first  # still reproducible
+
+
+def test_event_numbers_and_ids_map_both_ways() -> None:
+    simulated = fleet(3, run_id="r1")
+    events = simulated.events(40)
+    assert simulated.events_made == 40
+    for number, raw in enumerate(events, start=1):
+        event_id = json.loads(raw)["event_id"]
+        assert simulated.event_number(event_id) == number
+        assert simulated.event_id(number) == event_id
+    assert fleet(3, run_id="r2").event_number(simulated.event_id(5)) is None  # another run's id
+    assert simulated.event_number("evt-1") is None
+
+
+def test_a_share_of_terminals_have_skewed_clocks_and_nothing_else_changes() -> None:
+    plain = fleet(9, stores=40, terminals_per_store=5)
+    skewed = fleet(9, stores=40, terminals_per_store=5, skewed_clock_share=0.1, max_clock_skew_seconds=600)
+    assert len(skewed.clock_skews) == 20  # 10% of 200 terminals
+    assert all(1 <= abs(skew) <= 600 for skew in skewed.clock_skews.values())
+    shifted = 0
+    for before, after in zip(plain.events(3_000), skewed.events(3_000), strict=True):
+        a, b = json.loads(before), json.loads(after)
+        moved = datetime.fromisoformat(b["occurred_at"]) - datetime.fromisoformat(a["occurred_at"])
+        store = int(a["store_id"].split("-")[1])
+        terminal = int(a["terminal_id"].rsplit(".t", 1)[1]) - 1
+        assert moved.total_seconds() == skewed.clock_skews.get((store, terminal), 0)
+        shifted += moved.total_seconds() != 0
+        assert {k: v for k, v in a.items() if k != "occurred_at"} == {
+            k: v for k, v in b.items() if k != "occurred_at"
+        }
+    assert shifted > 0
+    for raw in skewed.events(200):
+        accept(raw)  # still valid events
+
+
+def test_activity_restricts_sales_to_open_stores_without_changing_the_baskets() -> None:
+    simulated = fleet(4, stores=10)
+    open_only = [1.0 if index in (2, 5) else 0.0 for index in range(10)]
+    simulated.set_activity(open_only)
+    stores = {json.loads(raw)["store_id"] for raw in simulated.events(500)}
+    assert stores == {simulated.stores[2].store_id, simulated.stores[5].store_id}
+    simulated.set_activity(None)  # every store open again
+    assert len({json.loads(raw)["store_id"] for raw in simulated.events(2_000)}) == 10
+    with pytest.raises(ValueError, match="activity"):
+        simulated.set_activity([0.0] * 10)
+    with pytest.raises(ValueError, match="activity"):
+        simulated.set_activity([1.0])

@@ -1,0 +1,150 @@
+"""`salesstream loadtest`: a POS fleet through the whole speed layer at a chosen rate, measured,
+checked event by event, and drawn (load_tests/loadtest.py does the work).
+
+On the embedded target (default) it starts a private emulator in a child process (a core of its
+own) with a fresh stack; with `--target localstack` or `--endpoint URL` it provisions a stack
+named after the run (`--stage` to reuse one: event ids carry the run id, so nothing of an earlier
+run is taken for a duplicate, and totals are compared as the difference the run made). The
+consumers run in this process on the local event-source-mapping runtime.
+
+Writes reports/loadtest-<run id>/ (report.json, PNG charts, index.html), prints a summary and
+the targets, exits 0 when every event was counted exactly once or quarantined as it should be,
+1 when not, 2 when the test could not run.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from rich.console import Console
+
+from salesstream.aws import Target
+from salesstream.commands.common import CommandError, add_endpoint_arguments, add_template_arguments, session
+from salesstream.runtime.log import logger as runtime_logger
+
+if TYPE_CHECKING:
+    import argparse
+
+# The handlers log a JSON line and EMF metrics per invocation: right on AWS, noise under a
+# progress display (and the same for every run, so it changes no comparison).
+QUIET_HANDLERS: Final = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "loadtest", help="drive a POS fleet through the pipeline at a chosen rate; measure, check, draw"
+    )
+    add_endpoint_arguments(parser)
+    add_template_arguments(parser)
+    parser.set_defaults(shards=12, window_seconds=60)
+    load = parser.add_argument_group("load")
+    load.add_argument("--rate", type=float, default=20_000, help="events/s (a ramp's end, a day's peak)")
+    load.add_argument("--duration", type=float, default=60, help="seconds of traffic")
+    shape = load.add_mutually_exclusive_group()
+    shape.add_argument(
+        "--ramp", type=float, metavar="FROM", help="ramp linearly from FROM events/s to --rate"
+    )
+    shape.add_argument(
+        "--day",
+        action="store_true",
+        help="one business day compressed into the run (opening hours per time zone)",
+    )
+    fleet = parser.add_argument_group("fleet")
+    fleet.add_argument("--stores", type=int, default=1_000)
+    fleet.add_argument("--terminals", type=int, default=4, help="terminals per store")
+    fleet.add_argument("--seed", type=int, default=1)
+    fleet.add_argument("--refund-share", type=float, default=0.03)
+    fleet.add_argument(
+        "--zipf", type=float, default=0.6, help="store size skew: the k-th store sells 1/k^zipf"
+    )
+    fleet.add_argument("--max-lines", type=int, default=5, help="basket sizes 1..N lines")
+    fleet.add_argument(
+        "--skewed-clocks", type=float, default=0.01, help="share of terminals with skewed clocks"
+    )
+    fleet.add_argument(
+        "--bad-share", type=float, default=0.001, help="share of corrupted events put past the producer"
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument("--run-id", help="default: random; salts the event ids")
+    out.add_argument("--out", type=Path, help="report folder (default reports/loadtest-<run id>)")
+    parser.add_argument(
+        "--emulator-in-process",
+        action="store_true",
+        help="run the embedded emulator in this process (default: a child)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from load_tests.loadtest import LoadTest, LoadTestConfig, LoadTestError
+    from load_tests.meters import RequestMeter
+    from load_tests.profile import Shape
+    from load_tests.report import print_summary, write_report
+    from salesstream.provision import provision
+
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    run_id = args.run_id or uuid.uuid4().hex[:12]
+    if args.stage is None:
+        args.stage = f"lt{run_id[:8].lower()}"
+    folder = args.out or Path("reports") / f"loadtest-{run_id}"
+    os.environ.update(QUIET_HANDLERS)
+    runtime_logger.setLevel("WARNING")
+    shape = Shape.DAY if args.day else Shape.RAMP if args.ramp is not None else Shape.FLAT
+    try:
+        config = LoadTestConfig(
+            run_id=run_id,
+            shape=shape,
+            rate=args.rate,
+            ramp_from=args.ramp or 0,
+            duration=args.duration,
+            stores=args.stores,
+            terminals=args.terminals,
+            seed=args.seed,
+            refund_share=args.refund_share,
+            zipf_exponent=args.zipf,
+            max_lines=args.max_lines,
+            skewed_clock_share=args.skewed_clocks,
+            bad_share=args.bad_share,
+            command=shlex.join(["salesstream", *sys.argv[1:]]),
+        )
+    except ValueError as error:
+        raise CommandError(f"invalid load test: {error}") from None
+    meter = RequestMeter()
+    # installed before any client exists: the producer's, the runtime's and the handlers' are counted
+    with (
+        meter.installed(),
+        session(args, reuse_running=False, emulator_in_subprocess=not args.emulator_in_process) as current,
+    ):
+        if current.endpoint.target is Target.AWS:
+            raise CommandError(
+                "loadtest runs the consumers on the local runtime: use the embedded target, "
+                "LocalStack or --endpoint"
+            )
+        if not current.started_here:
+            provision(current.template, current.endpoint)
+        console.print(
+            f"[bold]salesstream loadtest[/] {run_id}: {shape.value} {args.rate:,.0f} events/s "
+            f"for {args.duration:g} s, "
+            f"{args.stores:,} stores, {current.template.parameters['ShardCount']} shards, "
+            f"{current.template.parameters['WindowSeconds']} s windows, at {current.endpoint.url or 'AWS'}"
+        )
+        test = LoadTest(
+            config, current.template, current.endpoint, meter, console, spool=folder / "spool.jsonl"
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            report = test.run()
+        except LoadTestError as error:
+            raise CommandError(str(error)) from error
+    page = write_report(report, folder)
+    print_summary(report, console)
+    console.print(f"report: {folder / 'report.json'} and {page}")
+    if not report.correctness.ok:
+        console.print("[bold red]NOT CORRECT[/]: events were lost, counted twice or misfiled; see the report")
+        return 1
+    return 0

@@ -1,0 +1,115 @@
+"""`salesstream loadtest`, small (seconds), through the CLI: the report says every event was
+counted exactly once or quarantined, and every figure is there and plausible."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+ALLOWED_NULLS = {"correctness.archived"}  # the batch layer's archive is not on this branch yet
+
+
+def nulls(value: Any, path: str = "") -> list[str]:
+    if value is None:
+        return [path]
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in nulls(item, f"{path}.{key}".lstrip("."))]
+    if isinstance(value, list):
+        return [found for index, item in enumerate(value) for found in nulls(item, f"{path}[{index}]")]
+    return []
+
+
+def run_load_test(tmp_path: Path, *arguments: str) -> dict[str, Any]:
+    folder = tmp_path / "report"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "salesstream",
+            "loadtest",
+            "--shards",
+            "2",
+            "--window-seconds",
+            "2",
+            "--stores",
+            "40",
+            "--out",
+            str(folder),
+            *arguments,
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
+    assert "lost / double-counted" in completed.stdout
+    for name in ("report.json", "index.html", "throughput.png", "latency.png", "lag.png", "shards.png"):
+        assert (folder / name).stat().st_size > 0, name
+    for chart in folder.glob("*.png"):
+        assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert 'src="latency.png"' in (folder / "index.html").read_text()
+    report: dict[str, Any] = json.loads((folder / "report.json").read_text())
+    return report
+
+
+def check_plausible(report: dict[str, Any], planned: int) -> None:
+    throughput, correctness, latency = report["throughput"], report["correctness"], report["latency"]
+    figures = {key: value for key, value in report.items() if key not in ("run", "timeline")}
+    assert [path for path in nulls(figures) if path not in ALLOWED_NULLS] == []
+    assert throughput["planned_events"] == throughput["sent_events"] == planned
+    assert throughput["acknowledged_events"] == planned
+    assert 20 < throughput["events_per_payload_unit"] < 130
+    assert correctness["ok"] is True
+    assert (correctness["lost"], correctness["double_counted"]) == (0, 0)
+    assert (correctness["bad_counted"], correctness["good_quarantined"], correctness["phantom"]) == (0, 0, 0)
+    assert (
+        correctness["counted"]
+        == correctness["expected_counted"]
+        == planned - correctness["expected_quarantined"]
+    )
+    assert correctness["quarantined"] == correctness["expected_quarantined"]
+    assert correctness["counted_sightings"] == correctness["segment_events"] == correctness["counted"]
+    assert correctness["totals_mismatches"] == 0
+    assert 0 < latency["put_to_counted_seconds"]["p50"] <= latency["put_to_counted_seconds"]["max"] < 60
+    visible = latency["window_end_to_visible_seconds"]["aggregates table"]
+    assert visible["samples"] >= 2
+    assert 0 < visible["p95"] < 30
+    assert latency["window_end_to_closed_seconds"]["samples"] >= 2
+    (aggregator,) = report["functions"]
+    assert aggregator["invocations"] >= aggregator["final_invocations"] >= 2
+    assert aggregator["failed"] == 0
+    assert aggregator["billed_gb_seconds"] > 0
+    assert report["requests"]["dynamodb_write_units_per_million_events"] > 0
+    assert report["requests"]["s3_put_class"] > 0
+    assert len(report["shards"]) == 2
+    assert all(shard["records"] > 0 for shard in report["shards"])
+    cost = report["cost"]
+    pipeline = sum(line["usd_per_million"] for line in cost["pipeline"])
+    naive = sum(line["usd_per_million"] for line in cost["naive"])
+    assert 0 < pipeline < naive
+    assert 0.6 < naive < 0.8
+    assert {target["name"] for target in report["targets"]} >= {"lost events", "double-counted events"}
+    assert len(report["timeline"]) >= 5
+
+
+def test_a_small_flat_load_test_counts_every_event_once_and_quarantines_the_corrupted(tmp_path: Path) -> None:
+    report = run_load_test(tmp_path, "--rate", "1500", "--duration", "6", "--bad-share", "0.01")
+    check_plausible(report, planned=9_000)
+    assert report["correctness"]["quarantined"] == 90
+    assert report["correctness"]["quarantine_reasons"] == {"total_mismatch": 90}
+
+
+@pytest.mark.parametrize("shape", [["--day"], ["--ramp", "200"]])
+def test_a_day_or_a_ramp_is_counted_just_as_well(tmp_path: Path, shape: list[str]) -> None:
+    report = run_load_test(tmp_path, "--rate", "1500", "--duration", "6", *shape)
+    check_plausible(report, planned=report["throughput"]["planned_events"])
+    assert 0 < report["throughput"]["planned_events"] < 9_000  # below the peak most of the time
