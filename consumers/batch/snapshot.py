@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import cache
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -55,10 +55,6 @@ from salesstream.core.recompute import (
     sighting_of,
     snapshot_horizon,
 )
-
-if TYPE_CHECKING:
-    from salesstream.aws import Endpoint
-    from salesstream.template import Template
 
 logger = Logger()
 metrics = Metrics()
@@ -454,12 +450,6 @@ def _describe(cursor: Cursor) -> dict[str, Any]:
 
 
 # --- entry points ------------------------------------------------------------------------------
-
-
-def run_snapshot(endpoint: Endpoint, template: Template, **settings: Any) -> SnapshotOutcome:
-    """A snapshot run to its end against a stack (`salesstream snapshot`, `make demo`);
-    `settings` override BatchSettings fields."""
-    return SnapshotJob(BatchResources.from_template(endpoint, template, **settings)).run()
 
 
 @cache

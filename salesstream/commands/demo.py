@@ -97,17 +97,19 @@ def _snapshot_and_reconcile(endpoint: Any, template: Any, console: Console) -> i
     """The batch layer's view of the same run: recompute from the archive, compare, explain."""
     # imported here, not at the top: their loggers read the environment (level, service name)
     # when created, and the environment is the function's only once the runtime has set it
-    from consumers.batch.reconcile import reconcile
-    from consumers.batch.snapshot import run_snapshot
+    from consumers.batch.reconcile import Reconciler
+    from consumers.batch.resources import BatchResources
+    from consumers.batch.snapshot import SnapshotJob
 
     # a quiet shard's archive counts as complete up to a moment ago: let that moment pass the
     # last window's end, so the snapshot's horizon covers the whole run
     time.sleep(_HORIZON_GRACE_SECONDS)
     with console.status("batch snapshot from the archive, then the reconciliation ..."):
-        outcome = run_snapshot(endpoint, template)
+        resources = BatchResources.from_template(endpoint, template)
+        outcome = SnapshotJob(resources).run()
         if not outcome.finished or outcome.snapshot is None:
             raise CommandError("the snapshot did not finish")
-        reconciliation = reconcile(endpoint, template)
+        reconciliation = Reconciler(resources).reconcile(outcome.snapshot)
     counts = outcome.snapshot.counts
     console.print(
         f"snapshot {outcome.snapshot.snapshot_id}: {counts.get('events', 0):,} events recomputed from the "
