@@ -8,13 +8,17 @@
    into the stream past the producer (as a buggy POS would), so quarantine is exercised too.
 2. The consumers run in this process on the local event-source-mapping runtime, their handlers
    wrapped by `InvocationMeter`s; every AWS request is counted by the `RequestMeter`.
-3. A monitor thread polls the visibility probes (every 0.1 s) and samples progress, lag and
-   counters (every second).
-4. After the last window closed, the ground truth is reckoned per event (load_tests/truth.py)
-   and the speed layer's totals are compared with the producer's tally to the cent.
+3. The serving API runs in this process too (load_tests/serving.py). A monitor thread polls the
+   visibility probes (every 0.1 s: the aggregates table, and GET /shards through HTTP) and
+   samples progress, lag and counters (every second).
+4. After the last window closed, the ground truth is reckoned per event (load_tests/truth.py),
+   the speed layer's totals are compared with the producer's tally to the cent, and the S3
+   archive is read back per event id (load_tests/archived.py).
+5. Unless switched off (default: on for runs of at most 2 minutes), the batch layer's snapshot
+   and reconciliation run on the result (load_tests/reconciling.py).
 
-The batch layer plugs in through `archive`: a callable returning the event ids in the archive
-(None until the archiver lands), and further probes (the serving API) through `probes`.
+Seams: `archive` (given the run's first send time in epoch ms, the event id of every archived
+event line; default: the stack's bucket) and `probes` (more `VisibilityProbe`s).
 """
 
 from __future__ import annotations
@@ -34,25 +38,32 @@ from botocore.config import Config
 from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from load_tests.archived import ArchiveTally, S3Archive, tally_archive
 from load_tests.cost import Prices, Usage, model_cost
 from load_tests.generator import GeneratorOutcome, GeneratorProcess
 from load_tests.meters import InvocationMeter, RequestCounts, RequestMeter, metered_handlers
 from load_tests.profile import LoadProfile, Shape
+from load_tests.reconciling import SnapshotUnfinished, reconcile_run
 from load_tests.report import (
     Correctness,
     FunctionFigures,
     Latency,
     LoadTestReport,
+    NotReconciled,
     Percentiles,
+    Reconciled,
     Requests,
     RunInfo,
     Sample,
     ShardLoad,
+    StreamFunctionFigures,
     TargetCheck,
     Throughput,
+    WindowedFunctionFigures,
 )
+from load_tests.serving import serving_api
 from load_tests.truth import Reckoning, SendLedger, reckon
-from load_tests.visibility import AggregatesTableProbe, Sighting, VisibilityProbe
+from load_tests.visibility import AggregatesTableProbe, ApiShardsProbe, Seen, Sighting, VisibilityProbe
 from producer.simulator import Fleet, FleetConfig
 from salesstream.commands.report import report_from_items
 from salesstream.core.checks import compare_totals
@@ -78,11 +89,13 @@ TARGET_SECONDS: Final = 60
 TARGET_VISIBLE_P95: Final = 1.5
 TARGET_EVENTS_PER_UNIT: Final = 95
 TARGET_COST: Final = 0.01
+RECONCILE_UP_TO_SECONDS: Final = 120  # the snapshot reads the whole archive: ~26 us per event here
+RUNTIME_STATS_FILE: Final = "runtime-stats.json"  # beside the spool, in the report folder
 _LOG_SLACK_MS: Final = 120_000  # dedup-log objects of this run start after (run start - slack)
 # The load test's own clients (probe, end-of-run readers): excluded from the request meter.
 _OBSERVER_CONFIG: Final = Config(user_agent_extra="salesstream-loadtest-observer")
 
-ArchiveReader = Callable[[], Iterable[str] | None]
+ArchiveReader = Callable[[int], Iterable[str]]  # since (epoch ms) -> one event id per archived line
 
 
 class LoadTestConfig(BaseModel):
@@ -105,7 +118,12 @@ class LoadTestConfig(BaseModel):
     probe_interval: float = Field(0.1, gt=0)
     sample_interval: float = Field(1.0, gt=0)
     drain_timeout: float = Field(120, gt=0)  # after the last window should have closed
+    reconcile: bool | None = None  # the batch snapshot and reconciliation after the run; None: auto
     command: str = ""
+
+    @property
+    def reconciles(self) -> bool:
+        return self.duration <= RECONCILE_UP_TO_SECONDS if self.reconcile is None else self.reconcile
 
     def fleet_config(self) -> FleetConfig:
         return FleetConfig(
@@ -143,9 +161,8 @@ class Monitor:
     sample_interval: float
     started: float = 0.0  # epoch seconds of the first event
     samples: list[Sample] = field(default_factory=list)
-    sightings: dict[str, dict[tuple[str, str], Sighting]] = field(
-        default_factory=dict
-    )  # probe -> key -> first
+    sightings: dict[str, dict[tuple[str, str], Seen]] = field(default_factory=dict)  # probe -> key -> first
+    stats_file: Path | None = None  # the runtime's stats, written every sample (the API's lag)
     errors: list[str] = field(default_factory=list)
     _counted_before: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -195,6 +212,8 @@ class Monitor:
 
     def sample(self) -> None:
         stats = self.runtime.stats()
+        if self.stats_file is not None:
+            self.runtime.write_stats(self.stats_file)
         totals = stats.totals()
         self.samples.append(
             Sample(
@@ -233,7 +252,6 @@ class LoadTest:
         self.meter = meter
         self.console = console
         self.spool = spool
-        self.archive = archive
         self.prices = prices or Prices.load()
         self.window_seconds = int(template.parameters["WindowSeconds"])
         self.stream = template.physical_name(STREAM)
@@ -245,18 +263,19 @@ class LoadTest:
             meter.exclude(endpoint.client(service, _OBSERVER_CONFIG))
             for service in ("dynamodb", "s3", "kinesis")
         )
+        self.archive: ArchiveReader = archive or S3Archive(self._s3, self.archive_bucket).event_ids
         self.shard_ids = [s.shard_id for s in list_shards(self._kinesis, self.stream)]
-        self.probes: list[VisibilityProbe] = [
-            AggregatesTableProbe(self._dynamodb, self.aggregates_table, self.shard_ids),
-            *probes,
-        ]
+        self.table_probe = AggregatesTableProbe(self._dynamodb, self.aggregates_table, self.shard_ids)
+        self.probes: list[VisibilityProbe] = [self.table_probe, *probes]
         mappings = mappings_of(template)
         self.functions = metered_handlers(
             {m.function.logical_id: (m.function.handler, m.function.memory_mb) for m in mappings}
         )
+        self.windowed = {m.function.logical_id for m in mappings if m.windowed}
         self.batch_size = max(m.event.batch_size for m in mappings)
-        # one sandbox per shard, as Lambda runs them (the aggregator is thread-safe)
-        self.runtime_options = RuntimeOptions(concurrent_invocations=len(self.shard_ids))
+        # one sandbox per shard, as Lambda runs them (the aggregator is thread-safe); the snapshot
+        # runs once after the run (--reconcile), not on its schedule in the middle of it
+        self.runtime_options = RuntimeOptions(concurrent_invocations=len(self.shard_ids), run_schedules=False)
         self.fleet = Fleet(config.fleet_config())
         self.ledger = SendLedger()
         self._acknowledged = 0  # events the stream acknowledged so far, as the generator reports
@@ -274,32 +293,40 @@ class LoadTest:
             options=self.runtime_options,
             handlers=dict(self.functions),
         )
-        monitor = Monitor(
-            self.probes,
-            runtime,
-            self.ledger,
-            lambda: self._acknowledged,
-            self.config.probe_interval,
-            self.config.sample_interval,
-        )
-        monitor.prime()  # what the tables already hold (a reused stack) is not this run's
-        with GeneratorProcess(self.config, self.endpoint, self.stream, self.spool) as generator:
-            self.meter.reset()
-            runtime.start()
-            try:
-                sent = self._send(generator, monitor)
-                sending_ended = time.time()
-                last_visible = self._drain(runtime, monitor, sending_ended)
-            finally:
-                runtime.stop()
-                monitor.stop()
+        stats_file = self.spool.with_name(RUNTIME_STATS_FILE)
+        with serving_api(self.template, self.meter, stats_file) as api:
+            api_probe = ApiShardsProbe(api.url, self.table_probe.segment_counts)
+            monitor = Monitor(
+                [*self.probes, api_probe],
+                runtime,
+                self.ledger,
+                lambda: self._acknowledged,
+                self.config.probe_interval,
+                self.config.sample_interval,
+                stats_file=stats_file,
+            )
+            monitor.prime()  # what the tables already hold (a reused stack) is not this run's
+            with GeneratorProcess(self.config, self.endpoint, self.stream, self.spool) as generator:
+                self.meter.reset()
+                runtime.start()
+                try:
+                    sent = self._send(generator, monitor)
+                    sending_ended = time.time()
+                    last_visible = self._drain(runtime, monitor, sending_ended)
+                finally:
+                    runtime.stop()
+                    monitor.stop()
+                    api_probe.close()
         self.ledger.bad, self.ledger.not_acknowledged = sent.bad, sent.not_acknowledged
+        # taken before the end-of-run readers below (the batch layer's too): not the pipeline's requests
         counts = self.meter.snapshot()
         counts.add(sent.counts)
         stats = runtime.stats()
         reckoning = self._reckon(monitor)
         totals_after = report_from_items(self._scan(self.aggregates_table))["stores"]
         mismatches = compare_totals(_tally(sent.result), _subtract(totals_after, totals_before))
+        archive = self._archive_tally()
+        reconciliation = self._reconcile(monitor)
         return self._report(
             started_at=started_at,
             load=(load_before, os.getloadavg()),
@@ -310,6 +337,8 @@ class LoadTest:
             stats=stats,
             reckoning=reckoning,
             mismatches=len(mismatches),
+            archive=archive,
+            reconciliation=reconciliation,
         )
 
     def _send(self, generator: GeneratorProcess, monitor: Monitor) -> GeneratorOutcome:
@@ -345,27 +374,53 @@ class LoadTest:
                     )
                 time.sleep(0.1)
             monitor.poll()
-        seen = monitor.sightings.get(self.probes[0].name, {}).values()
+        seen = monitor.sightings.get(self.table_probe.name, {}).values()
         return max((s.seen_at for s in seen), default=sending_ended)
 
     # --- the ground truth -----------------------------------------------------------------
 
     def _reckon(self, monitor: Monitor) -> Reckoning:
-        probe = self.probes[0]
-        assert isinstance(probe, AggregatesTableProbe)
+        probe = self.table_probe
         seen = monitor.sightings.get(probe.name, {})
         now = time.time()
         for shard in self.shard_ids:  # anything persisted but never seen by the probe (none, normally)
             for sighting in probe.segments_after(shard, now):
                 seen.setdefault((sighting.shard_id, sighting.key), sighting)
-        started_ms = round((self.ledger.first_sent_at or now) * 1000)
-        segments = [s for s in seen.values() if s.window_end_ms > started_ms - self.window_seconds * 1000]
+        started_ms = self._started_ms(now)
+        segments = [
+            s
+            for s in seen.values()
+            if isinstance(s, Sighting) and s.window_end_ms > started_ms - self.window_seconds * 1000
+        ]
         quarantined = [
             item["event_id"]["S"] for item in self._scan(self.quarantine_table) if "event_id" in item
         ]
         return reckon(
             self.ledger, self.fleet, self._dedup_log(started_ms - _LOG_SLACK_MS), segments, quarantined
         )
+
+    def _started_ms(self, now: float) -> int:
+        return round((self.ledger.first_sent_at or now) * 1000)
+
+    def _archive_tally(self) -> ArchiveTally:
+        """The archive read back per event id (objects of the hours since the run began)."""
+        with self.console.status("reading the archive back ..."):
+            return tally_archive(self.archive(self._started_ms(time.time())), self.ledger, self.fleet)
+
+    def _reconcile(self, monitor: Monitor) -> Reconciled | NotReconciled:
+        if not self.config.reconciles:
+            return NotReconciled(
+                reason=f"--no-reconcile, or a run longer than {RECONCILE_UP_TO_SECONDS} s without --reconcile"
+            )
+        seen = monitor.sightings.get(self.table_probe.name, {}).values()
+        last_end_ms = max((s.window_end_ms for s in seen), default=round(time.time() * 1000))
+        from consumers.batch.runs import SnapshotBusy
+
+        with self.console.status("batch snapshot from the archive, then the reconciliation ..."):
+            try:
+                return reconcile_run(self.endpoint, self.template, last_end_ms)
+            except (SnapshotUnfinished, SnapshotBusy) as error:
+                raise LoadTestError(f"the batch snapshot after the run: {error}") from error
 
     def _dedup_log(self, since_ms: int) -> Iterator[tuple[str, Iterator[Any]]]:
         for shard in self.shard_ids:
@@ -399,6 +454,8 @@ class LoadTest:
         stats: RuntimeStats,
         reckoning: Reckoning,
         mismatches: int,
+        archive: ArchiveTally,
+        reconciliation: Reconciled | NotReconciled,
     ) -> LoadTestReport:
         config = self.config
         result, send_seconds = sent.result, sent.send_seconds
@@ -437,12 +494,14 @@ class LoadTest:
                 for name, seen in monitor.sightings.items()
             },
         )
-        functions = [_function_figures(name, meter) for name, meter in self.functions.items()]
+        functions = [
+            _function_figures(name, meter, windowed=name in self.windowed)
+            for name, meter in self.functions.items()
+        ]
         billed_tables = {
             table.name for table in self.template.tables() if table.logical_id != CHECKPOINT_TABLE_ID
         }
         requests = _requests(counts, billed_tables, reckoning.counted)
-        archived = self._archived()
         correctness = Correctness(
             sent=self.ledger.total,
             acknowledged=acknowledged,
@@ -450,7 +509,10 @@ class LoadTest:
             counted=reckoning.counted,
             quarantined=reckoning.quarantined,
             expected_quarantined=reckoning.expected_quarantined,
-            archived=archived,
+            archived=archive.archived,
+            archive_lines=archive.lines,
+            archive_missing=archive.missing,
+            archive_unexpected=archive.unexpected,
             lost=reckoning.lost,
             double_counted=reckoning.double_counted,
             bad_counted=reckoning.bad_counted,
@@ -464,8 +526,11 @@ class LoadTest:
             records_discarded=stats.totals()["records_discarded"],
             consumer_errors=[*stats.errors, *monitor.errors][:50],
             quarantine_reasons=self._quarantine_reasons(),
-            examples=reckoning.examples,
-            ok=reckoning.correct and mismatches == 0 and stats.totals()["records_discarded"] == 0,
+            examples={**reckoning.examples, **archive.examples},
+            ok=reckoning.correct
+            and mismatches == 0
+            and stats.totals()["records_discarded"] == 0
+            and archive.missing == archive.unexpected == 0,
         )
         cost = model_cost(
             Usage(
@@ -518,6 +583,7 @@ class LoadTest:
             functions=functions,
             requests=requests,
             correctness=correctness,
+            reconciliation=reconciliation,
             cost=cost,
             targets=[],
             timeline=monitor.samples,
@@ -569,18 +635,6 @@ class LoadTest:
             )
         return loads
 
-    def _archived(self) -> int | None:
-        if self.archive is None:
-            return None
-        event_ids = self.archive()
-        if event_ids is None:
-            return None
-        return sum(
-            1
-            for event_id in set(event_ids)
-            if (n := self.fleet.event_number(event_id)) and n <= self.ledger.total
-        )
-
     def _quarantine_reasons(self) -> dict[str, int]:
         reasons: dict[str, int] = {}
         for item in self._scan(self.quarantine_table):
@@ -606,14 +660,16 @@ class LoadTest:
             "(SALESSTREAM_RUNTIME_WINDOW_CLOSE_GRACE_SECONDS) and the segments' persistence on the endpoint "
             "(see requests.latency_ms, dynamodb TransactWriteItems)."
         )
-        if correctness.archived is None:
-            notes.append(
-                "archived: not measured (no archive reader wired in: the batch layer is not on this branch)"
-            )
-        if len(self.probes) == 1:
-            notes.append(
-                "visible: measured in the aggregates table (the serving API's probe is not wired in yet)"
-            )
+        notes.append(
+            "window end -> visible (api /shards): the serving API in this process (the local stand-in for "
+            "API Gateway), asked through HTTP whenever the aggregates table holds a segment it has not "
+            "shown yet; /shards shows a shard's running totals, written in the segment's first "
+            "transaction. The target is judged on this probe."
+        )
+        notes.append(
+            f"archived: distinct event ids in the S3 archive ({correctness.archive_lines:,} lines, "
+            "resends and replays included); every accepted event must be there."
+        )
         return notes
 
 
@@ -671,20 +727,24 @@ def _subtract(
     }
 
 
-def _function_figures(name: str, meter: InvocationMeter) -> FunctionFigures:
+def _function_figures(name: str, meter: InvocationMeter, *, windowed: bool) -> FunctionFigures:
     durations = [invocation.seconds * 1000 for invocation in meter.invocations]
-    return FunctionFigures(
+    figures = StreamFunctionFigures(
         function=name,
         memory_mb=meter.memory_mb,
         invocations=len(durations),
         failed=sum(1 for invocation in meter.invocations if invocation.failed),
-        final_invocations=sum(1 for invocation in meter.invocations if invocation.final),
         duration_ms=Percentiles.of(durations),
-        final_duration_ms=Percentiles.of(
-            [invocation.seconds * 1000 for invocation in meter.invocations if invocation.final]
-        ),
         mean_duration_ms=round(sum(durations) / len(durations), 3) if durations else None,
         billed_gb_seconds=round(meter.billed_gb_seconds(), 4),
+    )
+    if not windowed:
+        return figures
+    finals = [invocation.seconds * 1000 for invocation in meter.invocations if invocation.final]
+    return WindowedFunctionFigures(
+        **figures.model_dump(exclude={"kind"}),
+        final_invocations=len(finals),
+        final_duration_ms=Percentiles.of(finals),
     )
 
 
@@ -698,6 +758,7 @@ def _requests(counts: RequestCounts, billed_tables: set[str], counted: int) -> R
         else 0.0,
         dynamodb_operations=dict(counts.operations("dynamodb")),
         s3_put_class=sum(counts.s3_put_class.values()),
+        s3_puts_by_prefix=dict(counts.s3_puts_by_prefix),
         s3_get_class=sum(counts.s3_get_class.values()),
         s3_operations=dict(counts.operations("s3")),
         sqs_requests=sum(counts.sqs_requests.values()),
@@ -717,7 +778,9 @@ def targets_of(report: LoadTestReport) -> list[TargetCheck]:
     """Issue 7's targets, judged on this report."""
     throughput, correctness = report.throughput, report.correctness
     visible = report.latency.window_end_to_visible_seconds
-    visible_p95 = max((p.p95 for p in visible.values() if p.p95 is not None), default=None)
+    # through the API, as the issue asks; the aggregates table when no API was served
+    judged = visible.get(ApiShardsProbe.name) or visible.get(AggregatesTableProbe.name)
+    visible_p95 = judged.p95 if judged is not None else None
     # the schedule kept (at most a second late), everything acknowledged, counted a window later
     sustained = (
         throughput.scheduled_seconds >= TARGET_SECONDS
@@ -742,7 +805,7 @@ def targets_of(report: LoadTestReport) -> list[TargetCheck]:
             met=correctness.double_counted == 0,
         ),
         TargetCheck(
-            name="p95 window end -> visible (s)",
+            name="p95 window end -> visible through the API (s)",
             value=visible_p95,
             threshold=f"<= {TARGET_VISIBLE_P95}",
             met=visible_p95 is not None and visible_p95 <= TARGET_VISIBLE_P95,

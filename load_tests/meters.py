@@ -100,6 +100,8 @@ class RequestCounts:
     write_units: Counter[str] = field(default_factory=Counter)  # per table
     read_units: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))  # per table
     s3_put_class: Counter[str] = field(default_factory=Counter)  # per bucket
+    # PUTs per "bucket/first key segment": the archiver's `archive/`, the aggregator's dedup log
+    s3_puts_by_prefix: Counter[str] = field(default_factory=Counter)
     s3_get_class: Counter[str] = field(default_factory=Counter)
     sqs_requests: Counter[str] = field(default_factory=Counter)  # per queue URL
     kinesis_records: Counter[str] = field(default_factory=Counter)  # per shard, acknowledged
@@ -116,6 +118,7 @@ class RequestCounts:
             "calls",
             "write_units",
             "s3_put_class",
+            "s3_puts_by_prefix",
             "s3_get_class",
             "sqs_requests",
             "kinesis_records",
@@ -190,6 +193,7 @@ class RequestMeter:
                 write_units=Counter(counts.write_units),
                 read_units=defaultdict(float, counts.read_units),
                 s3_put_class=Counter(counts.s3_put_class),
+                s3_puts_by_prefix=Counter(counts.s3_puts_by_prefix),
                 s3_get_class=Counter(counts.s3_get_class),
                 sqs_requests=Counter(counts.sqs_requests),
                 kinesis_records=Counter(counts.kinesis_records),
@@ -225,6 +229,10 @@ class RequestMeter:
                 bucket = str(params.get("Bucket", ""))
                 if operation in S3_PUT_CLASS:
                     counts.s3_put_class[bucket] += 1
+                    if operation == "PutObject":
+                        counts.s3_puts_by_prefix[
+                            f"{bucket}/{str(params.get('Key', '')).split('/', 1)[0]}"
+                        ] += 1
                 elif operation in S3_GET_CLASS:
                     counts.s3_get_class[bucket] += 1
             elif service == "sqs":

@@ -6,9 +6,9 @@ from __future__ import annotations
 import html
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Annotated, Final, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from rich.table import Table
 
 from load_tests.cost import CostModel
@@ -116,16 +116,32 @@ class Latency(BaseModel):
     window_end_to_visible_seconds: dict[str, Percentiles]  # per probe (aggregates table, API, ...)
 
 
-class FunctionFigures(BaseModel):
+class _FunctionFigures(BaseModel):
     function: str
     memory_mb: int
     invocations: int
     failed: int
-    final_invocations: int
     duration_ms: Percentiles
-    final_duration_ms: Percentiles  # the window's final invocations (they persist the segment)
     mean_duration_ms: float | None
     billed_gb_seconds: float
+
+
+class StreamFunctionFigures(_FunctionFigures):
+    """A consumer whose mapping has no tumbling window (the archiver): every invocation is alike."""
+
+    kind: Literal["stream"] = "stream"
+
+
+class WindowedFunctionFigures(_FunctionFigures):
+    """A consumer with a tumbling window (the aggregator): its final invocations persist the
+    window's segment, so they are counted and timed on their own."""
+
+    kind: Literal["windowed"] = "windowed"
+    final_invocations: int
+    final_duration_ms: Percentiles
+
+
+FunctionFigures = Annotated[StreamFunctionFigures | WindowedFunctionFigures, Field(discriminator="kind")]
 
 
 class Requests(BaseModel):
@@ -134,6 +150,7 @@ class Requests(BaseModel):
     dynamodb_write_units_per_million_events: float  # the billed tables only
     dynamodb_operations: dict[str, int]
     s3_put_class: int
+    s3_puts_by_prefix: dict[str, int]  # PutObject per "bucket/first key segment" (archive/, dedup log)
     s3_get_class: int
     s3_operations: dict[str, int]
     sqs_requests: int
@@ -149,7 +166,10 @@ class Correctness(BaseModel):
     counted: int
     quarantined: int
     expected_quarantined: int
-    archived: int | None  # the batch layer's archive: None until an archive reader is wired in
+    archived: int  # distinct event ids of this run in the S3 archive (the archiver's objects)
+    archive_lines: int  # this run's lines in the archive, resends and replays included
+    archive_missing: int  # counted by the speed layer, absent from the archive: must be 0
+    archive_unexpected: int  # archived but not an accepted event (corrupted, never sent): must be 0
     lost: int
     double_counted: int
     bad_counted: int
@@ -167,6 +187,29 @@ class Correctness(BaseModel):
     ok: bool
 
 
+class Reconciled(BaseModel):
+    """The batch layer after the run: a snapshot recomputed from the archive, reconciled with the
+    speed layer (consumers/batch)."""
+
+    kind: Literal["reconciled"] = "reconciled"
+    snapshot_id: str
+    horizon: str  # RFC 3339: windows ending at or before it were compared
+    covers_run: bool  # the horizon is at or after the end of the run's last window
+    events_recomputed: int
+    keys_compared: int
+    differences: int
+    unexplained: int  # must be 0
+    seconds: float  # snapshot + reconciliation, on this machine
+
+
+class NotReconciled(BaseModel):
+    kind: Literal["not reconciled"] = "not reconciled"
+    reason: str
+
+
+Reconciliation = Annotated[Reconciled | NotReconciled, Field(discriminator="kind")]
+
+
 class TargetCheck(BaseModel):
     name: str
     value: float | None
@@ -182,10 +225,17 @@ class LoadTestReport(BaseModel):
     functions: list[FunctionFigures]
     requests: Requests
     correctness: Correctness
+    reconciliation: Reconciliation
     cost: CostModel
     targets: list[TargetCheck]
     timeline: list[Sample]
     notes: list[str]
+
+    @property
+    def passed(self) -> bool:
+        """Every event counted exactly once or quarantined, and no unexplained difference."""
+        unexplained = self.reconciliation.unexplained if isinstance(self.reconciliation, Reconciled) else 0
+        return self.correctness.ok and unexplained == 0
 
 
 # --- output --------------------------------------------------------------------------------------
@@ -229,29 +279,43 @@ def _rows(report: LoadTestReport) -> list[tuple[str, str]]:
         ("put -> counted p50 / p95 / p99", _triple(latency.put_to_counted_seconds)),
         ("window end -> closed p50 / p95 / p99", _triple(latency.window_end_to_closed_seconds)),
         *visible,
-        *(
-            (
-                f"{f.function} invocations / duration p50 / p95 / final p50",
-                f"{f.invocations:,} ({f.failed} failed) / "
-                f"{_ms(f.duration_ms.p50)} / {_ms(f.duration_ms.p95)} / {_ms(f.final_duration_ms.p50)}",
-            )
-            for f in report.functions
-        ),
+        *(_function_row(f) for f in report.functions),
         (
             "DynamoDB write units per million events",
             f"{report.requests.dynamodb_write_units_per_million_events:,.0f}",
         ),
         (
-            "counted / quarantined / archived",
-            f"{correctness.counted:,} / {correctness.quarantined:,} / "
-            f"{'not measured' if correctness.archived is None else f'{correctness.archived:,}'}",
+            "counted / quarantined / archived (archive lines)",
+            f"{correctness.counted:,} / {correctness.quarantined:,} / {correctness.archived:,} "
+            f"({correctness.archive_lines:,})",
         ),
         ("lost / double-counted", f"{correctness.lost} / {correctness.double_counted}"),
+        ("reconciliation with the batch layer", _reconciliation(report.reconciliation)),
         (
             "modelled AWS cost per million events",
             f"${report.cost.pipeline_total:.4f} (naive design ${report.cost.naive_total:.2f})",
         ),
     ]
+
+
+def _function_row(f: StreamFunctionFigures | WindowedFunctionFigures) -> tuple[str, str]:
+    figures = f"{f.invocations:,} ({f.failed} failed) / {_ms(f.duration_ms.p50)} / {_ms(f.duration_ms.p95)}"
+    if isinstance(f, WindowedFunctionFigures):
+        return (
+            f"{f.function} invocations / duration p50 / p95 / final p50",
+            f"{figures} / {_ms(f.final_duration_ms.p50)} ({f.final_invocations:,} final)",
+        )
+    return f"{f.function} invocations / duration p50 / p95", figures
+
+
+def _reconciliation(reconciliation: Reconciled | NotReconciled) -> str:
+    if isinstance(reconciliation, NotReconciled):
+        return f"not run: {reconciliation.reason}"
+    return (
+        f"{reconciliation.events_recomputed:,} events recomputed, {reconciliation.differences} "
+        f"difference(s), {reconciliation.unexplained} unexplained (up to {reconciliation.horizon}, "
+        f"{reconciliation.seconds:.1f} s)"
+    )
 
 
 def _triple(p: Percentiles) -> str:

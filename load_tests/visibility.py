@@ -10,16 +10,23 @@ visible so far. What exists now:
   segment persisted in several transactions of 100 items moves the counter in the first and
   writes its SEGMENT item in the last, so the probe keeps looking until the item is there.
 
-The serving API plugs in here when it lands: a probe that reads GET /shards (or /sales) and
-reports each segment the first time the API shows it, with the same `Sighting`s; pass it to
-`run_load_test(..., probes=[...])` and the report gains its own "window end -> visible"
-percentiles under its `name`.
+- `ApiShardsProbe`: the serving API (consumers/api, served in-process by salesstream/local_api.py),
+  through HTTP: GET /shards, which reads each shard's counters and running totals. It reports a
+  shard's window the first time /shards shows it closed (`WindowSeen`: the API shows totals, not
+  segment positions). To keep probing cheap on a shared machine it asks only while the aggregates
+  table holds a segment the API has not shown yet (the API reads that table, so it cannot show one
+  earlier); each poll is then one request, answered with one Query per shard.
 """
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from http.client import HTTPConnection, HTTPException
 from typing import Any, Final, Protocol
+from urllib.parse import urlsplit
 
 from salesstream.core.positions import Position
 from salesstream.core.windows import parse_rfc3339
@@ -53,10 +60,36 @@ class Sighting:
     seen_at: float  # epoch seconds
 
 
+@dataclass(frozen=True, slots=True)
+class WindowSeen:
+    """A shard's window as a reader of the API first saw it closed."""
+
+    shard_id: str
+    key: str  # the window end, zero-padded ms
+    window_end_ms: int
+    seen_at: float  # epoch seconds
+    terminated_early: bool = False
+
+
+class Seen(Protocol):
+    """What every probe reports: when a shard's window (segment) became visible."""
+
+    @property
+    def shard_id(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def window_end_ms(self) -> int: ...
+    @property
+    def seen_at(self) -> float: ...
+    @property
+    def terminated_early(self) -> bool: ...
+
+
 class VisibilityProbe(Protocol):
     name: str
 
-    def poll(self, now: float) -> list[Sighting]: ...
+    def poll(self, now: float) -> Sequence[Seen]: ...
 
     def counted(self) -> int: ...
 
@@ -98,6 +131,10 @@ class AggregatesTableProbe:
 
     def set_shards(self, shard_ids: list[str]) -> None:
         self._shards = list(shard_ids)
+
+    def segment_counts(self) -> dict[str, int]:
+        """Per shard, the segments counter as last read."""
+        return dict(self._segments)
 
     def counted(self) -> int:
         return sum(self._events.values())
@@ -142,3 +179,65 @@ class AggregatesTableProbe:
             self._last_key[shard] = max(s.key for s in found)
             self._found[shard] = self._found.get(shard, 0) + len(found)
         return found
+
+
+class ApiProbeError(RuntimeError):
+    """The API answered a probe with an error status or something that is not its JSON."""
+
+
+class ApiShardsProbe:
+    name = "api /shards"
+
+    def __init__(
+        self, url: str, table_segments: Callable[[], dict[str, int]], *, timeout: float = 10.0
+    ) -> None:
+        split = urlsplit(url)
+        self._connection = HTTPConnection(split.hostname or "127.0.0.1", split.port, timeout=timeout)
+        self._table_segments = table_segments
+        self._segments: dict[str, int] = {}  # shard -> segments counter the API last showed
+        self._events: dict[str, int] = {}
+        self._asked = False
+        self.requests = 0
+
+    def counted(self) -> int:
+        return sum(self._events.values())
+
+    def poll(self, now: float) -> list[WindowSeen]:
+        behind = any(count > self._segments.get(shard, 0) for shard, count in self._table_segments().items())
+        if self._asked and not behind:
+            return []
+        self._asked = True
+        shards = self._get("/shards")["shards"]
+        seen_at = time.time()  # when the answer arrived: the request's time is part of it
+        found = []
+        for shard in shards:
+            shard_id, segments = shard["shard_id"], int(shard["segments"])
+            if segments == self._segments.get(shard_id, 0):
+                continue
+            self._segments[shard_id], self._events[shard_id] = segments, int(shard["events"])
+            end = shard["last_window_end"]
+            end_ms = parse_rfc3339(end) if end else None
+            # a segment the state limit ended early shows before its window ends: wait for the last
+            if end_ms is not None and seen_at * 1000 >= end_ms:
+                found.append(WindowSeen(shard_id, f"{end_ms:015d}", end_ms, seen_at))
+        return found
+
+    def _get(self, path: str) -> dict[str, Any]:
+        self.requests += 1
+        try:
+            self._connection.request("GET", path)
+            response = self._connection.getresponse()
+            body = response.read()
+        except (OSError, HTTPException):
+            self._connection.close()  # the next request opens a new connection
+            raise
+        if response.status != 200:
+            raise ApiProbeError(f"GET {path}: {response.status} {body[:200]!r}")
+        try:
+            answer: dict[str, Any] = json.loads(body)
+        except ValueError as error:
+            raise ApiProbeError(f"GET {path}: not JSON: {body[:200]!r}") from error
+        return answer
+
+    def close(self) -> None:
+        self._connection.close()

@@ -7,9 +7,13 @@ named after the run (`--stage` to reuse one: event ids carry the run id, so noth
 run is taken for a duplicate, and totals are compared as the difference the run made). The
 consumers run in this process on the local event-source-mapping runtime.
 
+The serving API runs in this process during the run (its visibility is probed through HTTP);
+after it, unless `--no-reconcile` (default: on for runs of at most 2 minutes), the batch snapshot
+and the reconciliation.
+
 Writes reports/loadtest-<run id>/ (report.json, PNG charts, index.html), prints a summary and
 the targets, exits 0 when every event was counted exactly once or quarantined as it should be,
-1 when not, 2 when the test could not run.
+archived, and (when reconciled) the batch layer agrees; 1 when not, 2 when the test could not run.
 """
 
 from __future__ import annotations
@@ -69,6 +73,15 @@ def register(subparsers: Any) -> None:
     fleet.add_argument(
         "--bad-share", type=float, default=0.001, help="share of corrupted events put past the producer"
     )
+    batch = parser.add_mutually_exclusive_group()
+    batch.add_argument(
+        "--reconcile",
+        action="store_true",
+        default=None,  # None: on for runs of at most 2 minutes
+        help="after the run, the batch snapshot and the reconciliation; an unexplained difference fails "
+        "the run (default for runs of at most 2 minutes)",
+    )
+    batch.add_argument("--no-reconcile", dest="reconcile", action="store_false")
     out = parser.add_argument_group("output")
     out.add_argument("--run-id", help="default: random; salts the event ids")
     out.add_argument("--out", type=Path, help="report folder (default reports/loadtest-<run id>)")
@@ -110,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
             max_lines=args.max_lines,
             skewed_clock_share=args.skewed_clocks,
             bad_share=args.bad_share,
+            reconcile=args.reconcile,
             command=shlex.join(["salesstream", *sys.argv[1:]]),
         )
     except ValueError as error:
@@ -144,7 +158,10 @@ def run(args: argparse.Namespace) -> int:
     page = write_report(report, folder)
     print_summary(report, console)
     console.print(f"report: {folder / 'report.json'} and {page}")
-    if not report.correctness.ok:
-        console.print("[bold red]NOT CORRECT[/]: events were lost, counted twice or misfiled; see the report")
+    if not report.passed:
+        console.print(
+            "[bold red]NOT CORRECT[/]: events were lost, counted twice, misfiled or not archived, or the "
+            "batch layer disagrees; see the report"
+        )
         return 1
     return 0

@@ -1,0 +1,102 @@
+"""What the archiver kept of a load test's events: the S3 archive read back, per event id.
+
+The archiver (consumers/archiver) writes one gzip JSON-lines object per invocation under
+`archive/<hour>/` (format: salesstream/core/archive.py). A resent event (the producer retried a
+write that had been stored) or a replayed batch appears on more than one line, so the archive is
+judged per event id: every accepted event of the run (acknowledged, not corrupted) must be in it
+at least once, and nothing else of the run may be. `tally_archive` is pure; `S3Archive` reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from pydantic_core import from_json
+
+from load_tests.truth import EXAMPLES, SATURATED, EventIds, SendLedger
+from salesstream.core.archive import ARCHIVE_PREFIX, ArchiveFormatError, hour_prefix, read_object
+
+
+@dataclass
+class ArchiveTally:
+    lines: int = 0  # event lines of this run, resends and replays included
+    archived: int = 0  # distinct event ids of this run
+    missing: int = 0  # accepted events not archived: must be 0
+    unexpected: int = 0  # archived ids that are no accepted event (corrupted, never sent): must be 0
+    foreign: int = 0  # lines of other runs (a reused stack): ignored
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def _example(self, kind: str, event_id: str) -> None:
+        found = self.examples.setdefault(kind, [])
+        if len(found) < EXAMPLES:
+            found.append(event_id)
+
+
+def tally_archive(event_ids: Iterable[str], ledger: SendLedger, ids: EventIds) -> ArchiveTally:
+    """Match the archive's event ids (one per line) against what the run sent."""
+    tally = ArchiveTally()
+    seen = bytearray(ledger.total + 1)
+    for event_id in event_ids:
+        number = ids.event_number(event_id)
+        if number is None:
+            tally.foreign += 1
+            continue
+        tally.lines += 1
+        if number > ledger.total:
+            tally.unexpected += 1
+            tally._example("archived_never_sent", event_id)
+            continue
+        seen[number] = min(SATURATED, seen[number] + 1)
+    for number in range(1, ledger.total + 1):
+        if not seen[number]:
+            if ledger.acknowledged(number) and number not in ledger.bad:
+                tally.missing += 1
+                tally._example("not_archived", ids.event_id(number))
+            continue
+        tally.archived += 1
+        if number in ledger.bad:
+            tally.unexpected += 1
+            tally._example("corrupted_archived", ids.event_id(number))
+    return tally
+
+
+_LIST_PAGE: Final = 1000
+
+
+@dataclass
+class S3Archive:
+    """The archive bucket, read as the batch layer reads it (LIST by hour, GET, gunzip)."""
+
+    s3: Any
+    bucket: str
+    objects: int = 0
+
+    def event_ids(self, since_ms: int) -> Iterator[str]:
+        """The event id of every event line in objects of the hours from `since_ms` on; misplaced
+        markers (the event went to another shard, where it is archived) are not events."""
+        pages = self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket,
+            Prefix=ARCHIVE_PREFIX,
+            StartAfter=hour_prefix(since_ms),
+            PaginationConfig={"PageSize": _LIST_PAGE},
+        )
+        for page in pages:
+            for entry in page.get("Contents", []):
+                self.objects += 1
+                body = self.s3.get_object(Bucket=self.bucket, Key=entry["Key"])["Body"].read()
+                for line in read_object(body):
+                    if line.raw is not None:
+                        yield event_id_of(line.raw, entry["Key"])
+
+
+def event_id_of(raw: bytes, key: str) -> str:
+    """The archiver wrote only events that passed the contract: one without an id is a defect."""
+    try:
+        event_id = from_json(raw)["event_id"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ArchiveFormatError(f"{key}: an archived event without a readable event_id") from error
+    if not isinstance(event_id, str):
+        raise ArchiveFormatError(f"{key}: an archived event whose event_id is not a string")
+    return event_id

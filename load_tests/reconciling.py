@@ -1,0 +1,54 @@
+"""After a load test: the batch layer's view of the same run. The snapshot job recomputes the
+totals from the archive (consumers/batch/snapshot.py) and the reconciler compares them with the
+speed layer, key by key (consumers/batch/reconcile.py), exactly as the scheduled snapshot
+function does; any difference it cannot explain fails the run.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from load_tests.report import Reconciled
+from salesstream.core.windows import rfc3339
+
+if TYPE_CHECKING:
+    from salesstream.aws import Endpoint
+    from salesstream.template import Template
+
+# past the snapshot's own horizon grace, so the horizon falls after the run's last window
+_MARGIN_SECONDS = 0.5
+
+
+class SnapshotUnfinished(RuntimeError):
+    """The snapshot job stopped before its end (it ran without a time budget: a defect)."""
+
+
+def reconcile_run(endpoint: Endpoint, template: Template, last_window_end_ms: int) -> Reconciled:
+    # imported here, not at the top: their loggers read the environment when created, and the
+    # environment is the functions' only once the runtime has set it
+    from consumers.batch.reconcile import Reconciler
+    from consumers.batch.resources import BatchResources
+    from consumers.batch.snapshot import SnapshotJob
+
+    resources = BatchResources.from_template(endpoint, template)
+    # a caught-up shard's archive counts as complete up to (now - grace): wait until that moment
+    # has passed the last window's end, so the snapshot's horizon covers the whole run
+    ready_at = last_window_end_ms / 1000 + resources.settings.snapshot_horizon_grace_seconds + _MARGIN_SECONDS
+    time.sleep(max(0.0, ready_at - time.time()))
+    started = time.monotonic()
+    outcome = SnapshotJob(resources).run()
+    if not outcome.finished or outcome.snapshot is None:
+        raise SnapshotUnfinished("the snapshot job stopped before its end")
+    snapshot = outcome.snapshot
+    summary = Reconciler(resources).reconcile(snapshot).summary
+    return Reconciled(
+        snapshot_id=snapshot.snapshot_id,
+        horizon=rfc3339(snapshot.horizon_ms),
+        covers_run=snapshot.horizon_ms >= last_window_end_ms,
+        events_recomputed=snapshot.counts.get("events", 0),
+        keys_compared=summary.keys_compared,
+        differences=summary.differences,
+        unexplained=summary.unexplained,
+        seconds=round(time.monotonic() - started, 2),
+    )
