@@ -78,6 +78,7 @@ def run(repeat: int) -> list[Figure]:
         return values
 
     wrong = [r["correctness"]["lost"] + r["correctness"]["double_counted"] for r in reports]
+    unexplained = [r["reconciliation"].get("unexplained", 0) for r in reports]
     return [
         _figure(
             "events/s acknowledged (30 s at 20,000/s, 12 shards)",
@@ -94,6 +95,16 @@ def run(repeat: int) -> list[Figure]:
             "s",
             each("latency.put_to_counted_seconds.p95"),
             lower_is_better=True,
+        ),
+        _figure(
+            "p95 window end -> visible through the API (GET /shards)",
+            "s",
+            each("latency.window_end_to_visible_seconds.api /shards.p95"),
+            lower_is_better=True,
+            baseline=(
+                "the runtime's close grace",
+                float(reports[0]["run"]["runtime_options"]["window_close_grace_seconds"]),
+            ),
         ),
         _figure(
             "p95 window end -> visible in the aggregates table",
@@ -125,6 +136,19 @@ def run(repeat: int) -> list[Figure]:
             [float(w) for w in wrong],
             lower_is_better=True,
             note=f"must be 0 in every run; worst run: {max(wrong)}",
+        ),
+        _figure(
+            "events archived / accepted",
+            "ratio",
+            [r["correctness"]["archived"] / max(1, r["correctness"]["expected_counted"]) for r in reports],
+            note="distinct event ids in the S3 archive over accepted events: must be 1",
+        ),
+        _figure(
+            "unexplained differences (batch snapshot vs speed layer)",
+            "keys",
+            [float(u) for u in unexplained],
+            lower_is_better=True,
+            note=f"must be 0 in every run; worst run: {max(unexplained)}",
         ),
     ]
 

@@ -279,6 +279,7 @@ class LoadTest:
         self.fleet = Fleet(config.fleet_config())
         self.ledger = SendLedger()
         self._acknowledged = 0  # events the stream acknowledged so far, as the generator reports
+        self._consumers_cpu_seconds = 0.0
 
     # --- the phases -----------------------------------------------------------------------
 
@@ -317,6 +318,7 @@ class LoadTest:
                     runtime.stop()
                     monitor.stop()
                     api_probe.close()
+        self._consumers_cpu_seconds = time.process_time()  # the run's, not the end-of-run readers'
         self.ledger.bad, self.ledger.not_acknowledged = sent.bad, sent.not_acknowledged
         # taken before the end-of-run readers below (the batch layer's too): not the pipeline's requests
         counts = self.meter.snapshot()
@@ -568,7 +570,9 @@ class LoadTest:
                     "load_average_at_end": [round(x, 2) for x in load[1]],
                     "cpu_seconds": {
                         "load generator process": round(sent.cpu_seconds, 1),
-                        "consumers process (runtime, handlers, probe)": round(time.process_time(), 1),
+                        "consumers process (runtime, handlers, probes, API)": round(
+                            self._consumers_cpu_seconds, 1
+                        ),
                         **_children_cpu_seconds(),
                     },
                     "python": platform.python_version(),
@@ -737,6 +741,7 @@ def _function_figures(name: str, meter: InvocationMeter, *, windowed: bool) -> F
         duration_ms=Percentiles.of(durations),
         mean_duration_ms=round(sum(durations) / len(durations), 3) if durations else None,
         billed_gb_seconds=round(meter.billed_gb_seconds(), 4),
+        cpu_seconds=round(sum(invocation.cpu_seconds for invocation in meter.invocations), 3),
     )
     if not windowed:
         return figures

@@ -124,6 +124,7 @@ class _FunctionFigures(BaseModel):
     duration_ms: Percentiles
     mean_duration_ms: float | None
     billed_gb_seconds: float
+    cpu_seconds: float  # the handler threads' CPU: duration without waiting for the shared GIL
 
 
 class StreamFunctionFigures(_FunctionFigures):
@@ -300,12 +301,13 @@ def _rows(report: LoadTestReport) -> list[tuple[str, str]]:
 
 def _function_row(f: StreamFunctionFigures | WindowedFunctionFigures) -> tuple[str, str]:
     figures = f"{f.invocations:,} ({f.failed} failed) / {_ms(f.duration_ms.p50)} / {_ms(f.duration_ms.p95)}"
+    cpu = f"; {f.billed_gb_seconds:,.1f} GB-s billed, {f.cpu_seconds:,.1f} s CPU"
     if isinstance(f, WindowedFunctionFigures):
         return (
             f"{f.function} invocations / duration p50 / p95 / final p50",
-            f"{figures} / {_ms(f.final_duration_ms.p50)} ({f.final_invocations:,} final)",
+            f"{figures} / {_ms(f.final_duration_ms.p50)} ({f.final_invocations:,} final){cpu}",
         )
-    return f"{f.function} invocations / duration p50 / p95", figures
+    return f"{f.function} invocations / duration p50 / p95", figures + cpu
 
 
 def _reconciliation(reconciliation: Reconciled | NotReconciled) -> str:

@@ -108,6 +108,7 @@ def check_plausible(report: dict[str, Any], planned: int) -> None:
     for function in (aggregator, archiver):
         assert function["failed"] == 0
         assert function["billed_gb_seconds"] > 0
+        assert 0 < function["cpu_seconds"] <= function["duration_ms"]["max"] * function["invocations"] / 1000
     target = next(t for t in report["targets"] if t["name"].startswith("p95 window end -> visible"))
     assert target["value"] == api["p95"]
     assert report["requests"]["dynamodb_write_units_per_million_events"] > 0
