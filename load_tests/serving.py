@@ -32,7 +32,10 @@ class ApiStartError(RuntimeError):
 def serving_api(template: Template, meter: RequestMeter, stats_file: Path) -> Iterator[LocalHttpApi]:
     """The API on 127.0.0.1 (a free port) for the duration of the block; `/shards` reports the lag
     from `stats_file`, the runtime's stats (else it would ask CloudWatch)."""
+    from consumers.api.handler import api as served
+
     os.environ["RUNTIME_STATS_FILE"] = str(stats_file.resolve())
+    served.cache_clear()  # a cold start with this stack's environment (a process may serve several)
     api = LocalHttpApi.from_template(template).start()
     try:
         _cold_start(api.url)
