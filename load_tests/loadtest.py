@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from load_tests.cost import Prices, Usage, model_cost
-from load_tests.generator import GeneratorOutcome, GeneratorProcess
+from load_tests.generator import GeneratorOutcome, GeneratorProcess, SenderFactory, _Sender
 from load_tests.meters import InvocationMeter, RequestCounts, RequestMeter, metered_handlers
 from load_tests.profile import LoadProfile, Shape
 from load_tests.report import (
@@ -57,7 +57,7 @@ from producer.simulator import Fleet, FleetConfig
 from salesstream.commands.report import report_from_items
 from salesstream.core.checks import compare_totals
 from salesstream.core.dedup import decode_log, log_prefix, log_start_after
-from salesstream.runtime import Runtime, RuntimeOptions, RuntimeStats, WallClock
+from salesstream.runtime import Hooks, Runtime, RuntimeOptions, RuntimeStats, WallClock
 from salesstream.runtime.kinesis import list_shards
 from salesstream.runtime.mappings import CHECKPOINT_TABLE_ID, mappings_of
 
@@ -260,6 +260,9 @@ class LoadTest:
         self.fleet = Fleet(config.fleet_config())
         self.ledger = SendLedger()
         self._acknowledged = 0  # events the stream acknowledged so far, as the generator reports
+        # seams for the fault run (load_tests/faultrun.py): the runtime's hooks, the sender
+        self.hooks: Hooks = Hooks()
+        self.sender: SenderFactory = _Sender
 
     # --- the phases -----------------------------------------------------------------------
 
@@ -273,6 +276,7 @@ class LoadTest:
             clock=WallClock(),
             options=self.runtime_options,
             handlers=dict(self.functions),
+            hooks=self.hooks,
         )
         monitor = Monitor(
             self.probes,
@@ -283,7 +287,7 @@ class LoadTest:
             self.config.sample_interval,
         )
         monitor.prime()  # what the tables already hold (a reused stack) is not this run's
-        with GeneratorProcess(self.config, self.endpoint, self.stream, self.spool) as generator:
+        with GeneratorProcess(self.config, self.endpoint, self.stream, self.spool, self.sender) as generator:
             self.meter.reset()
             runtime.start()
             try:
@@ -360,12 +364,17 @@ class LoadTest:
                 seen.setdefault((sighting.shard_id, sighting.key), sighting)
         started_ms = round((self.ledger.first_sent_at or now) * 1000)
         segments = [s for s in seen.values() if s.window_end_ms > started_ms - self.window_seconds * 1000]
-        quarantined = [
-            item["event_id"]["S"] for item in self._scan(self.quarantine_table) if "event_id" in item
-        ]
         return reckon(
-            self.ledger, self.fleet, self._dedup_log(started_ms - _LOG_SLACK_MS), segments, quarantined
+            self.ledger,
+            self.fleet,
+            self._dedup_log(started_ms - _LOG_SLACK_MS),
+            segments,
+            self._quarantined_ids(),
         )
+
+    def _quarantined_ids(self) -> list[str]:
+        """The event ids the quarantine holds (read from the records that had one)."""
+        return [item["event_id"]["S"] for item in self._scan(self.quarantine_table) if "event_id" in item]
 
     def _dedup_log(self, since_ms: int) -> Iterator[tuple[str, Iterator[Any]]]:
         for shard in self.shard_ids:

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from rich.table import Table
 
 from load_tests.cost import CostModel
+from salesstream.faults.summary import FaultSummary
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -186,6 +187,7 @@ class LoadTestReport(BaseModel):
     targets: list[TargetCheck]
     timeline: list[Sample]
     notes: list[str]
+    faults: FaultSummary | None = None  # a fault run's count and verdict (load_tests/faultrun.py)
 
 
 # --- output --------------------------------------------------------------------------------------
@@ -282,6 +284,8 @@ def targets_table(report: LoadTestReport) -> Table:
 def print_summary(report: LoadTestReport, console: Console) -> None:
     console.print(summary_table(report))
     console.print(targets_table(report))
+    if report.faults is not None:
+        console.print(report.faults.table())
     for note in report.notes:
         console.print(f"[dim]note:[/] {note}")
 
