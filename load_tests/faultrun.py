@@ -187,7 +187,9 @@ class FaultRun(LoadTest):
 
     def run(self) -> LoadTestReport:
         stop = threading.Event()
-        resharder = threading.Thread(target=self._reshard, args=(stop,), name="faultrun-resharder", daemon=True)
+        resharder = threading.Thread(
+            target=self._reshard, args=(stop,), name="faultrun-resharder", daemon=True
+        )
         # both before the first invocation: the handlers' loggers and clients are made then
         with LogCapture(runtime_logger) as logs, self.client_faults.installed():
             resharder.start()
@@ -290,7 +292,9 @@ class FaultRun(LoadTest):
         injected[Injected.SHARD_SPLIT.value] = len(self.splits)
         injected[Injected.MALFORMED.value] = sum(c.injected for c in malformed.values())
         injected[Injected.CONFLICTING_DUPLICATE.value] = conflicts.injected
-        with self.console.status("looking for card numbers in every table, object, log line and the spool ..."):
+        with self.console.status(
+            "looking for card numbers in every table, object, log line and the spool ..."
+        ):
             scanned, found = scan(
                 chain(
                     stored_everywhere(
@@ -354,16 +358,48 @@ def comparison(clean: dict[str, Any], faulty: dict[str, Any]) -> list[tuple[str,
         return max((v for v in found if v is not None), default=None)
 
     rows = [
-        ("events acknowledged", figure(clean, "throughput", "acknowledged_events"), figure(faulty, "throughput", "acknowledged_events")),
-        ("acknowledged events/s", figure(clean, "throughput", "acknowledged_per_second"), figure(faulty, "throughput", "acknowledged_per_second")),
-        ("counted events/s (send + drain)", figure(clean, "throughput", "counted_per_second"), figure(faulty, "throughput", "counted_per_second")),
-        ("send seconds", figure(clean, "throughput", "send_seconds"), figure(faulty, "throughput", "send_seconds")),
-        ("drain seconds", figure(clean, "throughput", "drain_seconds"), figure(faulty, "throughput", "drain_seconds")),
-        ("put -> counted p50 (s)", figure(clean, "latency", "put_to_counted_seconds", "p50"), figure(faulty, "latency", "put_to_counted_seconds", "p50")),
-        ("put -> counted p95 (s)", figure(clean, "latency", "put_to_counted_seconds", "p95"), figure(faulty, "latency", "put_to_counted_seconds", "p95")),
+        (
+            "events acknowledged",
+            figure(clean, "throughput", "acknowledged_events"),
+            figure(faulty, "throughput", "acknowledged_events"),
+        ),
+        (
+            "acknowledged events/s",
+            figure(clean, "throughput", "acknowledged_per_second"),
+            figure(faulty, "throughput", "acknowledged_per_second"),
+        ),
+        (
+            "counted events/s (send + drain)",
+            figure(clean, "throughput", "counted_per_second"),
+            figure(faulty, "throughput", "counted_per_second"),
+        ),
+        (
+            "send seconds",
+            figure(clean, "throughput", "send_seconds"),
+            figure(faulty, "throughput", "send_seconds"),
+        ),
+        (
+            "drain seconds",
+            figure(clean, "throughput", "drain_seconds"),
+            figure(faulty, "throughput", "drain_seconds"),
+        ),
+        (
+            "put -> counted p50 (s)",
+            figure(clean, "latency", "put_to_counted_seconds", "p50"),
+            figure(faulty, "latency", "put_to_counted_seconds", "p50"),
+        ),
+        (
+            "put -> counted p95 (s)",
+            figure(clean, "latency", "put_to_counted_seconds", "p95"),
+            figure(faulty, "latency", "put_to_counted_seconds", "p95"),
+        ),
         ("window end -> visible p50 (s)", visible_p(clean, "p50"), visible_p(faulty, "p50")),
         ("window end -> visible p95 (s)", visible_p(clean, "p95"), visible_p(faulty, "p95")),
-        ("lost / double-counted", f"{figure(clean, 'correctness', 'lost')} / {figure(clean, 'correctness', 'double_counted')}", f"{figure(faulty, 'correctness', 'lost')} / {figure(faulty, 'correctness', 'double_counted')}"),
+        (
+            "lost / double-counted",
+            f"{figure(clean, 'correctness', 'lost')} / {figure(clean, 'correctness', 'double_counted')}",
+            f"{figure(faulty, 'correctness', 'lost')} / {figure(faulty, 'correctness', 'double_counted')}",
+        ),
     ]
     return [(name, a, b, _ratio(a, b)) for name, a, b in rows]
 
@@ -377,7 +413,9 @@ def _ratio(a: Any, b: Any) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m load_tests.faultrun")
     commands = parser.add_subparsers(dest="command", required=True)
-    compare = commands.add_parser("compare", help="a fault run's throughput and latency next to a clean run's")
+    compare = commands.add_parser(
+        "compare", help="a fault run's throughput and latency next to a clean run's"
+    )
     compare.add_argument("clean", type=Path, help="report.json of the clean run (--faults none)")
     compare.add_argument("faults", type=Path, help="report.json of the fault run")
     compare.add_argument("--out", type=Path, help="write the comparison here (JSON)")

@@ -23,7 +23,12 @@ from salesstream.core.kpl import MAGIC, aggregate
 from salesstream.core.reasons import Reason
 
 # Well-known test card numbers (Luhn-valid, issued to no one), spelt as tills print them.
-TEST_CARD_NUMBERS: Final = ("4111 1111 1111 1111", "5500-0000-0000-0004", "340000000000009", "6011000000000004")
+TEST_CARD_NUMBERS: Final = (
+    "4111 1111 1111 1111",
+    "5500-0000-0000-0004",
+    "340000000000009",
+    "6011000000000004",
+)
 HUGE_LINES: Final = 10_000
 
 
@@ -106,7 +111,11 @@ _KINDS: Final = (
     BadInput("negative_price", Reason.NEGATIVE_PRICE, _edit(_one_line(1, -5, -5))),
     BadInput("nan_price", Reason.WRONG_TYPE, _edit(_one_line(1, float("nan"), 1))),
     BadInput("unknown_currency", Reason.UNKNOWN_CURRENCY, _edit(_set("currency", "XXX"))),
-    BadInput("wrong_type", Reason.WRONG_TYPE, _edit(lambda event: event.__setitem__("total_minor", str(event["total_minor"])))),
+    BadInput(
+        "wrong_type",
+        Reason.WRONG_TYPE,
+        _edit(lambda event: event.__setitem__("total_minor", str(event["total_minor"]))),
+    ),
     BadInput("unknown_field", Reason.UNKNOWN_FIELD, _edit(_set("coupon", "SAVE10"))),
     BadInput("bad_event_type", Reason.BAD_EVENT_TYPE, _edit(_set("event_type", "order_exploded"))),
     BadInput("bad_timestamp", Reason.BAD_TIMESTAMP, _edit(_set("occurred_at", "2026-11-23T10:15:00"))),

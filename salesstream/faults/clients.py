@@ -118,7 +118,10 @@ class ClientFaults:
     @contextmanager
     def installed(self) -> Iterator[ClientFaults]:
         """On every botocore session created inside (and so every client made from one)."""
-        specs = [(event, handler) if where is None else (event, handler, where) for event, handler, where in self._specs]
+        specs = [
+            (event, handler) if where is None else (event, handler, where)
+            for event, handler, where in self._specs
+        ]
         handlers.BUILTIN_HANDLERS.extend(specs)
         try:
             yield self
@@ -148,7 +151,9 @@ class ClientFaults:
         if refused and len(refused) < len(records):  # (PutRecords takes at least one entry)
             params["Records"] = [record for position, record in enumerate(records) if position not in refused]
 
-    def _answer_when_all_refused(self, context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+    def _answer_when_all_refused(
+        self, context: dict[str, Any], **_: Any
+    ) -> tuple[AWSResponse, dict[str, Any]] | None:
         count, refused = context.get(_PUT, (0, set()))
         if not refused or len(refused) < count:
             return None
@@ -214,7 +219,7 @@ class ClientFaults:
             reasons = [{"Code": code if n == culprit else "None"} for n in range(items)]
             document = {
                 "__type": _DYNAMODB_ERROR_TYPE + "TransactionCanceledException",
-                "Message": f"Transaction cancelled, please refer cancellation reasons for specific reasons [{code}]",
+                "Message": f"Transaction cancelled, please refer cancellation reasons [{code}]",
                 "CancellationReasons": reasons,
             }
             return _answer(request.url, 400, document, _JSON_10)
@@ -237,7 +242,9 @@ def _entry_key(record: dict[str, Any]) -> bytes:
 
 def _tables_of(operation: str, params: dict[str, Any]) -> set[str]:
     if operation == "TransactWriteItems":
-        return {body.get("TableName", "") for item in params.get("TransactItems", []) for body in item.values()}
+        return {
+            body.get("TableName", "") for item in params.get("TransactItems", []) for body in item.values()
+        }
     if operation == "BatchWriteItem":
         return set(params.get("RequestItems", {}))
     return {str(params.get("TableName", ""))}

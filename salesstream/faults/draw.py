@@ -29,7 +29,11 @@ class Draws:
             occurrence = self._seen[(kind, ident)]
             self._seen[(kind, ident)] = occurrence + 1
         digest = hashlib.blake2b(
-            ident, digest_size=8, key=self._seed, person=kind.encode()[:16], salt=occurrence.to_bytes(16, "big")
+            ident,
+            digest_size=8,
+            key=self._seed,
+            person=kind.encode()[:16],
+            salt=occurrence.to_bytes(16, "big"),
         ).digest()
         return int.from_bytes(digest, "big") / _SCALE
 

@@ -76,7 +76,9 @@ class FaultProfile(BaseModel):
     @classmethod
     def named(cls) -> dict[str, FaultProfile]:
         text = resources.files(__package__).joinpath(_PROFILES).read_text()
-        return {name: cls.model_validate({"name": name, **(body or {})}) for name, body in _mapping(text).items()}
+        return {
+            name: cls.model_validate({"name": name, **(body or {})}) for name, body in _mapping(text).items()
+        }
 
     @classmethod
     def load(cls, name_or_path: str) -> FaultProfile:

@@ -18,11 +18,17 @@ from salesstream.faults.draw import Draws
 from salesstream.faults.kinds import Injected
 from salesstream.runtime.hooks import Call, Fault, SeededFaults
 
-_INJECTED = {Fault.REPLAY: Injected.BATCH_REPLAYED, Fault.CRASH: Injected.CRASHED_AFTER_WRITE, Fault.DEFER: Injected.FINAL_DELAYED}
+_INJECTED = {
+    Fault.REPLAY: Injected.BATCH_REPLAYED,
+    Fault.CRASH: Injected.CRASHED_AFTER_WRITE,
+    Fault.DEFER: Injected.FINAL_DELAYED,
+}
 
 
 class RuntimeFaults(SeededFaults):
-    def __init__(self, draws: Draws, *, replay: float = 0.0, crash_after: float = 0.0, delay_final: float = 0.0) -> None:
+    def __init__(
+        self, draws: Draws, *, replay: float = 0.0, crash_after: float = 0.0, delay_final: float = 0.0
+    ) -> None:
         super().__init__(0, crash_after=crash_after, replay=replay, defer_final=delay_final)
         self._draws = draws
         self._lock = threading.Lock()
@@ -59,7 +65,9 @@ def split_a_shard(kinesis: Any, stream: str, draws: Draws, number: int, now: flo
     low, high = (int(shard["HashKeyRange"][name]) for name in ("StartingHashKey", "EndingHashKey"))
     middle = (low + high + 1) // 2
     kinesis.split_shard(StreamName=stream, ShardToSplit=shard["ShardId"], NewStartingHashKey=str(middle))
-    kinesis.get_waiter("stream_exists").wait(StreamName=stream, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100})
+    kinesis.get_waiter("stream_exists").wait(
+        StreamName=stream, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100}
+    )
     return Split(shard["ShardId"], middle, now)
 
 

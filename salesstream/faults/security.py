@@ -45,7 +45,9 @@ def _binaries(value: Any) -> Iterator[bytes]:
             yield from _binaries(inner)
 
 
-def stored_everywhere(dynamodb: Any, s3: Any, tables: Iterable[str], buckets: Iterable[str]) -> Iterator[tuple[str, bytes]]:
+def stored_everywhere(
+    dynamodb: Any, s3: Any, tables: Iterable[str], buckets: Iterable[str]
+) -> Iterator[tuple[str, bytes]]:
     """(where, bytes) for every item of `tables` and every object of `buckets`."""
     for table in tables:
         for page in dynamodb.get_paginator("scan").paginate(TableName=table):

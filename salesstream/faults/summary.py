@@ -98,17 +98,29 @@ class FaultSummary(BaseModel):
             ("attempted", f"{self.attempted:,}"),
             ("acknowledged", f"{self.acknowledged:,}"),
             ("counted (distinct good events) / expected", f"{self.counted:,} / {self.expected_counted:,}"),
-            ("archived (recomputed by the batch snapshot)", "-" if self.archived is None else f"{self.archived:,}"),
+            (
+                "archived (recomputed by the batch snapshot)",
+                "-" if self.archived is None else f"{self.archived:,}",
+            ),
             ("lost", f"{self.lost:,}"),
             ("duplicated (counted twice)", f"{self.duplicated:,}"),
-            ("malformed: quarantined with the expected reason / injected", f"{malformed_ok:,} / {malformed:,}"),
+            (
+                "malformed: quarantined with the expected reason / injected",
+                f"{malformed_ok:,} / {malformed:,}",
+            ),
             (
                 "conflicting duplicates: quarantined / injected",
                 f"{self.conflicting_duplicates.quarantined:,} / {self.conflicting_duplicates.injected:,}",
             ),
-            ("unexplained reconciliation differences", "-" if self.unexplained_differences is None else f"{self.unexplained_differences:,}"),
+            (
+                "unexplained reconciliation differences",
+                "-" if self.unexplained_differences is None else f"{self.unexplained_differences:,}",
+            ),
             ("totals differing from the producer's tally", f"{self.totals_mismatches:,}"),
-            ("card numbers found (places scanned)", f"{len(self.card_numbers_found)} ({self.places_scanned:,})"),
+            (
+                "card numbers found (places scanned)",
+                f"{len(self.card_numbers_found)} ({self.places_scanned:,})",
+            ),
             *((f"quarantined: {reason}", f"{n:,}") for reason, n in self.quarantined.items()),
             *((f"injected: {kind}", f"{n:,}") for kind, n in self.faults_injected.items()),
             ("verdict", "PASS" if self.passed else "FAIL: " + "; ".join(self.failures)),

@@ -72,14 +72,18 @@ def test_failed_put_records_entries_are_not_stored_and_answered_with_an_error_co
     assert all(answer["Records"][n]["ErrorCode"] == "ProvisionedThroughputExceededException" for n in failed)
     assert all("ShardId" in entry for n, entry in enumerate(answer["Records"]) if n not in failed)
     assert faults.counts() == {"put_entry_failed": len(failed)}
-    assert sorted(landed_data(endpoint, name)) == sorted(e["Data"] for n, e in enumerate(sent) if n not in failed)
+    assert sorted(landed_data(endpoint, name)) == sorted(
+        e["Data"] for n, e in enumerate(sent) if n not in failed
+    )
 
 
 def test_a_call_whose_every_entry_fails_sends_nothing(endpoint: Any, stream: Callable[..., str]) -> None:
     name = stream()
     faults = ClientFaults(Draws(1), put_entry_failure=ALWAYS)
     answer = faults.attach(fresh(endpoint, "kinesis")).put_records(StreamName=name, Records=entries(3))
-    assert [entry["ErrorCode"] for entry in answer["Records"]] == ["ProvisionedThroughputExceededException"] * 3
+    assert [entry["ErrorCode"] for entry in answer["Records"]] == [
+        "ProvisionedThroughputExceededException"
+    ] * 3
     assert answer["FailedRecordCount"] == 3
     assert faults.counts() == {"put_entry_failed": 3}
     assert landed_data(endpoint, name) == []
@@ -173,7 +177,9 @@ def test_a_cancelled_transaction_names_a_reason_per_item_and_applies_nothing(
 ) -> None:
     faults = ClientFaults(Draws(2), transaction_cancel=ALWAYS, tables=frozenset({table}))
     dynamodb = faults.attach(fresh(endpoint, "dynamodb", NO_RETRIES))
-    items = [{"Put": {"TableName": table, "Item": {"pk": {"S": f"p{n}"}, "sk": {"S": "s"}}}} for n in range(3)]
+    items = [
+        {"Put": {"TableName": table, "Item": {"pk": {"S": f"p{n}"}, "sk": {"S": "s"}}}} for n in range(3)
+    ]
     with pytest.raises(dynamodb.exceptions.TransactionCanceledException) as cancelled:
         dynamodb.transact_write_items(TransactItems=items)
     codes = [reason["Code"] for reason in cancelled.value.response["CancellationReasons"]]

@@ -82,7 +82,12 @@ def test_a_profile_from_a_yaml_file(tmp_path: Path) -> None:
     path = tmp_path / "mine.yaml"
     path.write_text("orders: 500\nmalformed: 0.1\n")
     profile = FaultProfile.load(str(path))
-    assert (profile.name, profile.orders, profile.malformed, profile.put_entry_failure) == ("mine", 500, 0.1, 0)
+    assert (profile.name, profile.orders, profile.malformed, profile.put_entry_failure) == (
+        "mine",
+        500,
+        0.1,
+        0,
+    )
     path.write_text("orders: 500\nmalformd: 0.1\n")
     with pytest.raises(UnknownProfile, match="malformd"):
         FaultProfile.load(str(path))
