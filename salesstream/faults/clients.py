@@ -217,12 +217,12 @@ class ClientFaults:
             culprit = int(self.draws.uniform("cancel-item", body) * items)
             code = CANCEL_CODES[int(self.draws.uniform("cancel-code", body) * len(CANCEL_CODES))]
             reasons = [{"Code": code if n == culprit else "None"} for n in range(items)]
-            document = {
+            cancelled: dict[str, Any] = {
                 "__type": _DYNAMODB_ERROR_TYPE + "TransactionCanceledException",
                 "Message": f"Transaction cancelled, please refer cancellation reasons [{code}]",
                 "CancellationReasons": reasons,
             }
-            return _answer(request.url, 400, document, _JSON_10)
+            return _answer(request.url, 400, cancelled, _JSON_10)
         return None
 
     def _lose_write_response(self, http_response: Any, context: dict[str, Any], **_: Any) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -77,7 +77,8 @@ class FaultProfile(BaseModel):
     def named(cls) -> dict[str, FaultProfile]:
         text = resources.files(__package__).joinpath(_PROFILES).read_text()
         return {
-            name: cls.model_validate({"name": name, **(body or {})}) for name, body in _mapping(text).items()
+            name: cls.model_validate({"name": name, **_mapping_of(body)})
+            for name, body in _mapping(text).items()
         }
 
     @classmethod
@@ -101,8 +102,13 @@ class FaultProfile(BaseModel):
         return self if orders is None else self.model_validate({**self.model_dump(), "orders": orders})
 
 
-def _mapping(text: str) -> dict[str, object]:
-    loaded = yaml.safe_load(text) or {}
+def _mapping(text: str) -> dict[str, Any]:
+    return _mapping_of(yaml.safe_load(text))
+
+
+def _mapping_of(loaded: Any) -> dict[str, Any]:
+    if loaded is None:
+        return {}
     if not isinstance(loaded, dict):
-        raise UnknownProfile("a fault profile file holds a mapping of field names to values")
+        raise UnknownProfile("a fault profile holds a mapping of field names to values")
     return loaded

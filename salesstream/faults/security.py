@@ -105,7 +105,8 @@ class LogCapture:
     """Inside: a copy of stdout and stderr (handlers created inside bind to the copies: the Lambda
     handlers' loggers, made on their first invocation), and of the given loggers' records."""
 
-    def __init__(self, *loggers: logging.Logger) -> None:
+    def __init__(self, *loggers: logging.Logger | Any) -> None:
+        """`loggers`: stdlib or powertools loggers (both take `addHandler`)."""
         self._sink = io.StringIO()
         self._lock = threading.Lock()
         self._loggers = loggers
@@ -114,8 +115,8 @@ class LogCapture:
 
     def __enter__(self) -> LogCapture:
         self._saved = (sys.stdout, sys.stderr)
-        sys.stdout = _Tee(sys.stdout, self._sink, self._lock)  # type: ignore[assignment]
-        sys.stderr = _Tee(sys.stderr, self._sink, self._lock)  # type: ignore[assignment]
+        sys.stdout = _Tee(sys.stdout, self._sink, self._lock)
+        sys.stderr = _Tee(sys.stderr, self._sink, self._lock)
         for logger in self._loggers:
             logger.addHandler(self._handler)
         return self
