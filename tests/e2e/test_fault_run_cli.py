@@ -19,18 +19,18 @@ from salesstream.faults.kinds import Injected
 
 ROOT = Path(__file__).parents[2]
 HARSH = """
-orders: 4000
+orders: 6000
 rate: 2000
 stores: 40
 shards: 2
-window_seconds: 3
+window_seconds: 1
 put_entry_failure: 0.2
-lost_response: 0.05
+lost_response: 0.15
 replay_batch: 0.3
 crash_after_write: 0.15
-delay_final: 0.3
+delay_final: 0.5
 dynamodb_throttle: 0.3
-transaction_cancel: 0.3
+transaction_cancel: 0.5
 reshards: 1
 malformed: 0.02
 conflicting_duplicate: 0.005
@@ -112,7 +112,9 @@ def test_the_standard_profile_at_a_reduced_size(tmp_path: Path) -> None:
 def test_a_harsh_profile_makes_every_kind_of_fault_happen_and_nothing_is_falsified(tmp_path: Path) -> None:
     profile = tmp_path / "harsh.yaml"
     profile.write_text(HARSH)
-    report, _ = fault_run(tmp_path, "--faults", str(profile))
+    # small batches: many invocations and DynamoDB writes, so each share meets enough draws that
+    # every kind of fault happens in a few seconds of traffic
+    report, _ = fault_run(tmp_path, "--faults", str(profile), "--param", "BatchSize=5")
 
     summary = report["faults"]
     assert_nothing_lost_or_double_counted(summary)
