@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit test-integration test-e2e lint format bench loadtest clean sam sam-build
+.PHONY: help install demo test test-unit test-integration test-e2e lint format bench loadtest chaos clean sam sam-build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -47,6 +47,11 @@ bench: $(STAMP) ## the benchmarks; figures printed and written to reports/bench.
 
 loadtest: $(STAMP) ## 20,000 events/s for 60 s through the pipeline; report in reports/loadtest-<run id>/
 	$(BIN)/salesstream loadtest
+
+chaos: $(STAMP) ## the standard fault profile at full size (100,000 orders) next to a clean run of the same size; reports/chaos*
+	$(BIN)/salesstream loadtest --faults none --out reports/chaos-clean
+	$(BIN)/salesstream loadtest --faults standard --out reports/chaos-faults
+	$(BIN)/python -m load_tests.faultrun compare reports/chaos-clean/report.json reports/chaos-faults/report.json --out reports/chaos.json
 
 # aws-sam-cli pins its own boto3, cfn-lint and click: it gets a virtual environment of its own.
 SAM := .venv-sam/bin/sam

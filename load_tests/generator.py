@@ -65,6 +65,7 @@ class _Sender:
     stream: str
     spool: Path
     fleet: Fleet = field(init=False)
+    producer: Producer = field(init=False)
     raw_acknowledged: int = 0
     bad: set[int] = field(default_factory=set)
     not_acknowledged: set[int] = field(default_factory=set)
@@ -76,7 +77,7 @@ class _Sender:
         profile = self.config.profile()
         slots = list(profile.slots(self.fleet.stores))
         bad_every = round(1 / self.config.bad_share) if self.config.bad_share else 0
-        producer = Producer(self.endpoint.client("kinesis", PRODUCER_CLIENT_CONFIG), self.stream, self.spool)
+        producer = self.producer = Producer(self._producer_client(), self.stream, self.spool)
         raw_kinesis = self.endpoint.client("kinesis")
         producer.open()
         conn.send(("ready",))
@@ -97,8 +98,7 @@ class _Sender:
                 first = self.fleet.events_made + 1
                 events = self.fleet.events(slot.count)
                 sent_at = time.time()
-                if bad_every:
-                    events = self._set_aside_bad(first, events, bad_every, pending_raw)
+                events = self._set_aside_bad(first, events, bad_every, pending_raw)
                 producer.submit_many(events)
                 if pending_raw and (len(pending_raw) >= _RAW_BATCH or time.monotonic() - last_raw_flush >= 1):
                     self._put_raw(raw_kinesis, pending_raw)
@@ -118,11 +118,16 @@ class _Sender:
             cpu_seconds=time.process_time(),
         )
 
+    def _producer_client(self) -> Any:
+        return self.endpoint.client("kinesis", PRODUCER_CLIENT_CONFIG)
+
     def _set_aside_bad(
         self, first: int, events: list[bytes], every: int, pending: list[tuple[int, bytes]]
     ) -> list[bytes]:
         """Every `every`-th event gets a wrong total and goes past the producer, straight into the
         stream, as from a buggy till (the consumers must quarantine it); the rest go through it."""
+        if not every:
+            return events
         good = []
         for number, raw in enumerate(events, start=first):
             if number % every:
@@ -140,18 +145,25 @@ class _Sender:
                     time.sleep(0.2 * attempt)
                 answer = kinesis.put_records(
                     StreamName=self.stream,
-                    Records=[{"Data": raw, "PartitionKey": _store_of(raw)} for _, raw in batch],
+                    Records=[{"Data": raw, "PartitionKey": self._partition_key(n, raw)} for n, raw in batch],
                 )
-                failed = [
-                    entry
-                    for entry, result in zip(batch, answer["Records"], strict=True)
-                    if result.get("ErrorCode")
-                ]
+                failed = []
+                for entry, result in zip(batch, answer["Records"], strict=True):
+                    if result.get("ErrorCode"):
+                        failed.append(entry)
+                    else:
+                        self._stored_raw(entry[0], result["ShardId"], result["SequenceNumber"])
                 self.raw_acknowledged += len(batch) - len(failed)
                 batch = failed
                 if not batch:
                     break
             self.not_acknowledged.update(number for number, _ in batch)
+
+    def _partition_key(self, number: int, raw: bytes) -> str:
+        return _store_of(raw)
+
+    def _stored_raw(self, number: int, shard_id: str, sequence_number: str) -> None:
+        """Where an event put past the producer landed (the fault run matches its quarantine)."""
 
     def _note_spooled(self, result: ProducerResult) -> None:
         """Events the producer could not send are in its spool: they never reached the stream."""
@@ -176,15 +188,23 @@ def _store_of(raw: bytes) -> str:
     return str(json.loads(raw)["store_id"])
 
 
+SenderFactory = Callable[["LoadTestConfig", Endpoint, str, Path], _Sender]
+
+
 def _child(
-    conn: Connection, config: LoadTestConfig, where: tuple[str, str | None, str], stream: str, spool: str
+    conn: Connection,
+    config: LoadTestConfig,
+    where: tuple[str, str | None, str],
+    stream: str,
+    spool: str,
+    sender: SenderFactory,
 ) -> None:
     try:
         target, url, region = where
         endpoint = Endpoint(Target(target), url, region).activate()
         meter = RequestMeter()
         with meter.installed():
-            outcome = _Sender(config, endpoint, stream, Path(spool)).send(conn, meter)
+            outcome = sender(config, endpoint, stream, Path(spool)).send(conn, meter)
         conn.send(("done", outcome))
     except BaseException:  # noqa: BLE001 - whatever happened goes to the parent, which raises it
         conn.send(("error", traceback.format_exc()))
@@ -193,7 +213,14 @@ def _child(
 
 
 class GeneratorProcess:
-    def __init__(self, config: LoadTestConfig, endpoint: Endpoint, stream: str, spool: Path) -> None:
+    def __init__(
+        self,
+        config: LoadTestConfig,
+        endpoint: Endpoint,
+        stream: str,
+        spool: Path,
+        sender: SenderFactory = _Sender,  # picklable: the child process builds it
+    ) -> None:
         context = multiprocessing.get_context("spawn")
         self._conn, child_conn = context.Pipe()
         self._process = context.Process(
@@ -204,6 +231,7 @@ class GeneratorProcess:
                 (endpoint.target.value, endpoint.url, endpoint.region),
                 stream,
                 str(spool),
+                sender,
             ),
             name="loadtest-generator",
             daemon=True,

@@ -40,7 +40,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from load_tests.archived import ArchiveTally, S3Archive, tally_archive
 from load_tests.cost import Prices, Usage, model_cost
-from load_tests.generator import GeneratorOutcome, GeneratorProcess
+from load_tests.generator import GeneratorOutcome, GeneratorProcess, SenderFactory, _Sender
 from load_tests.meters import InvocationMeter, RequestCounts, RequestMeter, metered_handlers
 from load_tests.profile import LoadProfile, Shape
 from load_tests.reconciling import SnapshotUnfinished, reconcile_run
@@ -68,7 +68,7 @@ from producer.simulator import Fleet, FleetConfig
 from salesstream.commands.report import report_from_items
 from salesstream.core.checks import compare_totals
 from salesstream.core.dedup import decode_log, log_prefix, log_start_after
-from salesstream.runtime import Runtime, RuntimeOptions, RuntimeStats, WallClock
+from salesstream.runtime import Hooks, Runtime, RuntimeOptions, RuntimeStats, WallClock
 from salesstream.runtime.kinesis import list_shards
 from salesstream.runtime.mappings import CHECKPOINT_TABLE_ID, mappings_of
 
@@ -280,6 +280,9 @@ class LoadTest:
         self.ledger = SendLedger()
         self._acknowledged = 0  # events the stream acknowledged so far, as the generator reports
         self._consumers_cpu_seconds = 0.0
+        # seams for the fault run (load_tests/faultrun.py): the runtime's hooks, the sender
+        self.hooks: Hooks = Hooks()
+        self.sender: SenderFactory = _Sender
 
     # --- the phases -----------------------------------------------------------------------
 
@@ -293,6 +296,7 @@ class LoadTest:
             clock=WallClock(),
             options=self.runtime_options,
             handlers=dict(self.functions),
+            hooks=self.hooks,
         )
         stats_file = self.spool.with_name(RUNTIME_STATS_FILE)
         with serving_api(self.template, self.meter, stats_file) as api:
@@ -307,7 +311,9 @@ class LoadTest:
                 stats_file=stats_file,
             )
             monitor.prime()  # what the tables already hold (a reused stack) is not this run's
-            with GeneratorProcess(self.config, self.endpoint, self.stream, self.spool) as generator:
+            with GeneratorProcess(
+                self.config, self.endpoint, self.stream, self.spool, self.sender
+            ) as generator:
                 self.meter.reset()
                 runtime.start()
                 try:
@@ -394,11 +400,12 @@ class LoadTest:
             for s in seen.values()
             if isinstance(s, Sighting) and s.window_end_ms > started_ms - self.window_seconds * 1000
         ]
-        quarantined = [
-            item["event_id"]["S"] for item in self._scan(self.quarantine_table) if "event_id" in item
-        ]
         return reckon(
-            self.ledger, self.fleet, self._dedup_log(started_ms - _LOG_SLACK_MS), segments, quarantined
+            self.ledger,
+            self.fleet,
+            self._dedup_log(started_ms - _LOG_SLACK_MS),
+            segments,
+            self._quarantined_ids(),
         )
 
     def _started_ms(self, now: float) -> int:
@@ -423,6 +430,10 @@ class LoadTest:
                 return reconcile_run(self.endpoint, self.template, last_end_ms)
             except (SnapshotUnfinished, SnapshotBusy) as error:
                 raise LoadTestError(f"the batch snapshot after the run: {error}") from error
+
+    def _quarantined_ids(self) -> list[str]:
+        """The event ids the quarantine holds (read from the records that had one)."""
+        return [item["event_id"]["S"] for item in self._scan(self.quarantine_table) if "event_id" in item]
 
     def _dedup_log(self, since_ms: int) -> Iterator[tuple[str, Iterator[Any]]]:
         for shard in self.shard_ids:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from rich.table import Table
 
 from load_tests.cost import CostModel
+from salesstream.faults.summary import FaultSummary
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -231,12 +232,15 @@ class LoadTestReport(BaseModel):
     targets: list[TargetCheck]
     timeline: list[Sample]
     notes: list[str]
+    faults: FaultSummary | None = None  # a fault run's count and verdict (load_tests/faultrun.py)
 
     @property
     def passed(self) -> bool:
-        """Every event counted exactly once or quarantined, and no unexplained difference."""
+        """Every event counted exactly once or quarantined, no unexplained difference, and in a
+        fault run, the fault count's verdict."""
         unexplained = self.reconciliation.unexplained if isinstance(self.reconciliation, Reconciled) else 0
-        return self.correctness.ok and unexplained == 0
+        faults_passed = self.faults is None or self.faults.passed
+        return self.correctness.ok and unexplained == 0 and faults_passed
 
 
 # --- output --------------------------------------------------------------------------------------
@@ -348,6 +352,8 @@ def targets_table(report: LoadTestReport) -> Table:
 def print_summary(report: LoadTestReport, console: Console) -> None:
     console.print(summary_table(report))
     console.print(targets_table(report))
+    if report.faults is not None:
+        console.print(report.faults.table())
     for note in report.notes:
         console.print(f"[dim]note:[/] {note}")
 

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 # The handlers log a JSON line and EMF metrics per invocation: right on AWS, noise under a
 # progress display (and the same for every run, so it changes no comparison).
 QUIET_HANDLERS: Final = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+# Without a fault profile; with one, the profile's values (each overridden by its option).
+DEFAULTS: Final = {"shards": 12, "window_seconds": 60, "rate": 20_000, "stores": 1_000}
 
 
 def register(subparsers: Any) -> None:
@@ -45,10 +47,18 @@ def register(subparsers: Any) -> None:
     )
     add_endpoint_arguments(parser)
     add_template_arguments(parser)
-    parser.set_defaults(shards=12, window_seconds=60)
     load = parser.add_argument_group("load")
-    load.add_argument("--rate", type=float, default=20_000, help="events/s (a ramp's end, a day's peak)")
+    load.add_argument(
+        "--rate", type=float, help=f"events/s (a ramp's end, a day's peak; default {DEFAULTS['rate']:,})"
+    )
     load.add_argument("--duration", type=float, default=60, help="seconds of traffic")
+    load.add_argument("--orders", type=int, help="size the run by events instead: duration = orders / rate")
+    load.add_argument(
+        "--faults",
+        metavar="PROFILE",
+        help="inject a fault profile's faults (none, standard, or a YAML file) and end with its "
+        "count; the profile sizes the run (orders, shards, rate, stores, windows) unless given here",
+    )
     shape = load.add_mutually_exclusive_group()
     shape.add_argument(
         "--ramp", type=float, metavar="FROM", help="ramp linearly from FROM events/s to --rate"
@@ -59,7 +69,7 @@ def register(subparsers: Any) -> None:
         help="one business day compressed into the run (opening hours per time zone)",
     )
     fleet = parser.add_argument_group("fleet")
-    fleet.add_argument("--stores", type=int, default=1_000)
+    fleet.add_argument("--stores", type=int, help=f"default {DEFAULTS['stores']:,}")
     fleet.add_argument("--terminals", type=int, default=4, help="terminals per store")
     fleet.add_argument("--seed", type=int, default=1)
     fleet.add_argument("--refund-share", type=float, default=0.03)
@@ -94,12 +104,25 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from load_tests.faultrun import FaultRun
     from load_tests.loadtest import LoadTest, LoadTestConfig, LoadTestError
     from load_tests.meters import RequestMeter
     from load_tests.profile import Shape
     from load_tests.report import print_summary, write_report
+    from salesstream.faults.profile import FaultProfile, UnknownProfile
     from salesstream.provision import provision
 
+    try:
+        profile = FaultProfile.load(args.faults).sized(args.orders) if args.faults else None
+    except UnknownProfile as error:
+        raise CommandError(str(error)) from None
+    sized = DEFAULTS if profile is None else profile.model_dump(include=set(DEFAULTS))
+    for name, value in sized.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    orders = args.orders or (profile.orders if profile else None)
+    if orders is not None:
+        args.duration = orders / args.rate
     console = Console(width=None if sys.stdout.isatty() else 160)
     run_id = args.run_id or uuid.uuid4().hex[:12]
     if args.stage is None:
@@ -122,8 +145,9 @@ def run(args: argparse.Namespace) -> int:
             zipf_exponent=args.zipf,
             max_lines=args.max_lines,
             skewed_clock_share=args.skewed_clocks,
-            bad_share=args.bad_share,
-            reconcile=args.reconcile,
+            bad_share=0 if profile else args.bad_share,  # a fault run puts every kind of bad input
+            # a fault run's verdict needs the reconciliation, whatever its length
+            reconcile=True if profile and args.reconcile is None else args.reconcile,
             command=shlex.join(["salesstream", *sys.argv[1:]]),
         )
     except ValueError as error:
@@ -147,8 +171,11 @@ def run(args: argparse.Namespace) -> int:
             f"{args.stores:,} stores, {current.template.parameters['ShardCount']} shards, "
             f"{current.template.parameters['WindowSeconds']} s windows, at {current.endpoint.url or 'AWS'}"
         )
-        test = LoadTest(
-            config, current.template, current.endpoint, meter, console, spool=folder / "spool.jsonl"
+        where = (config, current.template, current.endpoint, meter, console)
+        test = (
+            LoadTest(*where, spool=folder / "spool.jsonl")
+            if profile is None
+            else FaultRun(profile, *where, spool=folder / "spool.jsonl")
         )
         folder.mkdir(parents=True, exist_ok=True)
         try:
@@ -158,6 +185,9 @@ def run(args: argparse.Namespace) -> int:
     page = write_report(report, folder)
     print_summary(report, console)
     console.print(f"report: {folder / 'report.json'} and {page}")
+    if report.faults is not None and not report.faults.passed:
+        console.print(f"[bold red]FAULT RUN FAILED[/]: {'; '.join(report.faults.failures)}")
+        return 1
     if not report.passed:
         console.print(
             "[bold red]NOT CORRECT[/]: events were lost, counted twice, misfiled or not archived, or the "
