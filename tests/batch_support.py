@@ -20,8 +20,9 @@ from consumers.batch.resources import BatchResources
 from consumers.batch.snapshot import SnapshotJob, SnapshotOutcome
 from producer import Producer, ProducerResult, ProducerSettings, producer_client
 from producer.simulator import Fleet, FleetConfig
-from salesstream.core.batch import Reconciliation
-from salesstream.runtime import Runtime, RuntimeOptions, VirtualClock
+from salesstream.core.aggregation import Totals
+from salesstream.core.batch import Reconciliation, SnapshotInfo, totals_of
+from salesstream.runtime import Hooks, Runtime, RuntimeOptions, VirtualClock
 from tests.runtime_support import sleep_into_next_window
 
 STREAM_FUNCTIONS = ("AggregatorFunction", "ArchiverFunction")
@@ -48,6 +49,8 @@ class Pipeline:
     handlers: dict[str, Any] = field(default_factory=dict)
     clock: VirtualClock = field(default_factory=VirtualClock)
     results: list[ProducerResult] = field(default_factory=list)
+    hooks: Hooks = field(default_factory=Hooks)
+    functions: tuple[str, ...] = STREAM_FUNCTIONS
     runtime: Any = None
 
     def __post_init__(self) -> None:
@@ -56,8 +59,9 @@ class Pipeline:
             self.endpoint,
             clock=self.clock,
             options=RuntimeOptions(window_close_grace_seconds=0),
-            functions=STREAM_FUNCTIONS,
+            functions=self.functions,
             handlers=self.handlers,
+            hooks=self.hooks,
         )
 
     # --- traffic ----------------------------------------------------------------------------
@@ -123,6 +127,23 @@ class Pipeline:
 
     def segments(self) -> list[dict[str, Any]]:
         return [item for item in self.items("AggregatesTable") if item["pk"].startswith("SEGMENT#")]
+
+    def speed_totals(self) -> dict[tuple[str, str], Totals]:
+        """(store, currency) -> the speed layer's running totals, summed over business days."""
+        totals: dict[tuple[str, str], Totals] = {}
+        for item in self.items("AggregatesTable"):
+            if item["pk"].startswith("STORE#"):
+                key = (item["store_id"], item["currency"])
+                totals[key] = totals.get(key, Totals()) + totals_of(item)
+        return totals
+
+    def batch_totals(self, snapshot: SnapshotInfo) -> dict[tuple[str, str], Totals]:
+        """(store, currency) -> the snapshot's totals, summed over business days."""
+        totals: dict[tuple[str, str], Totals] = {}
+        for row in self.resources().views.store_day_rows(snapshot):
+            key = (row.store_id, row.currency)
+            totals[key] = totals.get(key, Totals()) + row.totals
+        return totals
 
     def tally(self) -> dict[tuple[str, str], int]:
         """(store, currency) -> net minor units the producers had acknowledged, each event once."""

@@ -420,7 +420,9 @@ def test_every_refused_event_has_a_reason_and_none_reaches_the_stream(
     assert sorted(all_event_ids(landed)) == sorted(ids_of(good))
 
 
-def test_b7_a_card_number_is_refused_at_the_producer_and_never_reaches_the_stream(stream: Any, endpoint: Any, tmp_path: Path) -> None:
+def test_b7_a_card_number_is_refused_at_the_producer_and_never_reaches_the_stream(
+    stream: Any, endpoint: Any, tmp_path: Path
+) -> None:
     name = stream(2)
     card = "4111111111111111"
     carriers = [
