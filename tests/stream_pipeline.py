@@ -20,6 +20,7 @@ from boto3.dynamodb.types import Binary
 
 from consumers.retry import Backoff
 from salesstream.core.aggregation import Totals
+from salesstream.core.batch import totals_of
 from salesstream.core.contract import OrderEvent
 from salesstream.core.positions import sequence_key
 from salesstream.core.windows import Window, parse_rfc3339
@@ -229,14 +230,18 @@ def model(events: Iterable[bytes | OrderEvent]) -> StoreTotals:
 
 
 def decoded_stores(segment: dict[str, Any]) -> StoreTotals:
-    """A segment item's per-store totals (zlib JSON)."""
-    stores = json.loads(zlib.decompress(bytes(segment["stores_zjson"])))
-    return {
-        tuple(key.split("/")): Totals(
-            *(totals[name] for name in ("orders", "refunds", "gross_minor", "refunds_minor"))
-        )
-        for key, totals in stores.items()
-    }
+    """A segment item's per-store totals (zlib JSON), keyed (store, currency)."""
+    return {tuple(key.split("/")): totals for key, totals in _decoded(segment["stores_zjson"]).items()}  # type: ignore[misc]
+
+
+def decoded_days(segment: dict[str, Any]) -> dict[str, Totals]:
+    """A segment item's per store, currency and business day totals, keyed `<store>/<currency>/<day>`."""
+    return _decoded(segment["days_zjson"])
+
+
+def _decoded(attribute: Any) -> dict[str, Totals]:
+    rows = json.loads(zlib.decompress(bytes(attribute)))
+    return {key: totals_of(totals) for key, totals in rows.items()}
 
 
 def with_room_in_the_window(window_seconds: int) -> None:

@@ -242,7 +242,12 @@ class PipelineMachine(RuleBasedStateMachine):
 
     def check_every_layer_against_the_model(self) -> None:
         self.snapshots += 1
-        self.line.settle()  # every window closed, the archive complete
+        self.line.settle()  # every window closed, the archive complete ...
+        for _ in range(5):  # ... once a final invocation that failed has been retried (the shard waited)
+            if self.line.runtime.is_idle():
+                break
+            self.line.runtime.run_until_idle()
+        assert self.line.runtime.is_idle()
         snapshot = self.line.snapshot().snapshot
         assert snapshot is not None
         reconciliation = self.line.reconcile()
