@@ -20,10 +20,17 @@ from salesstream.core.batch import Cause, Classification, KeyKind, Status, minus
 from salesstream.runtime import Runtime, RuntimeOptions, VirtualClock
 from tests.batch_support import Pipeline, cold_start, corrupt_segment
 from tests.kinesis_reading import read_stream
-from tests.stream_pipeline import model, with_room_in_the_window
+from tests.stream_pipeline import (
+    captured_logs,
+    card_numbers_in,
+    everything_stored,
+    model,
+    with_room_in_the_window,
+)
 from tests.window_events import order
 
 PipelineFactory = Callable[..., Pipeline]
+SENT_CARDS = (b"4111111111111111", b"5500000000000004")  # every card number B7 puts, digits only
 
 
 @pytest.fixture
@@ -421,3 +428,57 @@ def run_objects(run: Pipeline, prefix: str) -> list[tuple[str, bytes]]:
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     keys = [entry["Key"] for page in pages for entry in page.get("Contents", [])]
     return [(key, s3.get_object(Bucket=bucket, Key=key)["Body"].read()) for key in keys]
+
+
+def test_b7_after_card_numbers_no_table_item_archive_object_log_line_or_spool_holds_one(
+    make_stack: Callable[..., Any], endpoint: Any, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    template, provisioned = make_stack(ShardCount=2, WindowSeconds=1)
+    cold_start()
+    spool = tmp_path / "spool.jsonl"
+    run = Pipeline(endpoint, template, spool, 1)
+    good = run.fleet_events(60)
+    base = json.loads(good[0])
+    carriers = [
+        json.dumps({**base, "event_id": "evt-card-1", "note": "paid with 4111 1111 1111 1111"}).encode(),
+        json.dumps({**base, "event_id": "evt-card-2", "terminal_id": "5500000000000004"}).encode(),
+        json.dumps({**base, "event_id": "4111-1111-1111-1111"}).encode(),
+    ]
+    with captured_logs() as logs:
+        # the endpoint is down: what the producer accepted is spooled, the card carriers never
+        offline = Producer(
+            producer_client(endpoint_url="http://127.0.0.1:9", region_name=endpoint.region),
+            run.stream,
+            spool,
+            settings=ProducerSettings(max_attempts=1),
+        )
+        with offline:
+            refusals = offline.submit_many([*carriers, *good])
+        assert [refusal.reason.value for _, refusal in refusals] == ["card_number"] * 3
+        assert offline.result.spooled == len(good)
+        spooled = spool.read_bytes()
+        assert card_numbers_in(spooled, SENT_CARDS) == []
+        run.send([])  # the next producer sends the spool first
+        assert not spool.exists()
+        # and what no producer would send, straight into the stream (all quarantined)
+        run.put_raw(carriers)
+        run.put_raw([b"junk"], partition_key="4111111111111111")
+        run.settle()
+        snapshot = run.snapshot().snapshot
+        assert snapshot is not None
+        reconciliation = run.reconcile()
+    assert reconciliation.summary.status is Status.CLEAN, reconciliation.differences[:3]
+    assert run.batch_totals(snapshot) == run.speed_totals() == model(good)
+    assert run.items("QuarantineTable")  # the card carriers are there, masked
+
+    scanned = set()
+    for where, data in everything_stored(endpoint, provisioned):
+        scanned.add(where.split("/")[3] if where.startswith("s3://") else where.split()[0])
+        assert card_numbers_in(data, SENT_CARDS) == [], where
+    # every table and every kind of object: archive, dedup log, snapshot, reconciliation
+    assert set(provisioned.tables.values()) <= scanned
+    assert {"archive", "dedup", "snapshots", "reconciliations"} <= scanned
+    assert "archived" in logs.getvalue()
+    assert "window step" in logs.getvalue()
+    printed = capfd.readouterr()
+    assert card_numbers_in((logs.getvalue() + printed.out + printed.err).encode(), SENT_CARDS) == []
