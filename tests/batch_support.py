@@ -5,6 +5,7 @@ real producer, the real aggregator and archiver driven through the stream by the
 from __future__ import annotations
 
 import json
+import random
 import time
 import zlib
 from collections.abc import Callable, Iterable
@@ -28,6 +29,19 @@ from tests.runtime_support import sleep_into_next_window
 STREAM_FUNCTIONS = ("AggregatorFunction", "ArchiverFunction")
 # small work units, so a test's few hundred events still make several chunks and partitions
 SMALL = {"snapshot_horizon_grace_seconds": 0, "snapshot_chunk_lines": 40, "snapshot_partition_events": 50}
+
+
+def manual_producer(endpoint: Any, stream: str, spool: Path) -> Producer:
+    """A long-lived producer that sends only on flush() or close(), never sleeps (its backoff is
+    recorded, not waited), with a seeded jitter: the tests decide when records land."""
+    return Producer(
+        producer_client(endpoint_url=endpoint.url, region_name=endpoint.region),
+        stream,
+        spool,
+        settings=ProducerSettings(linger_seconds=3600),
+        sleep=lambda _: None,
+        rng=random.Random(0),
+    )
 
 
 def cold_start() -> None:

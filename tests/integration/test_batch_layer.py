@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextvars
 import json
-import random
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from producer import Producer, ProducerSettings, producer_client
 from salesstream.core.aggregation import Totals
 from salesstream.core.batch import Cause, Classification, KeyKind, Status, minus
 from salesstream.runtime import Runtime, RuntimeOptions, VirtualClock
-from tests.batch_support import Pipeline, cold_start, corrupt_segment
+from tests.batch_support import Pipeline, cold_start, corrupt_segment, manual_producer
 from tests.kinesis_reading import read_stream
 from tests.stream_pipeline import (
     captured_logs,
@@ -296,14 +295,7 @@ def test_c5_a_split_and_a_merge_in_the_middle_of_windows_keep_per_store_totals_e
     run = pipeline(window_seconds=2)
     kinesis = endpoint.client("kinesis")
     events = run.fleet_events(900, stores=20)
-    producer = Producer(
-        producer_client(endpoint_url=endpoint.url, region_name=endpoint.region),
-        run.stream,
-        tmp_path / "c5.jsonl",
-        settings=ProducerSettings(linger_seconds=3600),
-        sleep=lambda _: None,
-        rng=random.Random(0),
-    )
+    producer = manual_producer(endpoint, run.stream, tmp_path / "c5.jsonl")
     with producer:
         producer.submit_many(events[:300])
         producer.flush()

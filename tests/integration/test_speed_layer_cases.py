@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,7 +20,6 @@ import pytest
 
 import consumers.records
 from consumers.aggregator.handler import aggregator
-from producer import Producer, ProducerSettings, producer_client
 from producer.shards import hash_key
 from producer.simulator import Fleet, FleetConfig
 from salesstream.core.aggregation import Totals
@@ -31,6 +29,7 @@ from salesstream.core.kpl import MAGIC
 from salesstream.core.windows import Window, parse_rfc3339
 from salesstream.runtime import Call, Fault, Runtime, RuntimeOptions, VirtualClock
 from salesstream.runtime.model import Outcome
+from tests.batch_support import manual_producer
 from tests.integration.conftest import AggregatorStack, answer_with_error, crash_after, error
 from tests.integration.test_aggregator_quarantine import BAD_PAYLOADS, EXPECTED_REASONS, with_fields
 from tests.kinesis_reading import read_stream
@@ -273,14 +272,7 @@ def test_c5_a_shard_split_in_the_middle_of_a_window_while_the_producer_sends(
     line = pipeline(shards=1)
     kinesis = line.stack.endpoint.client("kinesis")
     events = Fleet(FleetConfig(stores=20, seed=5)).events(1_200)
-    producer = Producer(
-        producer_client(endpoint_url=line.stack.endpoint.url, region_name=line.stack.endpoint.region),
-        line.stream,
-        tmp_path / "spool.jsonl",
-        settings=ProducerSettings(linger_seconds=3600),
-        sleep=lambda _: None,
-        rng=random.Random(0),
-    )
+    producer = manual_producer(line.stack.endpoint, line.stream, tmp_path / "spool.jsonl")
     with producer:
         producer.submit_many(events[:600])
         producer.flush()

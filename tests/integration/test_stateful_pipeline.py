@@ -16,7 +16,6 @@ currency to the unit, and the reconciliation finds no difference at any key or w
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,12 +34,11 @@ from hypothesis.stateful import (
 )
 
 from consumers.aggregator.handler import lambda_handler
-from producer import Producer, ProducerSettings, producer_client
 from salesstream.core.batch import Status
 from salesstream.core.contract import OrderEvent
 from salesstream.runtime import Call, Fault, Hooks
 from salesstream.runtime.model import Outcome
-from tests.batch_support import STREAM_FUNCTIONS, Pipeline, cold_start
+from tests.batch_support import STREAM_FUNCTIONS, Pipeline, cold_start, manual_producer
 from tests.stream_pipeline import model
 from tests.window_events import order
 
@@ -144,14 +142,7 @@ class PipelineMachine(RuleBasedStateMachine):
             handlers={AGGREGATOR: self.faults.aggregator},
             hooks=self.faults,
         )
-        self.producer = Producer(
-            producer_client(endpoint_url=self.endpoint.url, region_name=self.endpoint.region),
-            self.line.stream,
-            spool,
-            settings=ProducerSettings(linger_seconds=3600),
-            sleep=lambda _: None,
-            rng=random.Random(0),
-        )
+        self.producer = manual_producer(self.endpoint, self.line.stream, spool)
         self.accepted: dict[str, OrderEvent] = {}
         self.snapshots = 0
 
