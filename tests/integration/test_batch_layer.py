@@ -26,7 +26,6 @@ from tests.stream_pipeline import (
     card_numbers_in,
     everything_stored,
     model,
-    with_room_in_the_window,
 )
 from tests.window_events import order
 
@@ -341,25 +340,33 @@ def test_c6_records_older_than_the_maximum_record_age_go_to_the_failure_queue_an
     cold_start()
     # the archiver keeps up; the aggregator's poller is a runtime of its own that will stall
     run = Pipeline(endpoint, template, tmp_path / "spool.jsonl", 2, functions=("ArchiverFunction",))
-    stalled = Runtime(
-        template,
-        endpoint,
-        clock=VirtualClock(),
-        options=RuntimeOptions(window_close_grace_seconds=0),
-        functions=["AggregatorFunction"],
-    )
+
+    def aggregator_poller() -> Runtime:
+        options = RuntimeOptions(window_close_grace_seconds=0)
+        return Runtime(
+            template, endpoint, clock=VirtualClock(), options=options, functions=["AggregatorFunction"]
+        )
+
     (mapping,) = next(f for f in template.functions() if f.logical_id == "AggregatorFunction").kinesis_events
-    with_room_in_the_window(2)
     counted = [order("store-1", 1000), order("store-2", 250)]
     too_old = [order("store-1", 700), order("store-3", 45, refund=True)]
+    after = order("store-2", 5)
+    stalled = aggregator_poller()
     run.send([e.to_json_bytes() for e in counted])
     run.runtime.run_until_idle()
-    stalled.run_until_idle()  # the aggregator folds the first two; its window stays open
+    stalled.run_until_idle()  # the aggregator folds the first two
     run.send([e.to_json_bytes() for e in too_old])
     run.runtime.run_until_idle()  # archived
-    stalled.clock.advance(mapping.maximum_record_age_seconds + 1)  # its poller comes back an hour late
-    stalled.run_until_idle()  # the two are discarded to the destination, the window closes without them
+    # its poller comes back more than MaximumRecordAgeInSeconds after they arrived
+    stalled.clock.set(time.time_ns() // 1_000_000 + (mapping.maximum_record_age_seconds + 1) * 1000)
+    stalled.run_until_idle()  # the two are discarded to the destination, the open window closes
+    restarted = aggregator_poller()  # a fresh poller resumes from the checkpoint, on time again
+    run.send([after.to_json_bytes()])
+    run.runtime.run_until_idle()
+    restarted.run_until_idle()
     run.settle()
+    restarted.clock.set(run.clock.now_ms())
+    restarted.run_until_idle()
 
     _, landed = read_stream(endpoint.client("kinesis"), run.stream)
     (gap,) = [r for r in landed if set(r.event_ids()) == {e.event_id for e in too_old}]
@@ -404,11 +411,11 @@ def test_c6_records_older_than_the_maximum_record_age_go_to_the_failure_queue_an
             f"the aggregator's mapping gave up (RecordAgeExceeded) on {position}"
         )
         assert explanation.delta == difference.delta
-    assert run.batch_totals(snapshot) == model([*counted, *too_old])
-    assert run.speed_totals() == model(counted)
+    assert run.batch_totals(snapshot) == model([*counted, *too_old, after])
+    assert run.speed_totals() == model([*counted, after])
     # the repair restates the speed layer from the snapshot: nothing lost in the end
     assert run.repair(reconciliation).summary.status is Status.CLEAN
-    assert run.speed_totals() == model([*counted, *too_old])
+    assert run.speed_totals() == model([*counted, *too_old, after])
 
 
 def open_shards(kinesis: Any, stream: str) -> list[dict[str, Any]]:
