@@ -5,6 +5,7 @@ real producer, the real aggregator and archiver driven through the stream by the
 from __future__ import annotations
 
 import json
+import random
 import time
 import zlib
 from collections.abc import Callable, Iterable
@@ -20,13 +21,27 @@ from consumers.batch.resources import BatchResources
 from consumers.batch.snapshot import SnapshotJob, SnapshotOutcome
 from producer import Producer, ProducerResult, ProducerSettings, producer_client
 from producer.simulator import Fleet, FleetConfig
-from salesstream.core.batch import Reconciliation
-from salesstream.runtime import Runtime, RuntimeOptions, VirtualClock
+from salesstream.core.aggregation import Totals
+from salesstream.core.batch import Reconciliation, SnapshotInfo, totals_of
+from salesstream.runtime import Hooks, Runtime, RuntimeOptions, VirtualClock
 from tests.runtime_support import sleep_into_next_window
 
 STREAM_FUNCTIONS = ("AggregatorFunction", "ArchiverFunction")
 # small work units, so a test's few hundred events still make several chunks and partitions
 SMALL = {"snapshot_horizon_grace_seconds": 0, "snapshot_chunk_lines": 40, "snapshot_partition_events": 50}
+
+
+def manual_producer(endpoint: Any, stream: str, spool: Path) -> Producer:
+    """A long-lived producer that sends only on flush() or close(), never sleeps (its backoff is
+    recorded, not waited), with a seeded jitter: the tests decide when records land."""
+    return Producer(
+        producer_client(endpoint_url=endpoint.url, region_name=endpoint.region),
+        stream,
+        spool,
+        settings=ProducerSettings(linger_seconds=3600),
+        sleep=lambda _: None,
+        rng=random.Random(0),
+    )
 
 
 def cold_start() -> None:
@@ -48,6 +63,8 @@ class Pipeline:
     handlers: dict[str, Any] = field(default_factory=dict)
     clock: VirtualClock = field(default_factory=VirtualClock)
     results: list[ProducerResult] = field(default_factory=list)
+    hooks: Hooks = field(default_factory=Hooks)
+    functions: tuple[str, ...] = STREAM_FUNCTIONS
     runtime: Any = None
 
     def __post_init__(self) -> None:
@@ -56,8 +73,9 @@ class Pipeline:
             self.endpoint,
             clock=self.clock,
             options=RuntimeOptions(window_close_grace_seconds=0),
-            functions=STREAM_FUNCTIONS,
+            functions=self.functions,
             handlers=self.handlers,
+            hooks=self.hooks,
         )
 
     # --- traffic ----------------------------------------------------------------------------
@@ -123,6 +141,23 @@ class Pipeline:
 
     def segments(self) -> list[dict[str, Any]]:
         return [item for item in self.items("AggregatesTable") if item["pk"].startswith("SEGMENT#")]
+
+    def speed_totals(self) -> dict[tuple[str, str], Totals]:
+        """(store, currency) -> the speed layer's running totals, summed over business days."""
+        totals: dict[tuple[str, str], Totals] = {}
+        for item in self.items("AggregatesTable"):
+            if item["pk"].startswith("STORE#"):
+                key = (item["store_id"], item["currency"])
+                totals[key] = totals.get(key, Totals()) + totals_of(item)
+        return totals
+
+    def batch_totals(self, snapshot: SnapshotInfo) -> dict[tuple[str, str], Totals]:
+        """(store, currency) -> the snapshot's totals, summed over business days."""
+        totals: dict[tuple[str, str], Totals] = {}
+        for row in self.resources().views.store_day_rows(snapshot):
+            key = (row.store_id, row.currency)
+            totals[key] = totals.get(key, Totals()) + row.totals
+        return totals
 
     def tally(self) -> dict[tuple[str, str], int]:
         """(store, currency) -> net minor units the producers had acknowledged, each event once."""

@@ -7,6 +7,7 @@ the handler's own clients (tests/integration/conftest.py)."""
 from __future__ import annotations
 
 import contextlib
+import gzip
 import io
 import json
 import logging
@@ -16,10 +17,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from boto3.dynamodb.types import Binary
+from boto3.dynamodb.types import Binary, TypeDeserializer
 
 from consumers.retry import Backoff
 from salesstream.core.aggregation import Totals
+from salesstream.core.batch import totals_of
 from salesstream.core.contract import OrderEvent
 from salesstream.core.positions import sequence_key
 from salesstream.core.windows import Window, parse_rfc3339
@@ -31,6 +33,7 @@ StoreTotals = dict[tuple[str, str], Totals]
 # (sequence number, sub-sequence or "record" for a whole Kinesis record)
 QuarantineKey = tuple[str, int | str]
 WHOLE = "record"
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)
@@ -173,23 +176,30 @@ class Pipeline:
         return found
 
     def everything_stored(self) -> Iterator[tuple[str, bytes]]:
-        """(where, bytes) for every item of every table of the stack (the runtime's checkpoints
-        included) and every object of every bucket: what a data-protection check scans."""
-        for table in self.stack.provisioned.tables.values():
-            for item in self.stack.items(table):
+        return everything_stored(self.stack.endpoint, self.stack.provisioned)
+
+
+def everything_stored(endpoint: Any, provisioned: Any) -> Iterator[tuple[str, bytes]]:
+    """(where, bytes) for every item of every table of a stack (the runtime's checkpoints
+    included) and every object of every bucket, gunzipped when gzip'd: what a data-protection
+    check scans."""
+    deserialize = TypeDeserializer().deserialize
+    for table in provisioned.tables.values():
+        for page in endpoint.client("dynamodb").get_paginator("scan").paginate(TableName=table):
+            for raw in page["Items"]:
+                item = {k: deserialize(v) for k, v in raw.items()}
                 where = f"{table} {item['pk']} {item['sk']}"
                 yield where, repr(item).encode()
                 for data in _binaries(item):
                     yield where, data
-        s3 = self.stack.endpoint.client("s3")
-        for bucket in self.stack.provisioned.buckets.values():
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-                for entry in page.get("Contents", []):
-                    yield f"s3://{bucket}/{entry['Key']}", entry["Key"].encode()
-                    yield (
-                        f"s3://{bucket}/{entry['Key']}",
-                        s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read(),
-                    )
+    s3 = endpoint.client("s3")
+    for bucket in provisioned.buckets.values():
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for entry in page.get("Contents", []):
+                where = f"s3://{bucket}/{entry['Key']}"
+                data = s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
+                yield where, entry["Key"].encode()
+                yield where, gzip.decompress(data) if data[:2] == GZIP_MAGIC else data
 
 
 def _binaries(value: Any) -> Iterator[bytes]:
@@ -229,14 +239,18 @@ def model(events: Iterable[bytes | OrderEvent]) -> StoreTotals:
 
 
 def decoded_stores(segment: dict[str, Any]) -> StoreTotals:
-    """A segment item's per-store totals (zlib JSON)."""
-    stores = json.loads(zlib.decompress(bytes(segment["stores_zjson"])))
-    return {
-        tuple(key.split("/")): Totals(
-            *(totals[name] for name in ("orders", "refunds", "gross_minor", "refunds_minor"))
-        )
-        for key, totals in stores.items()
-    }
+    """A segment item's per-store totals (zlib JSON), keyed (store, currency)."""
+    return {tuple(key.split("/")): totals for key, totals in _decoded(segment["stores_zjson"]).items()}  # type: ignore[misc]
+
+
+def decoded_days(segment: dict[str, Any]) -> dict[str, Totals]:
+    """A segment item's per store, currency and business day totals, keyed `<store>/<currency>/<day>`."""
+    return _decoded(segment["days_zjson"])
+
+
+def _decoded(attribute: Any) -> dict[str, Totals]:
+    rows = json.loads(zlib.decompress(bytes(attribute)))
+    return {key: totals_of(totals) for key, totals in rows.items()}
 
 
 def with_room_in_the_window(window_seconds: int) -> None:
@@ -259,14 +273,17 @@ def card_numbers_in(data: bytes, cards: Iterable[bytes]) -> list[bytes]:
 
 @contextlib.contextmanager
 def captured_logs() -> Iterator[io.StringIO]:
-    """Every line the handler's and the runtime's powertools loggers write while inside, as
-    their own formatter writes it (their stream handlers were bound before any capture)."""
+    """Every line the handlers' (aggregator, archiver, snapshot) and the runtime's powertools
+    loggers write while inside, as their own formatter writes it (their stream handlers were bound
+    before any capture)."""
     from consumers.aggregator.handler import logger as handler_logger
+    from consumers.archiver.handler import logger as archiver_logger
+    from consumers.batch.snapshot import logger as snapshot_logger
     from salesstream.runtime.log import logger as runtime_logger
 
     sink = io.StringIO()
     added = []
-    for logger in (handler_logger, runtime_logger):
+    for logger in (handler_logger, archiver_logger, snapshot_logger, runtime_logger):
         handler = logging.StreamHandler(sink)
         handler.setFormatter(logger.registered_formatter)
         logger.addHandler(handler)

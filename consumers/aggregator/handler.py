@@ -217,6 +217,10 @@ def report(
         metrics.add_metric(
             name="WindowLatenessMeanMs", unit=MetricUnit.Milliseconds, value=state.lateness.mean_ms
         )
+        # negative when a terminal's clock runs ahead of the stream's: skew the maximum never shows
+        metrics.add_metric(
+            name="WindowLatenessMinMs", unit=MetricUnit.Milliseconds, value=state.lateness.min_ms
+        )
     # single_metric prints at once and, unlike the Metrics flush, ignores POWERTOOLS_METRICS_DISABLED
     for reason, count in quarantined.items() if not is_metrics_disabled() else ():
         with single_metric(name="Quarantined", unit=MetricUnit.Count, value=count) as metric:

@@ -232,7 +232,7 @@ def test_the_periodic_refresh_routes_buffered_events_to_the_new_shards(
 
 
 @pytest.mark.parametrize("aggregate", [True, False], ids=["aggregated", "plain"])
-def test_a_partial_failure_resends_only_the_failed_entries(
+def test_p1_a_partial_failure_resends_only_the_failed_entries_and_each_order_counts_once(
     stream: Any, endpoint: Any, tmp_path: Path, aggregate: bool
 ) -> None:
     name = stream(4)
@@ -253,7 +253,7 @@ def test_a_partial_failure_resends_only_the_failed_entries(
     assert result_tally(producer) == tally_of(landed)
 
 
-def test_a_lost_response_is_resent_whole_and_the_duplicates_share_their_event_ids(
+def test_p2_a_lost_response_is_resent_whole_and_the_duplicates_share_their_event_ids(
     stream: Any, endpoint: Any, tmp_path: Path
 ) -> None:
     name = stream(2)
@@ -278,7 +278,7 @@ def test_a_lost_response_is_resent_whole_and_the_duplicates_share_their_event_id
     assert result_tally(producer) == tally_of(landed)  # the tally counts each event_id once
 
 
-def test_throttling_on_every_other_call_loses_nothing_and_backs_off(
+def test_p3_throttling_on_every_other_call_loses_nothing_and_backs_off(
     stream: Any, endpoint: Any, tmp_path: Path
 ) -> None:
     name = stream(2)
@@ -310,7 +310,7 @@ def test_throttling_on_every_other_call_loses_nothing_and_backs_off(
     assert result.backoff_seconds == pytest.approx(sum(sleeps))
 
 
-def test_retries_exhausted_spools_and_the_next_run_sends_the_spool_first(
+def test_p4_retries_exhausted_spools_and_the_next_run_sends_the_spool_first(
     stream: Any, endpoint: Any, tmp_path: Path
 ) -> None:
     name = stream(2)
@@ -342,7 +342,7 @@ def closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_a_dead_endpoint_spools_everything_and_the_next_run_drains_it(
+def test_p4_a_dead_endpoint_spools_everything_and_the_next_run_drains_it(
     stream: Any, endpoint: Any, tmp_path: Path
 ) -> None:
     name = stream(2)
@@ -420,7 +420,9 @@ def test_every_refused_event_has_a_reason_and_none_reaches_the_stream(
     assert sorted(all_event_ids(landed)) == sorted(ids_of(good))
 
 
-def test_a_card_number_never_reaches_the_stream(stream: Any, endpoint: Any, tmp_path: Path) -> None:
+def test_b7_a_card_number_is_refused_at_the_producer_and_never_reaches_the_stream(
+    stream: Any, endpoint: Any, tmp_path: Path
+) -> None:
     name = stream(2)
     card = "4111111111111111"
     carriers = [
@@ -466,3 +468,39 @@ def test_without_aggregation_each_record_is_one_event_keyed_by_its_store(
         assert shard_map.shards[record.shard_id].holds(hash_key(record.partition_key))
     assert sorted(all_event_ids(landed)) == sorted(ids_of(events))
     assert producer.result.sent == 300
+
+
+def test_p5_a_record_over_the_size_limits_is_refused_before_sending_with_the_reason(
+    stream: Any, endpoint: Any, tmp_path: Path
+) -> None:
+    name = stream(2)
+    client = client_for(endpoint.url)
+    carried: list[int] = []  # the size of every entry any PutRecords call carried
+    client.meta.events.register(
+        "before-parameter-build.kinesis.PutRecords",
+        lambda params, **_: carried.extend(len(r["Data"]) for r in params["Records"]),
+    )
+    line = {"sku": "SKU-LONG-NAME-0001", "quantity": 1, "unit_price_minor": 1}
+    # well-formed events: 300 lines (just over the 16 KiB cap), and one over Kinesis's 1 MiB
+    over_cap = json.dumps(valid_event(event_id="big-1", lines=[line] * 300, total_minor=300)).encode()
+    over_kinesis = json.dumps(valid_event(event_id="big-2", note="x" * (1024 * 1024))).encode()
+    good = simulated(50)
+    producer = make_producer(client, name, tmp_path / "spool.jsonl", aggregate=False)
+    with producer:
+        refusals = producer.submit_many([over_cap, *good[:25], over_kinesis, *good[25:]])
+
+    assert [(position, refusal.reason.value) for position, refusal in refusals] == [
+        (0, "oversize"),
+        (26, "oversize"),
+    ]
+    assert [refusal.detail for _, refusal in refusals] == [
+        f"{len(over_cap)} bytes > 16384",
+        f"{len(over_kinesis)} bytes > 16384",
+    ]
+    result = producer.result
+    assert (result.rejected, result.accepted, result.sent, result.spooled) == ({"oversize": 2}, 50, 50, 0)
+    assert len(carried) == 50
+    assert max(carried) < 16 * 1024  # neither ever left the producer
+    _, landed = read_stream(endpoint.client("kinesis"), name)
+    assert sorted(all_event_ids(landed)) == sorted(ids_of(good))
+    assert not (tmp_path / "spool.jsonl").exists()

@@ -1,4 +1,4 @@
-"""The speed layer's reliability cases through the stream (RELIABILITY.md C1-C5, B1-B5, B7).
+"""The speed layer's reliability cases through the stream (RELIABILITY.md C1-C5, B1-B7).
 
 Every test puts records into the orders stream on the embedded moto server, lets the
 event-source-mapping runtime (virtual clock) invoke the aggregator by the template's Handler
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +20,16 @@ import pytest
 
 import consumers.records
 from consumers.aggregator.handler import aggregator
-from producer import Producer, ProducerSettings, producer_client
 from producer.shards import hash_key
 from producer.simulator import Fleet, FleetConfig
 from salesstream.core.aggregation import Totals
-from salesstream.core.contract import MAX_EVENT_BYTES
+from salesstream.core.batch import totals_of
+from salesstream.core.contract import MAX_EVENT_BYTES, OrderEvent, new_order
 from salesstream.core.kpl import MAGIC
+from salesstream.core.windows import Window, parse_rfc3339
 from salesstream.runtime import Call, Fault, Runtime, RuntimeOptions, VirtualClock
 from salesstream.runtime.model import Outcome
+from tests.batch_support import manual_producer
 from tests.integration.conftest import AggregatorStack, answer_with_error, crash_after, error
 from tests.integration.test_aggregator_quarantine import BAD_PAYLOADS, EXPECTED_REASONS, with_fields
 from tests.kinesis_reading import read_stream
@@ -39,11 +41,12 @@ from tests.stream_pipeline import (
     Script,
     captured_logs,
     card_numbers_in,
+    decoded_days,
     decoded_stores,
     model,
     with_room_in_the_window,
 )
-from tests.window_events import kpl, order
+from tests.window_events import CET, kpl, order
 
 PipelineFactory = Callable[..., Pipeline]
 CARD = b"4111 1111 1111 1111"
@@ -269,14 +272,7 @@ def test_c5_a_shard_split_in_the_middle_of_a_window_while_the_producer_sends(
     line = pipeline(shards=1)
     kinesis = line.stack.endpoint.client("kinesis")
     events = Fleet(FleetConfig(stores=20, seed=5)).events(1_200)
-    producer = Producer(
-        producer_client(endpoint_url=line.stack.endpoint.url, region_name=line.stack.endpoint.region),
-        line.stream,
-        tmp_path / "spool.jsonl",
-        settings=ProducerSettings(linger_seconds=3600),
-        sleep=lambda _: None,
-        rng=random.Random(0),
-    )
+    producer = manual_producer(line.stack.endpoint, line.stream, tmp_path / "spool.jsonl")
     with producer:
         producer.submit_many(events[:600])
         producer.flush()
@@ -546,3 +542,86 @@ def test_b7_a_card_number_put_straight_into_the_stream_is_masked_and_stored_nowh
     assert "window step" in logs.getvalue()  # the handler's logs were captured ...
     printed = capfd.readouterr()  # ... and its EMF metrics (printed)
     assert card_numbers_in((logs.getvalue() + printed.out + printed.err).encode(), SENT_CARDS) == []
+
+
+def test_b6_a_refund_before_its_sale_late_events_and_skewed_clocks_count_by_arrival_and_skew_is_reported(
+    pipeline: PipelineFactory, capfd: pytest.CaptureFixture[str]
+) -> None:
+    line = pipeline()
+    now = datetime.now(CET).replace(microsecond=0)
+
+    def sale(event_id: str, occurred_at: datetime, amount: int, *, refund: bool = False) -> OrderEvent:
+        return new_order(
+            event_id=event_id,
+            store_id="store-6",
+            terminal_id="till-6",
+            order_id="ord-" + event_id.removeprefix("evt-").removesuffix("-refund"),
+            occurred_at=occurred_at,
+            currency="EUR",
+            lines=[("SKU-6", 1, amount)],
+            refund=refund,
+        )
+
+    events = [
+        sale("evt-b6-1-refund", now, 400, refund=True),  # the refund arrives before its sale
+        sale("evt-b6-1", now - timedelta(minutes=1), 400),
+        sale("evt-b6-2", now - timedelta(days=3), 1_500),  # held back by a terminal for three days
+        sale("evt-b6-3", now + timedelta(hours=2), 70),  # a terminal clock two hours ahead
+        sale("evt-b6-4", now - timedelta(minutes=10), 9),  # and one ten minutes behind
+    ]
+    placed = line.put(*events)  # one Kinesis record each: every event's lateness is sampled
+    line.run()
+    line.close_windows()
+
+    assert line.errors() == []
+    assert line.quarantine() == {}
+    assert line.totals() == model(events) == {("store-6", "EUR"): Totals(4, 1, 1_979, 400)}
+    arrivals = arrival_ms(line, placed)
+    (segment,) = line.segments()  # windows by arrival: all five in the window they arrived in
+    window = Window.containing(arrivals[0], line.window_seconds)
+    assert {Window.containing(a, line.window_seconds) for a in arrivals} == {window}
+    assert (parse_rfc3339(segment["window_start"]), segment["events"]) == (window.start_ms, 5)
+    # business days by the terminal's own calendar, the late sale's three days back included
+    expected_days: dict[str, Totals] = {}
+    for event in events:
+        day = event.business_day.isoformat()
+        expected_days[day] = expected_days.get(day, Totals()) + model([event])[("store-6", "EUR")]
+    assert len(expected_days) >= 2
+    assert {key.split("/")[2]: totals for key, totals in decoded_days(segment).items()} == expected_days
+    store_days = [i for i in line.stack.items(line.stack.aggregates_table) if i["pk"] == "STORE#store-6"]
+    assert {i["business_day"]: totals_of(i) for i in store_days} == expected_days
+    lateness = [a - round(e.occurred_at.timestamp() * 1000) for a, e in zip(arrivals, events, strict=True)]
+    assert {k: int(v) for k, v in segment["lateness_ms"].items()} == {
+        "sampled": 5,
+        "min": min(lateness),
+        "max": max(lateness),
+        "mean": sum(lateness) // 5,
+    }
+    assert min(lateness) < -7_000_000 < 250_000_000 < max(lateness)  # 2 h ahead, 3 days late
+    # each invocation's EMF metrics carry the window's lateness so far: the same five samples
+    reported = [m for m in emf_lines(capfd.readouterr().out) if "WindowLatenessMaxMs" in m]
+    assert reported
+    assert {(m["WindowLatenessMaxMs"][0], m["WindowLatenessMinMs"][0]) for m in reported} == {
+        (max(lateness), min(lateness))
+    }
+
+
+def arrival_ms(line: Pipeline, placed: list[Placed]) -> list[int]:
+    """Each record's ApproximateArrivalTimestamp in epoch ms, as the runtime reads it."""
+    kinesis = line.stack.endpoint.client("kinesis")
+    arrivals = []
+    for where in placed:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=line.stream,
+            ShardId=where.shard_id,
+            ShardIteratorType="AT_SEQUENCE_NUMBER",
+            StartingSequenceNumber=where.sequence,
+        )["ShardIterator"]
+        (record,) = kinesis.get_records(ShardIterator=iterator, Limit=1)["Records"]
+        arrivals.append(round(record["ApproximateArrivalTimestamp"].timestamp() * 1000))
+    return arrivals
+
+
+def emf_lines(printed: str) -> list[dict[str, Any]]:
+    """The EMF metric documents powertools printed (one JSON object per line)."""
+    return [json.loads(line) for line in printed.splitlines() if line.startswith('{"_aws"')]
