@@ -30,6 +30,7 @@ from consumers.quarantine import Quarantine, Stored
 from consumers.records import DecodedBatch, decode_records
 from consumers.settings import AggregatorSettings
 from consumers.shards import StreamShards
+from consumers.telemetry import log_metrics
 from salesstream.clients import CLIENT_CONFIG
 from salesstream.core.aggregation import StateLayoutChanged, WindowState, segment_of
 from salesstream.core.dedup import DedupIndex
@@ -107,7 +108,7 @@ def aggregator() -> Aggregator:
     return Aggregator.from_environment()
 
 
-@metrics.log_metrics
+@log_metrics(metrics)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     window_event = KinesisTimeWindowEvent.model_validate(event)
     app = aggregator()

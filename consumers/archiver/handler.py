@@ -24,6 +24,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from consumers.records import DecodedBatch, decode_records, event_id_hint
 from consumers.settings import ArchiverSettings
 from consumers.shards import StreamShards
+from consumers.telemetry import log_metrics
 from salesstream.clients import CLIENT_CONFIG
 from salesstream.core.archive import archive_key, encode_object, event_line, misplaced_line
 from salesstream.core.kpl import payloads
@@ -108,7 +109,7 @@ def archiver() -> Archiver:
     return Archiver.from_environment()
 
 
-@metrics.log_metrics
+@log_metrics(metrics)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     records = KinesisEvent.model_validate(event).Records
     if records:

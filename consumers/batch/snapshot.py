@@ -41,6 +41,7 @@ from consumers.batch import layout
 from consumers.batch.resources import BatchResources, wall_ms
 from consumers.batch.runs import Cursor, Phase, SnapshotBusy, SnapshotRuns
 from consumers.batch.views import snapshot_from_item
+from consumers.telemetry import log_metrics
 from salesstream.core.archive import ARCHIVE_PREFIX, ArchiveKey, read_object
 from salesstream.core.batch import ShardHorizon, ShardState, SnapshotInfo, StoreDayRow
 from salesstream.core.batch import shard_horizon_to_json as _shard_json
@@ -458,7 +459,7 @@ def resources() -> BatchResources:
     return BatchResources.from_environment()
 
 
-@metrics.log_metrics
+@log_metrics(metrics)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The scheduled snapshot: continue or start one within the invocation's time, and reconcile
     a finished one with the speed layer."""

@@ -121,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name) is None:
             setattr(args, name, value)
     orders = args.orders or (profile.orders if profile else None)
+    if profile and profile.batch_size and not any(p.startswith("BatchSize=") for p in args.param):
+        args.param.append(f"BatchSize={profile.batch_size}")
     if orders is not None:
         args.duration = orders / args.rate
     console = Console(width=None if sys.stdout.isatty() else 160)

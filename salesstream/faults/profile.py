@@ -36,6 +36,10 @@ class FaultProfile(BaseModel):
     rate: float = Field(5_000, gt=0)  # events/s
     stores: int = Field(200, ge=1)
     window_seconds: int = Field(10, ge=1, le=900)
+    # the mappings' BatchSize (records per invocation): KPL aggregation packs ~50 events into a
+    # record, so the template's batches make only ~100 invocations of 100,000 orders; smaller
+    # batches give the per-invocation faults (replay, crash after write) something to hit
+    batch_size: int | None = Field(None, ge=1, le=10_000)
     # the producer's side (botocore hooks on its Kinesis client)
     put_entry_failure: Share = Field(0.0, ge=0, lt=1)
     lost_response: Share = Field(0.0, ge=0, lt=1)  # PutRecords calls and the consumers' DynamoDB writes

@@ -8,9 +8,10 @@ number anywhere.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 from rich.table import Table
 
+from salesstream.faults.kinds import Injected
 from salesstream.faults.profile import FaultProfile
 
 
@@ -57,6 +58,18 @@ class FaultSummary(BaseModel):
     @property
     def passed(self) -> bool:
         return not self.failures
+
+    @computed_field  # type: ignore[prop-decorator]  # in report.json too
+    @property
+    def not_exercised(self) -> list[str]:
+        """The profile's faults that this run never injected (too few chances at its size): the
+        verdict still stands, but says nothing about those faults."""
+        return [
+            kind
+            for share, kinds in _INJECTED_BY.items()
+            if getattr(self.profile, share) and not any(self.faults_injected.get(kind, 0) for kind in kinds)
+            for kind in kinds[:1]
+        ]
 
     def judge(self) -> FaultSummary:
         """Fills `failures` (the reasons the run did not pass) and returns itself."""
@@ -123,8 +136,24 @@ class FaultSummary(BaseModel):
             ),
             *((f"quarantined: {reason}", f"{n:,}") for reason, n in self.quarantined.items()),
             *((f"injected: {kind}", f"{n:,}") for kind, n in self.faults_injected.items()),
+            ("faults of the profile never injected", ", ".join(self.not_exercised) or "none"),
             ("verdict", "PASS" if self.passed else "FAIL: " + "; ".join(self.failures)),
         ]
         for name, value in rows:
             table.add_row(name, value)
         return table
+
+
+# a profile's share -> the fault names it injects (the first is the one named when none happened)
+_INJECTED_BY: dict[str, tuple[str, ...]] = {
+    "put_entry_failure": (Injected.PUT_ENTRY_FAILED,),
+    "lost_response": (Injected.PUT_RESPONSE_LOST, Injected.DYNAMODB_RESPONSE_LOST),
+    "dynamodb_throttle": (Injected.DYNAMODB_THROTTLED,),
+    "transaction_cancel": (Injected.TRANSACTION_CANCELLED,),
+    "replay_batch": (Injected.BATCH_REPLAYED,),
+    "crash_after_write": (Injected.CRASHED_AFTER_WRITE,),
+    "delay_final": (Injected.FINAL_DELAYED,),
+    "reshards": (Injected.SHARD_SPLIT,),
+    "malformed": (Injected.MALFORMED,),
+    "conflicting_duplicate": (Injected.CONFLICTING_DUPLICATE,),
+}
