@@ -269,22 +269,38 @@ class Runtime:
         raise RuntimeStuck(f"still moving after {max_steps} passes")
 
     def is_idle(self) -> bool:
-        """Every shard read up to now, nothing waiting, no window open, no child waiting."""
+        """Every shard read up to now, nothing waiting, no window open, no child waiting, and
+        the shard list current."""
         with self._lock:
-            if not self._shards:
+            if not self._everything_listed_is_read():
                 return False
-            for mapping in self.mappings:
-                for shard in self._shards.get(mapping.stream_name, []):
-                    key = (mapping.id, shard.shard_id)
-                    if key in self._finished or key in self._blocked:
-                        continue
-                    consumer = self._consumers.get(key)
-                    if consumer is None:
-                        if self._parents_finished(mapping, shard):
-                            return False
-                    elif not consumer.is_idle():
+            listed = {
+                stream: {(s.shard_id, s.closed) for s in shards} for stream, shards in self._shards.items()
+            }
+        # a split or merge since the last refresh leaves children, holding records, that nobody
+        # reads yet: compare with the stream's list now, and refresh on the next pass if it moved
+        for stream, shards in listed.items():
+            if {(s.shard_id, s.closed) for s in list_shards(self._kinesis, stream)} != shards:
+                with self._lock:
+                    self._next_refresh = 0
+                return False
+        return True
+
+    def _everything_listed_is_read(self) -> bool:
+        if not self._shards:
+            return False
+        for mapping in self.mappings:
+            for shard in self._shards.get(mapping.stream_name, []):
+                key = (mapping.id, shard.shard_id)
+                if key in self._finished or key in self._blocked:
+                    continue
+                consumer = self._consumers.get(key)
+                if consumer is None:
+                    if self._parents_finished(mapping, shard):
                         return False
-            return True
+                elif not consumer.is_idle():
+                    return False
+        return True
 
     # --- schedules -------------------------------------------------------------------------
 

@@ -139,3 +139,39 @@ def test_on_moto_any_bursts_batches_and_faults_give_the_direct_totals(
         assert handler.sequences_by_window() == expected_sequences(env, 1)
     finally:
         _delete_stack(endpoint, provisioned)
+
+
+def test_a_shard_read_to_its_end_is_not_idle_until_its_children_are_listed(
+    endpoint: Any, provision_template: Any
+) -> None:
+    template = template_with(
+        endpoint,
+        "t" + uuid.uuid4().hex[:10],
+        parameters={"ShardCount": 1, "WindowSeconds": 1, "BatchSize": 25},
+        aggregator={"MaximumBatchingWindowInSeconds": 0},
+    )
+    provision_template(template)
+    windowed = WindowSum()
+    options = RuntimeOptions(window_close_grace_seconds=0, shard_refresh_seconds=60)
+    env = Env(endpoint, template, {"AggregatorFunction": windowed}, VirtualClock(), options)
+    env.put(list(range(20)), key="before-")
+    env.runtime.run_until_idle()
+    env.clock.advance(2)
+    env.runtime.run_until_idle()  # the window closed; the shard list was read (flush refreshes it)
+    assert env.runtime.is_idle()
+
+    endpoint.client("kinesis").split_shard(
+        StreamName=env.stream, ShardToSplit=PARENT, NewStartingHashKey=str(2**127)
+    )
+    env.put(list(range(100, 140)), key="after-")  # into the children the runtime has not listed
+    for _ in range(5):  # polls before the next refresh: the parent has nothing more to read
+        env.clock.advance(1)
+        env.runtime.step()
+    assert not env.runtime.is_idle()  # a drain waiting on is_idle() must not stop here
+
+    env.runtime.step()  # the refresh is due at once: the children are listed and read
+    env.runtime.run_until_idle()
+    env.clock.advance(2)
+    env.runtime.run_until_idle()
+    assert env.runtime.is_idle()
+    assert windowed.totals_by_window() == env.expected_window_totals(1)
