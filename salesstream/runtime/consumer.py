@@ -138,6 +138,8 @@ class ShardConsumer:
         yet), nothing read and not done, no window open."""
         if self.checkpoint.finished:
             return True
+        if self._closed_known:
+            return False  # split or merged: work remains until it is read to its end and finished
         return (
             self._caught_up
             and self._clock.now_ms() < self._next_poll_at

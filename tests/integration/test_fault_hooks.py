@@ -106,7 +106,9 @@ def test_the_producer_under_both_kinesis_faults_resends_and_every_event_lands(
     endpoint: Any, stream: Callable[..., str], tmp_path: Path
 ) -> None:
     name = stream()
-    faults = ClientFaults(Draws(3), put_entry_failure=0.05, lost_response=0.1)
+    # the draws' keys hold the stack's random stream name: shares and calls (15 flushes, each
+    # at least one call) high enough that both faults happen in all but ~1 in 30,000 runs
+    faults = ClientFaults(Draws(3), put_entry_failure=0.05, lost_response=0.5)
     client = faults.attach(fresh(endpoint, "kinesis", PRODUCER_CLIENT_CONFIG))
     events = Fleet(FleetConfig(stores=30, seed=4)).events(3_000)
     producer = Producer(
@@ -118,7 +120,9 @@ def test_the_producer_under_both_kinesis_faults_resends_and_every_event_lands(
         rng=random.Random(0),
     )
     with producer:
-        producer.submit_many(events)
+        for chunk in range(0, len(events), 200):
+            producer.submit_many(events[chunk : chunk + 200])
+            producer.flush()
     counts = faults.counts()
     assert counts["put_entry_failed"] > 0
     assert counts["put_response_lost"] > 0

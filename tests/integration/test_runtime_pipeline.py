@@ -169,7 +169,8 @@ def test_a_shard_read_to_its_end_is_not_idle_until_its_children_are_listed(
         env.runtime.step()
     assert not env.runtime.is_idle()  # a drain waiting on is_idle() must not stop here
 
-    env.runtime.step()  # the refresh is due at once: the children are listed and read
+    env.runtime.step()  # the refresh is due at once: the parent is known closed, children listed
+    assert not env.runtime.is_idle()  # nor while the children wait for their parent to finish
     env.runtime.run_until_idle()
     env.clock.advance(2)
     env.runtime.run_until_idle()
