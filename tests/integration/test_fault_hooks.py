@@ -115,7 +115,8 @@ def test_the_producer_under_both_kinesis_faults_resends_and_every_event_lands(
         client,
         name,
         tmp_path / "spool.jsonl",
-        settings=ProducerSettings(linger_seconds=3600, aggregate=False),
+        # a call's response is lost half the time: enough attempts that none runs out (0.5**40)
+        settings=ProducerSettings(linger_seconds=3600, aggregate=False, max_attempts=40),
         sleep=lambda _: None,
         rng=random.Random(0),
     )
