@@ -43,7 +43,7 @@ from load_tests.cost import Prices, Usage, model_cost
 from load_tests.generator import GeneratorOutcome, GeneratorProcess, SenderFactory, _Sender
 from load_tests.meters import InvocationMeter, RequestCounts, RequestMeter, metered_handlers
 from load_tests.profile import LoadProfile, Shape
-from load_tests.reconciling import SnapshotUnfinished, reconcile_run
+from load_tests.reconciling import reconcile_run
 from load_tests.report import (
     Correctness,
     FunctionFigures,
@@ -424,6 +424,7 @@ class LoadTest:
         seen = monitor.sightings.get(self.table_probe.name, {}).values()
         last_end_ms = max((s.window_end_ms for s in seen), default=round(time.time() * 1000))
         from consumers.batch.runs import SnapshotBusy
+        from consumers.batch.snapshot import SnapshotUnfinished
 
         with self.console.status("batch snapshot from the archive, then the reconciliation ..."):
             try:

@@ -20,16 +20,11 @@ if TYPE_CHECKING:
 _MARGIN_SECONDS = 0.5
 
 
-class SnapshotUnfinished(RuntimeError):
-    """The snapshot job stopped before its end (it ran without a time budget: a defect)."""
-
-
 def reconcile_run(endpoint: Endpoint, template: Template, last_window_end_ms: int) -> Reconciled:
     # imported here, not at the top: their loggers read the environment when created, and the
     # environment is the functions' only once the runtime has set it
-    from consumers.batch.reconcile import Reconciler
     from consumers.batch.resources import BatchResources
-    from consumers.batch.snapshot import SnapshotJob
+    from consumers.batch.snapshot import snapshot_and_reconcile
 
     resources = BatchResources.from_template(endpoint, template)
     # a caught-up shard's archive counts as complete up to (now - grace): wait until that moment
@@ -37,11 +32,8 @@ def reconcile_run(endpoint: Endpoint, template: Template, last_window_end_ms: in
     ready_at = last_window_end_ms / 1000 + resources.settings.snapshot_horizon_grace_seconds + _MARGIN_SECONDS
     time.sleep(max(0.0, ready_at - time.time()))
     started = time.monotonic()
-    outcome = SnapshotJob(resources).run()
-    if not outcome.finished or outcome.snapshot is None:
-        raise SnapshotUnfinished("the snapshot job stopped before its end")
-    snapshot = outcome.snapshot
-    summary = Reconciler(resources).reconcile(snapshot).summary
+    snapshot, reconciliation = snapshot_and_reconcile(resources)
+    summary = reconciliation.summary
     return Reconciled(
         snapshot_id=snapshot.snapshot_id,
         horizon=rfc3339(snapshot.horizon_ms),

@@ -43,7 +43,7 @@ from consumers.batch.runs import Cursor, Phase, SnapshotBusy, SnapshotRuns
 from consumers.batch.views import snapshot_from_item
 from consumers.telemetry import log_metrics
 from salesstream.core.archive import ARCHIVE_PREFIX, ArchiveKey, read_object
-from salesstream.core.batch import ShardHorizon, ShardState, SnapshotInfo, StoreDayRow
+from salesstream.core.batch import Reconciliation, ShardHorizon, ShardState, SnapshotInfo, StoreDayRow
 from salesstream.core.batch import shard_horizon_to_json as _shard_json
 from salesstream.core.recompute import (
     Probe,
@@ -451,6 +451,21 @@ def _describe(cursor: Cursor) -> dict[str, Any]:
 
 
 # --- entry points ------------------------------------------------------------------------------
+
+
+class SnapshotUnfinished(RuntimeError):
+    """A snapshot run without a time budget stopped before its end (a defect)."""
+
+
+def snapshot_and_reconcile(resources: BatchResources) -> tuple[SnapshotInfo, Reconciliation]:
+    """A snapshot run to its end, then reconciled with the speed layer (`make demo`, the load
+    test); the scheduled function and `salesstream snapshot` run within a time budget instead."""
+    from consumers.batch.reconcile import Reconciler
+
+    outcome = SnapshotJob(resources).run()
+    if not outcome.finished or outcome.snapshot is None:
+        raise SnapshotUnfinished("the snapshot job stopped before its end")
+    return outcome.snapshot, Reconciler(resources).reconcile(outcome.snapshot)
 
 
 @cache

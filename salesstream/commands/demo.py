@@ -97,23 +97,23 @@ def _snapshot_and_reconcile(endpoint: Any, template: Any, console: Console) -> i
     """The batch layer's view of the same run: recompute from the archive, compare, explain."""
     # imported here, not at the top: their loggers read the environment (level, service name)
     # when created, and the environment is the function's only once the runtime has set it
-    from consumers.batch.reconcile import Reconciler
     from consumers.batch.resources import BatchResources
-    from consumers.batch.snapshot import SnapshotJob
+    from consumers.batch.snapshot import SnapshotUnfinished, snapshot_and_reconcile
 
     # a quiet shard's archive counts as complete up to a moment ago: let that moment pass the
     # last window's end, so the snapshot's horizon covers the whole run
     time.sleep(_HORIZON_GRACE_SECONDS)
     with console.status("batch snapshot from the archive, then the reconciliation ..."):
-        resources = BatchResources.from_template(endpoint, template)
-        outcome = SnapshotJob(resources).run()
-        if not outcome.finished or outcome.snapshot is None:
-            raise CommandError("the snapshot did not finish")
-        reconciliation = Reconciler(resources).reconcile(outcome.snapshot)
-    counts = outcome.snapshot.counts
+        try:
+            snapshot, reconciliation = snapshot_and_reconcile(
+                BatchResources.from_template(endpoint, template)
+            )
+        except SnapshotUnfinished as unfinished:
+            raise CommandError(str(unfinished)) from None
+    counts = snapshot.counts
     console.print(
-        f"snapshot {outcome.snapshot.snapshot_id}: {counts.get('events', 0):,} events recomputed from the "
-        f"archive, complete up to {rfc3339(outcome.snapshot.horizon_ms)}"
+        f"snapshot {snapshot.snapshot_id}: {counts.get('events', 0):,} events recomputed from the "
+        f"archive, complete up to {rfc3339(snapshot.horizon_ms)}"
     )
     print_reconciliation(reconciliation, console)
     if reconciliation.summary.status is Status.UNEXPLAINED:
