@@ -6,6 +6,12 @@ and PUT payload units; Lambda requests and arm64 GB-seconds of every consumer; D
 read units of the tables AWS would bill (not the local runtime's checkpoint table: Lambda keeps
 its checkpoints itself); S3 and SQS requests.
 
+Lambda duration is modelled, not taken from the run's wall clock (load_tests/prices.yaml,
+`lambda_duration`): each invocation bills the CPU its thread used, stretched to the function's
+share of a vCPU, plus an in-region round trip per AWS call it made. The in-process wall time,
+which also holds the waits for the shared interpreter lock and the emulator, is reported beside
+it (`lambda_duration_at_wall_time`) and not added to the total.
+
 The naive design, for comparison: one PutRecord per event (a payload unit and a Kinesis record
 each, so the shards must carry 1,000 records/s each) and one UpdateItem per event from a function
 reading batches of BatchSize records, one update after another.
@@ -14,6 +20,7 @@ reading batches of BatchSize records, one update after another.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
@@ -57,9 +64,20 @@ class SqsPrices(_Section):
     standard_requests_per_million: float
 
 
-class NaiveAssumptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    update_item_milliseconds: float
+class LambdaDurationModel(_Section):
+    one_vcpu_memory_mb: int
+    call_milliseconds: dict[str, float]  # "service.Operation" -> ms; "default" for the rest
+
+    def call_ms(self, service: str, operation: str) -> float:
+        calls = self.call_milliseconds
+        return calls.get(f"{service}.{operation}", calls["default"])
+
+    def billed_ms(self, cpu_seconds: float, calls: Iterable[tuple[str, str]], memory_mb: int) -> int:
+        """One invocation: its CPU at the function's vCPU share, plus its AWS round trips, rounded
+        up to the millisecond as Lambda bills."""
+        stretch = max(1.0, self.one_vcpu_memory_mb / memory_mb)
+        waits = sum(self.call_ms(service, operation) for service, operation in calls)
+        return math.ceil(cpu_seconds * 1000 * stretch + waits)
 
 
 class Prices(BaseModel):
@@ -71,7 +89,7 @@ class Prices(BaseModel):
     dynamodb: DynamoDBPrices
     s3: S3Prices
     sqs: SqsPrices
-    naive: NaiveAssumptions
+    lambda_duration: LambdaDurationModel
 
     @classmethod
     def load(cls, path: Path = PRICES_FILE) -> Prices:
@@ -90,7 +108,8 @@ class Usage(BaseModel):
     payload_units: int
     event_bytes: float  # average size of one event on the wire (for the naive design)
     invocations: int
-    gb_seconds: float
+    gb_seconds: float  # modelled (LambdaDurationModel)
+    wall_gb_seconds: float  # the in-process wall time, for comparison
     memory_mb: int
     batch_size: int  # records per invocation (the naive design reads one event per record)
     dynamodb_write_units: float
@@ -111,6 +130,8 @@ class CostModel(BaseModel):
     region: str
     prices_checked: str
     pipeline: list[CostLine]
+    # Lambda duration at the in-process wall time instead of the model: not in the total
+    lambda_duration_at_wall_time: CostLine
     naive: list[CostLine]
 
     @property
@@ -149,7 +170,12 @@ def model_cost(usage: Usage, prices: Prices) -> CostModel:
         _line(
             "Lambda requests", usage.invocations * scale, "request", lambda_.requests_per_million / MILLION
         ),
-        _line("Lambda duration (arm64)", usage.gb_seconds * scale, "GB-second", lambda_.arm64_gb_second),
+        _line(
+            "Lambda duration (arm64, modelled)",
+            usage.gb_seconds * scale,
+            "GB-second",
+            lambda_.arm64_gb_second,
+        ),
         _line(
             "DynamoDB writes",
             usage.dynamodb_write_units * scale,
@@ -177,6 +203,12 @@ def model_cost(usage: Usage, prices: Prices) -> CostModel:
         region=prices.region,
         prices_checked=prices.checked,
         pipeline=pipeline,
+        lambda_duration_at_wall_time=_line(
+            "Lambda duration (arm64, in-process wall time)",
+            usage.wall_gb_seconds * scale,
+            "GB-second",
+            lambda_.arm64_gb_second,
+        ),
         naive=naive_cost(usage, prices),
     )
 
@@ -191,7 +223,8 @@ def naive_cost(usage: Usage, prices: Prices) -> list[CostLine]:
         math.ceil(rate * usage.event_bytes / kinesis.shard_write_bytes_per_second),
     )
     invocations = MILLION / usage.batch_size
-    seconds_each = usage.batch_size * prices.naive.update_item_milliseconds / 1000
+    update_ms = prices.lambda_duration.call_ms("dynamodb", "UpdateItem")
+    seconds_each = usage.batch_size * update_ms / 1000
     return [
         _line(
             "Kinesis shard-hours (1,000 records/s each)",
@@ -207,7 +240,7 @@ def naive_cost(usage: Usage, prices: Prices) -> list[CostLine]:
         ),
         _line("Lambda requests", invocations, "request", lambda_.requests_per_million / MILLION),
         _line(
-            f"Lambda duration (one {prices.naive.update_item_milliseconds:g} ms UpdateItem per event)",
+            f"Lambda duration (one {update_ms:g} ms UpdateItem per event)",
             invocations * seconds_each * usage.memory_mb / 1024,
             "GB-second",
             lambda_.arm64_gb_second,

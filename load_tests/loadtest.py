@@ -28,6 +28,7 @@ import os
 import platform
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from load_tests.archived import ArchiveTally, S3Archive, tally_archive
-from load_tests.cost import Prices, Usage, model_cost
+from load_tests.cost import LambdaDurationModel, Prices, Usage, model_cost
 from load_tests.generator import GeneratorOutcome, GeneratorProcess, SenderFactory, _Sender
 from load_tests.meters import InvocationMeter, RequestCounts, RequestMeter, metered_handlers
 from load_tests.profile import LoadProfile, Shape
@@ -509,7 +510,7 @@ class LoadTest:
             },
         )
         functions = [
-            _function_figures(name, meter, windowed=name in self.windowed)
+            _function_figures(name, meter, self.prices.lambda_duration, windowed=name in self.windowed)
             for name, meter in self.functions.items()
         ]
         billed_tables = {
@@ -555,7 +556,8 @@ class LoadTest:
                 payload_units=sum(counts.kinesis_payload_units.values()),
                 event_bytes=_mean_event_bytes(counts, self.ledger.total),
                 invocations=sum(f.invocations for f in functions),
-                gb_seconds=sum(f.billed_gb_seconds for f in functions),
+                gb_seconds=sum(f.modelled_gb_seconds for f in functions),
+                wall_gb_seconds=sum(f.billed_gb_seconds for f in functions),
                 memory_mb=max((m.memory_mb for m in self.functions.values()), default=1024),
                 batch_size=self.batch_size,
                 dynamodb_write_units=sum(v for t, v in counts.write_units.items() if t in billed_tables),
@@ -743,8 +745,15 @@ def _subtract(
     }
 
 
-def _function_figures(name: str, meter: InvocationMeter, *, windowed: bool) -> FunctionFigures:
+def _function_figures(
+    name: str, meter: InvocationMeter, duration_model: LambdaDurationModel, *, windowed: bool
+) -> FunctionFigures:
     durations = [invocation.seconds * 1000 for invocation in meter.invocations]
+    modelled_ms = sum(
+        duration_model.billed_ms(invocation.cpu_seconds, invocation.calls, meter.memory_mb)
+        for invocation in meter.invocations
+    )
+    calls = Counter(f"{service}.{operation}" for i in meter.invocations for service, operation in i.calls)
     figures = StreamFunctionFigures(
         function=name,
         memory_mb=meter.memory_mb,
@@ -754,6 +763,8 @@ def _function_figures(name: str, meter: InvocationMeter, *, windowed: bool) -> F
         mean_duration_ms=round(sum(durations) / len(durations), 3) if durations else None,
         billed_gb_seconds=round(meter.billed_gb_seconds(), 4),
         cpu_seconds=round(sum(invocation.cpu_seconds for invocation in meter.invocations), 3),
+        modelled_gb_seconds=round(modelled_ms / 1000 * meter.memory_mb / 1024, 4),
+        aws_calls=dict(sorted(calls.items())),
     )
     if not windowed:
         return figures

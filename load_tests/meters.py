@@ -38,6 +38,9 @@ S3_PUT_CLASS: Final = frozenset(
 S3_GET_CLASS: Final = frozenset({"GetObject", "HeadObject", "SelectObjectContent"})
 _PARAMS: Final = "salesstream.meter.params"
 _STARTED: Final = "salesstream.meter.started"
+# The AWS calls of the invocation running on this thread ((service, operation) pairs), when an
+# InvocationMeter is timing one: the cost model prices each as an in-region round trip.
+_THIS_THREAD = threading.local()
 _BEFORE: Final = "before-parameter-build"
 _AFTER: Final = "after-call"
 
@@ -219,6 +222,9 @@ class RequestMeter:
         service, operation = model.service_model.service_name, model.name
         ok = getattr(http_response, "status_code", 500) < 300
         elapsed = time.perf_counter() - context.get(_STARTED, time.perf_counter())
+        invocation_calls = getattr(_THIS_THREAD, "calls", None)
+        if invocation_calls is not None:
+            invocation_calls.append((service, operation))
         with self._lock:
             counts = self._counts
             counts.calls[(service, operation, _resource(service, params))] += 1
@@ -313,6 +319,7 @@ class Invocation:
     # CPU of the invoking thread: what the handler itself used, without the waits for the GIL
     # that the other sandboxes of this one process cause (and without its I/O waits)
     cpu_seconds: float = 0.0
+    calls: tuple[tuple[str, str], ...] = ()  # (service, operation) of its AWS calls, in order
 
 
 class InvocationMeter:
@@ -339,6 +346,8 @@ class InvocationMeter:
     def __call__(self, event: dict[str, Any], context: Any) -> Any:
         handler = self._resolve()
         started, cpu_started = time.perf_counter(), time.thread_time()
+        calls: list[tuple[str, str]] = []
+        _THIS_THREAD.calls = calls
         failed = True
         try:
             result = handler(event, context)
@@ -346,9 +355,10 @@ class InvocationMeter:
             return result
         finally:
             elapsed, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
+            _THIS_THREAD.calls = None
             final = bool(event.get("isFinalInvokeForWindow"))
             with self._lock:
-                self.invocations.append(Invocation(elapsed, final, failed, cpu))
+                self.invocations.append(Invocation(elapsed, final, failed, cpu, tuple(calls)))
                 if final and not failed and not event.get("isWindowTerminatedEarly"):
                     key = (str(event.get("shardId")), parse_rfc3339(event["window"]["end"]))
                     self.windows_closed.setdefault(key, time.time())

@@ -109,6 +109,9 @@ def check_plausible(report: dict[str, Any], planned: int) -> None:
     for function in (aggregator, archiver):
         assert function["failed"] == 0
         assert function["billed_gb_seconds"] > 0
+        # modelled from its own CPU and its AWS calls, not from the in-process wall time
+        assert function["modelled_gb_seconds"] > 0
+        assert function["aws_calls"]["s3.PutObject"] >= function["invocations"] // 2
         assert 0 < function["cpu_seconds"] <= function["duration_ms"]["max"] * function["invocations"] / 1000
     target = next(t for t in report["targets"] if t["name"].startswith("p95 window end -> visible"))
     assert target["value"] == api["p95"]
@@ -124,6 +127,7 @@ def check_plausible(report: dict[str, Any], planned: int) -> None:
     pipeline = sum(line["usd_per_million"] for line in cost["pipeline"])
     naive = sum(line["usd_per_million"] for line in cost["naive"])
     assert 0 < pipeline < naive
+    assert cost["lambda_duration_at_wall_time"]["usd_per_million"] > 0
     assert 0.6 < naive < 0.8
     assert {target["name"] for target in report["targets"]} >= {"lost events", "double-counted events"}
     assert len(report["timeline"]) >= 5

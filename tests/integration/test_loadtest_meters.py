@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from load_tests.meters import RequestMeter, write_units
+from load_tests.meters import InvocationMeter, RequestMeter, write_units
 from load_tests.visibility import AggregatesTableProbe
 from salesstream.aws import Endpoint
 
@@ -126,3 +126,30 @@ def test_the_probe_sees_segments_even_when_the_counter_moves_before_the_item_lan
     assert (seen.seen_at, seen.events, seen.last.sequence, seen.last.subsequence) == (3.0, 40, 9, 3)
     assert probe.counted() == 40
     assert probe.poll(4.0) == []  # seen once
+
+
+def test_an_invocation_keeps_the_aws_calls_its_handler_made_on_its_thread(
+    make_stack: Any, endpoint: Any
+) -> None:
+    """The cost model prices each call of an invocation as an in-region round trip: the meter must
+    attribute calls to the invocation that made them, and not the calls of other threads."""
+    template, _ = make_stack(ShardCount=1)
+    table = template.physical_name("AggregatesTable")
+    meter = RequestMeter()
+    with meter.installed():
+        dynamodb = fresh(endpoint).client("dynamodb")
+
+        def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+            for n in range(event["writes"]):
+                dynamodb.put_item(TableName=table, Item={"pk": {"S": f"p{n}"}, "sk": {"S": "x"}})
+            dynamodb.get_item(TableName=table, Key={"pk": {"S": "p0"}, "sk": {"S": "x"}})
+            return {"batchItemFailures": []}
+
+        invocations = InvocationMeter(handler, memory_mb=1024, function="F")
+        invocations({"writes": 2}, None)
+        dynamodb.put_item(TableName=table, Item={"pk": {"S": "outside"}, "sk": {"S": "x"}})
+        invocations({"writes": 0}, None)
+    assert [i.calls for i in invocations.invocations] == [
+        (("dynamodb", "PutItem"), ("dynamodb", "PutItem"), ("dynamodb", "GetItem")),
+        (("dynamodb", "GetItem"),),
+    ]
