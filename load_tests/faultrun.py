@@ -277,7 +277,7 @@ class FaultRun(LoadTest):
                         [table.name for table in self.template.tables()],
                         [bucket.name for bucket in self.template.buckets()],
                     ),
-                    [("logs", logs.encode())],
+                    [("logs", logs.encode()), ("load generator logs", outcome.output.encode())],
                     file_source(self.spool),
                 )
             )

@@ -13,6 +13,7 @@ request meter counted (the PutRecords per shard and second).
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import time
 import traceback
@@ -28,6 +29,7 @@ from producer.sender import PRODUCER_CLIENT_CONFIG
 from producer.simulator import Fleet
 from producer.spool import SpoolEntry
 from salesstream.aws import Endpoint, Target
+from salesstream.faults.security import LogCapture
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -54,6 +56,9 @@ class GeneratorOutcome:
     send_seconds: float
     behind_seconds: float  # how late the last slot went out against the schedule
     cpu_seconds: float  # of the generator process
+    # what the child wrote to stdout/stderr or logged (warnings and up): the fault run scans it
+    # for card numbers like every other log of the run
+    output: str = field(default="", kw_only=True)
 
 
 @dataclass
@@ -203,8 +208,9 @@ def _child(
         target, url, region = where
         endpoint = Endpoint(Target(target), url, region).activate()
         meter = RequestMeter()
-        with meter.installed():
+        with LogCapture(logging.getLogger()) as output, meter.installed():
             outcome = sender(config, endpoint, stream, Path(spool)).send(conn, meter)
+        outcome.output = output.text()
         conn.send(("done", outcome))
     except BaseException:  # noqa: BLE001 - whatever happened goes to the parent, which raises it
         conn.send(("error", traceback.format_exc()))
