@@ -33,8 +33,22 @@ class StreamShards:
             raise UnknownShard(f"{shard_id} is not a shard of {self.stream_name}")
         return shard
 
-    def parents(self, shard_id: str) -> list[str]:
-        return list(self.get(shard_id).parents)
+    def ancestors(self, shard_id: str) -> list[str]:
+        """Every shard the given one descends from, nearest first, as far as ListShards still
+        lists them (retention drops the oldest). An event id's hash key was owned by ancestors
+        only: after a merge and then a split, a resend can land two generations below the
+        shard that counted the original."""
+        found: list[str] = []
+        pending = list(self.get(shard_id).parents)
+        while pending:
+            parent = pending.pop(0)
+            with self._lock:
+                shard = self._shards.get(parent)
+            if shard is None or parent in found:
+                continue  # beyond the stream's retention: nothing of it can be resent any more
+            found.append(parent)
+            pending.extend(shard.parents)
+        return found
 
     def _list(self) -> dict[str, Shard]:
         shards: dict[str, Shard] = {}

@@ -9,8 +9,9 @@ Before judging a batch the process catches its index up with the log:
 - the state proves the index current (it names the log object of the invocation that produced
   it, and this process has that object): no request at all;
 - the shard is new to this process (a cold start): LIST the shard's objects from the batch's
-  first arrival minus horizon and window, and the same for its parent shards (a producer with a
-  stale shard map may resend into a child), then GET them;
+  first arrival minus horizon and window, and the same for all its ancestor shards (a producer
+  with a stale shard map may resend into a child; after a merge then a split, a grandchild),
+  then GET them;
 - otherwise: LIST only the keys after the newest one it knows (StartAfter).
 Objects written by invocations that later failed are harmless either way: their records are
 redelivered at the same positions, which the index judges as replays.
@@ -63,7 +64,7 @@ class DedupLog:
             start_after = index.last_log(shard) or log_start_after(shard, first_arrival_ms - index.horizon_ms)
             return self._load(index, [(shard, start_after)])
         since = first_arrival_ms - index.horizon_ms - self.window_ms
-        sources = [(parent, log_start_after(parent, since)) for parent in self.shards.parents(shard)]
+        sources = [(ancestor, log_start_after(ancestor, since)) for ancestor in self.shards.ancestors(shard)]
         loaded = self._load(index, [*sources, (shard, log_start_after(shard, since))])
         index.track(shard)
         # what was just loaded lives for a horizon: keep it out of the collector's full passes

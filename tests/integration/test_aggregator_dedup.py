@@ -106,6 +106,35 @@ def test_a_resend_into_a_child_shard_after_a_split(aggregator_stack: StackFactor
     assert stack.store_totals() == {("store-1", "EUR"): Totals(orders=2, gross_minor=4201)}
 
 
+def test_a_resend_into_a_grandchild_after_a_merge_and_a_split(aggregator_stack: StackFactory) -> None:
+    """Found by the stateful test's merge rule: the child of a merge is split again before the
+    producer resends; the shard that counted the original is a grandparent of the one the resend
+    lands in, and a cold start must read its log too."""
+    stack = aggregator_stack(ShardCount=2)
+    kinesis = stack.endpoint.client("kinesis")
+    stream = stack.environment["STREAM_NAME"]
+    left, right = (Shard(s["ShardId"]) for s in kinesis.list_shards(StreamName=stream)["Shards"])
+    sale = order("store-1", 4200)
+    state = stack.invoke(left.event([left.put(kpl(sale))]))["state"]  # hash key 1: the left shard's
+    assert (state["n"], state["dup"]) == (1, 0)
+    close(stack, left, state, left.records)
+    kinesis.merge_shards(StreamName=stream, ShardToMerge=left.shard_id, AdjacentShardToMerge=right.shard_id)
+    (merged,) = [s for s in kinesis.list_shards(StreamName=stream)["Shards"] if "ParentShardId" in s]
+    kinesis.split_shard(StreamName=stream, ShardToSplit=merged["ShardId"], NewStartingHashKey=str(2**127))
+    grandchildren = [
+        s["ShardId"]
+        for s in kinesis.list_shards(StreamName=stream)["Shards"]
+        if s.get("ParentShardId") == merged["ShardId"]
+    ]
+    assert len(grandchildren) == 2
+    stack.cold_start()
+    child = Shard(grandchildren[0], next_sequence=10_000, clock_ms=left.clock_ms + 1_000)
+    state = stack.invoke(child.event([child.put(kpl(sale, order("store-1", 1)))]))["state"]
+    assert (state["n"], state["dup"]) == (1, 1)
+    close(stack, child, state, child.records)
+    assert stack.store_totals() == {("store-1", "EUR"): Totals(orders=2, gross_minor=4201)}
+
+
 def test_the_log_costs_one_put_per_invocation_and_a_list_only_when_needed(
     aggregator_stack: StackFactory,
 ) -> None:

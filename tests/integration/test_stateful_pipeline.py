@@ -7,7 +7,7 @@ map), the local event-source-mapping runtime on a virtual clock running the real
 archiver through the stream, and the real snapshot job and reconciliation. The faults are armed
 by rules and strike the next invocation that fits: a handler error or a batch item failure, a
 batch delivered twice, a crash of the poller after the handler returned (with a cold Lambda
-process), a shard split under the producer's feet, and producer resends of accepted events.
+process), a shard split or merge under the producer's feet, and producer resends of accepted events.
 
 The invariant, after every snapshot rule and at the end of every example, once every window has
 closed: speed totals = batch totals = a model over the distinct accepted event ids, per store and
@@ -16,6 +16,7 @@ currency to the unit, and the reconciliation finds no difference at any key or w
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -121,6 +122,7 @@ class Harness:
     endpoint: Any
     folder: Path
     examples: int = 0
+    merges: int = 0
 
 
 class PipelineMachine(RuleBasedStateMachine):
@@ -211,6 +213,18 @@ class PipelineMachine(RuleBasedStateMachine):
             NewStartingHashKey=str((low + high) // 2),
         )
 
+    @precondition(lambda self: self.adjacent_open_shards() is not None)
+    @rule()
+    def merge(self) -> None:
+        """Merge two adjacent open shards; the producer is not told. The child is read only after
+        both parents are read to their ends."""
+        pair = self.adjacent_open_shards()
+        assert pair is not None
+        self.endpoint.client("kinesis").merge_shards(
+            StreamName=self.line.stream, ShardToMerge=pair[0], AdjacentShardToMerge=pair[1]
+        )
+        self.harness.merges += 1
+
     # --- the batch layer and the invariant -----------------------------------------------------
 
     @precondition(lambda self: self.snapshots < 1)  # each costs up to a window of real time
@@ -252,6 +266,18 @@ class PipelineMachine(RuleBasedStateMachine):
         counters = [i for i in self.line.items("AggregatesTable") if i["sk"] == "COUNTERS"]
         assert sum(int(c["events"]) for c in counters) == len(self.accepted)  # each id folded once
 
+    def adjacent_open_shards(self) -> tuple[str, str] | None:
+        shards = self.endpoint.client("kinesis").list_shards(StreamName=self.line.stream)["Shards"]
+        open_ = sorted(
+            (int(s["HashKeyRange"]["StartingHashKey"]), int(s["HashKeyRange"]["EndingHashKey"]), s["ShardId"])
+            for s in shards
+            if "EndingSequenceNumber" not in s["SequenceNumberRange"]
+        )
+        for (_, end, left), (start, _, right) in itertools.pairwise(open_):
+            if end + 1 == start:
+                return left, right
+        return None
+
     def open_shards(self) -> int:
         shards = self.endpoint.client("kinesis").list_shards(StreamName=self.line.stream)["Shards"]
         return sum("EndingSequenceNumber" not in s["SequenceNumberRange"] for s in shards)
@@ -275,3 +301,5 @@ def test_any_interleaving_of_traffic_and_faults_counts_every_accepted_event_once
         ),
     )
     assert harness.examples >= 12
+    # ~120 steps over a dozen rules: a run without a single merge is a ~1e-5 chance
+    assert harness.merges >= 1
