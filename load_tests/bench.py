@@ -31,6 +31,7 @@ BENCHMARKS: list[str] = [
     "load_tests.bench_runtime",
     "load_tests.bench_snapshot",
     "load_tests.bench_archiver",
+    "load_tests.bench_emulator",
     "load_tests.bench_loadtest",
 ]
 

@@ -143,3 +143,139 @@ def test_answers_still_carry_a_request_id(make_stack: Any, endpoint: Any) -> Non
     queue_url = next(iter(template.queues())).name
     sqs = endpoint.client("sqs")
     assert sqs.get_queue_url(QueueName=queue_url)["ResponseMetadata"]["RequestId"]
+
+
+# --- the expression patches: same answers, each expression worked out once -----------------
+
+
+def _guarded_add(table: str, pk: str, names: dict[str, str], values: dict[str, Any]) -> dict[str, Any]:
+    """One expression string for every call; only the names and values differ."""
+    return {
+        "TableName": table,
+        "Key": {"pk": {"S": pk}, "sk": {"S": "x"}},
+        "UpdateExpression": "SET #wm = :segment ADD #a :a, #b :b",
+        "ConditionExpression": "attribute_not_exists(#wm) OR #wm < :segment",
+        "ExpressionAttributeNames": {"#wm": "wm", **names},
+        "ExpressionAttributeValues": values,
+    }
+
+
+def _values(segment: str, a: int, b: int) -> dict[str, Any]:
+    return {":segment": {"S": segment}, ":a": {"N": str(a)}, ":b": {"N": str(b)}}
+
+
+def test_one_expression_with_different_values_names_and_items(make_stack: Any, endpoint: Any) -> None:
+    dynamodb, table = _table(make_stack, endpoint)
+    dynamodb.transact_write_items(
+        TransactItems=[
+            {
+                "Update": _guarded_add(
+                    table, f"item{i}", {"#a": "orders", "#b": "gross"}, _values("s1", i, 10 * i)
+                )
+            }
+            for i in range(1, 6)
+        ]
+    )
+    dynamodb.transact_write_items(
+        TransactItems=[
+            {"Update": _guarded_add(table, "item1", {"#a": "orders", "#b": "gross"}, _values("s2", 100, 1))},
+            {"Update": _guarded_add(table, "item2", {"#a": "refunds", "#b": "gross"}, _values("s2", 7, 2))},
+        ]
+    )
+    dynamodb.update_item(**_guarded_add(table, "item3", {"#a": "orders", "#b": "net"}, _values("s3", 1, 5)))
+    got = {
+        item["pk"]["S"]: {k: v.get("N", v.get("S")) for k, v in item.items() if k not in ("pk", "sk")}
+        for item in dynamodb.scan(TableName=table)["Items"]
+    }
+    assert got == {
+        "item1": {"wm": "s2", "orders": "101", "gross": "11"},
+        "item2": {"wm": "s2", "orders": "2", "refunds": "7", "gross": "22"},
+        "item3": {"wm": "s3", "orders": "4", "gross": "30", "net": "5"},
+        "item4": {"wm": "s1", "orders": "4", "gross": "40"},
+        "item5": {"wm": "s1", "orders": "5", "gross": "50"},
+    }
+
+
+def test_a_failing_condition_still_cancels_with_the_old_item(make_stack: Any, endpoint: Any) -> None:
+    dynamodb, table = _table(make_stack, endpoint)
+    names = {"#a": "orders", "#b": "gross"}
+    dynamodb.update_item(**_guarded_add(table, "a", names, _values("s5", 1, 1)))
+    replay = [
+        {"Update": _guarded_add(table, "b", names, _values("s5", 1, 1))},  # passes: b is new
+        {
+            "Update": {
+                **_guarded_add(table, "a", names, _values("s5", 1, 1)),
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        },
+    ]
+    for _ in range(2):  # the second time every expression is a known one
+        with pytest.raises(dynamodb.exceptions.TransactionCanceledException) as cancelled:
+            dynamodb.transact_write_items(TransactItems=replay)
+        reasons = cancelled.value.response["CancellationReasons"]
+        assert [r["Code"] for r in reasons] == ["None", "ConditionalCheckFailed"]
+        assert reasons[1]["Item"]["wm"] == {"S": "s5"}
+        assert reasons[1]["Item"]["orders"] == {"N": "1"}
+    assert [item["pk"]["S"] for item in dynamodb.scan(TableName=table)["Items"]] == ["a"]
+
+
+def test_a_known_expression_is_still_refused_when_its_names_make_it_invalid(
+    make_stack: Any, endpoint: Any
+) -> None:
+    dynamodb, table = _table(make_stack, endpoint)
+    dynamodb.update_item(**_guarded_add(table, "a", {"#a": "orders", "#b": "gross"}, _values("s1", 1, 1)))
+    for names, message in (
+        ({"#a": "orders", "#b": "orders"}, "Two document paths overlap"),  # the same attribute twice
+        ({"#a": "pk", "#b": "gross"}, "part of the key"),  # a key attribute
+    ):
+        for _ in range(2):
+            with pytest.raises(dynamodb.exceptions.ClientError, match=message):
+                dynamodb.update_item(**_guarded_add(table, "a", names, _values("s2", 1, 1)))
+    item = dynamodb.get_item(TableName=table, Key={"pk": {"S": "a"}, "sk": {"S": "x"}})["Item"]
+    assert (item["wm"], item["orders"], item["gross"]) == ({"S": "s1"}, {"N": "1"}, {"N": "1"})
+
+
+def test_two_clauses_of_one_kind_are_refused_every_time(make_stack: Any, endpoint: Any) -> None:
+    dynamodb, table = _table(make_stack, endpoint)
+    for _ in range(2):
+        with pytest.raises(dynamodb.exceptions.ClientError, match='The "SET" section can only be used once'):
+            dynamodb.update_item(
+                TableName=table,
+                Key={"pk": {"S": "a"}, "sk": {"S": "x"}},
+                UpdateExpression="SET a = :v SET b = :v",
+                ExpressionAttributeValues={":v": {"N": "1"}},
+            )
+
+
+def test_the_expression_patches_are_in_force_and_can_be_switched_for_a_benchmark(endpoint: Any) -> None:
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    from salesstream import moto_fixes
+
+    patched = vars(UpdateExpressionParser)["make"]
+    assert patched.__func__ is moto_fixes._make_update_expression  # applied with the emulator
+    with moto_fixes.only_expression_patches([]):
+        assert (
+            vars(UpdateExpressionParser)["make"]
+            is moto_fixes._ORIGINALS[moto_fixes.EXPRESSION_PATCHES["parse each update expression once"][0]]
+        )
+    assert vars(UpdateExpressionParser)["make"] is patched
+    with (
+        pytest.raises(ValueError, match="no such expression patch"),
+        moto_fixes.only_expression_patches(["cache everything"]),
+    ):
+        pass
+
+
+def test_the_expression_patches_are_tied_to_the_pinned_moto() -> None:
+    import tomllib
+    from pathlib import Path
+
+    import moto
+
+    from salesstream import moto_fixes
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    pinned = [d for d in pyproject["project"]["dependencies"] if d.startswith("moto")]
+    assert pinned == [f"moto[server]=={moto_fixes.EXPRESSIONS_WRITTEN_FOR}"]
+    assert moto.__version__ == moto_fixes.EXPRESSIONS_WRITTEN_FOR
