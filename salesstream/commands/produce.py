@@ -116,12 +116,13 @@ def _progress(console: Console, total: int | None, what: str) -> Iterator[Callab
 
 
 def run(args: argparse.Namespace) -> int:
+    explicit: dict[str, Any] = {"aggregate": not args.no_aggregate}  # given here: wins over the environment
+    if args.no_compress:
+        explicit["compress"] = False
+    if args.linger is not None:
+        explicit["linger_seconds"] = args.linger
     try:
-        settings = ProducerSettings(
-            aggregate=not args.no_aggregate,
-            **({"compress": False} if args.no_compress else {}),
-            **({"linger_seconds": args.linger} if args.linger is not None else {}),
-        )
+        settings = ProducerSettings(**explicit)
     except ValidationError as error:
         raise CommandError(f"--linger: {error.errors()[0]['msg']}") from None
     source, total, source_name = _source(args)

@@ -6,7 +6,8 @@ reason code the consumer must quarantine it with.
     bad.reason                            # Reason.NEGATIVE_PRICE
 
 `whole_record` kinds are Kinesis records the consumer refuses as a whole (a corrupt KPL
-aggregate or compressed envelope, a decompression bomb: quarantined at sub-sequence "record"); the others are refused as one user record.
+aggregate or compressed envelope, a decompression bomb: quarantined at sub-sequence "record");
+the others are refused as one user record.
 A conflicting duplicate (B5) is `conflicting_copy(good_event_bytes)`: the same event id, another
 amount, otherwise valid; the copy sent second is quarantined as `duplicate_conflict`.
 """
