@@ -1,11 +1,12 @@
 """Kinesis records -> order events: the decoding pipeline every stream consumer shares.
 
-Per Kinesis record: one base64 decode, strict KPL de-aggregation (one MD5 check), one card-number
-scan over the whole aggregate; then per user record the size cap and the contract's validation
+Per Kinesis record: one base64 decode, the compressed envelope opened when there is one (bounded
+inflation, CRC-32), strict KPL de-aggregation (one MD5 check), one card-number scan over the
+whole (inflated) aggregate; then per user record the size cap and the contract's validation
 (`validate_wire`, already screened when the aggregate was clean). Every user record ends either
 accepted, as the validated event with its raw bytes and position, or refused, with a reason code
-and the raw bytes for the quarantine. A broken aggregate is refused whole: its user records
-cannot be trusted, not even their count.
+and the raw bytes for the quarantine. A broken aggregate or envelope is refused whole, with the
+record's bytes as received: its user records cannot be trusted, not even their count.
 
 No network and no boto3 here: the aggregator and the archiver (batch layer) both use it.
 """
@@ -22,7 +23,7 @@ from pydantic_core import from_json
 
 from salesstream.core.cards import contains_card_number
 from salesstream.core.contract import MAX_EVENT_BYTES, Identifier, validate_wire
-from salesstream.core.kpl import BrokenAggregate, is_aggregated, payloads
+from salesstream.core.kpl import BrokenAggregate, is_aggregated, payloads, unwrap
 from salesstream.core.lambda_events import KinesisEventRecord
 from salesstream.core.positions import Position
 from salesstream.core.reasons import Reason, RejectedEvent
@@ -57,7 +58,7 @@ class Refusal:
     """A user record (or a whole Kinesis record) that must go to the quarantine."""
 
     record: int  # index of its Kinesis record in the batch
-    subsequence: int  # WHOLE_RECORD for a broken aggregate
+    subsequence: int  # WHOLE_RECORD for a broken aggregate or envelope
     reason: Reason
     detail: str
     raw: bytes  # as received: redact before storing anywhere
@@ -92,7 +93,8 @@ def decode_records(records: Sequence[KinesisEventRecord], shard: Shard | None = 
         kinesis = record.kinesis
         arrival_ms = to_millis(kinesis.approximateArrivalTimestamp)
         try:
-            data = binascii.a2b_base64(kinesis.data, strict_mode=True)
+            # inflated here, not only inside payloads(): the card scan below reads the aggregate
+            data = unwrap(binascii.a2b_base64(kinesis.data, strict_mode=True))
             users = payloads(data, shard)
         except (binascii.Error, BrokenAggregate) as unreadable:
             refused.append(_whole_record_refusal(index, kinesis.data, unreadable))

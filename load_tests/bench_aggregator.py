@@ -89,7 +89,7 @@ def order_payloads(count: int, seed: int = 7) -> list[bytes]:
     return events
 
 
-def _record(data: bytes, sequence: int, arrival_ms: int) -> KinesisEventRecord:
+def kinesis_record(data: bytes, sequence: int, arrival_ms: int) -> KinesisEventRecord:
     return KinesisEventRecord(
         kinesis=KinesisPayload(
             partitionKey="store-0",
@@ -108,7 +108,9 @@ def windowed_invocations(events: Sequence[bytes]) -> list[dict[str, Any]]:
     """Tumbling-window events of KPL aggregates, all in one 15-minute window."""
     window = Window(T0_MS, T0_MS + 900_000)
     records = [
-        _record(aggregate([("store-0", e) for e in events[i : i + EVENTS_PER_AGGREGATE]], "1"), n, T0_MS + n)
+        kinesis_record(
+            aggregate([("store-0", e) for e in events[i : i + EVENTS_PER_AGGREGATE]], "1"), n, T0_MS + n
+        )
         for n, i in enumerate(range(0, len(events), EVENTS_PER_AGGREGATE))
     ]
     return [
@@ -127,7 +129,7 @@ def windowed_invocations(events: Sequence[bytes]) -> list[dict[str, Any]]:
 def plain_events(events: Sequence[bytes]) -> list[dict[str, Any]]:
     """Ordinary Kinesis events with one order per record, BatchSize records each, as the
     baselines need (they cannot read KPL aggregates)."""
-    records = [_record(e, n, T0_MS + n).model_dump() for n, e in enumerate(events)]
+    records = [kinesis_record(e, n, T0_MS + n).model_dump() for n, e in enumerate(events)]
     return [
         {"Records": records[i : i + BASELINE_BATCH_SIZE]} for i in range(0, len(records), BASELINE_BATCH_SIZE)
     ]

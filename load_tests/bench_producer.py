@@ -7,7 +7,10 @@ Figures (events per CPU-second of one thread, i.e. per core):
 - the two ways to write the KPL format: aws-kinesis-agg's RecordAggregator (per shard, as the
   producer would have to use it) against our builder driving the protobuf schema directly;
 - events per 25 KB PUT payload unit (not timed) for 250-byte events and for the simulator's
-  events;
+  events, with plain aggregates and with compressed ones;
+- compression: the encode path with compressed aggregates against plain ones (same run), and the
+  consumers' decode path (`decode_records`: base64, envelope, de-aggregation, card scan,
+  validation) on compressed records against plain aggregates of the same events;
 - the simulator's own generation rate.
 """
 
@@ -19,24 +22,27 @@ from typing import Final
 
 from aws_kinesis_agg.aggregator import RecordAggregator
 
+from consumers.records import decode_records
 from load_tests.bench import Figure, per_second
-from producer.aggregation import PAYLOAD_UNIT_BYTES, Accepted, AggregateBuilder, Entry
+from load_tests.bench_aggregator import T0_MS, kinesis_record
+from producer.aggregation import PAYLOAD_UNIT_BYTES, Accepted, AggregateBuilder, Compression, Entry
 from producer.encoder import Encoder, accept
 from producer.sender import calls
 from producer.shards import Shard, ShardMap
 from producer.simulator import CHUNK, Fleet, FleetConfig
 from salesstream.core.contract import screen_many
-from salesstream.core.kpl import deaggregate
+from salesstream.core.kpl import deaggregate, unwrap
+from salesstream.core.lambda_events import KinesisEventRecord
 
 NAME: Final = "producer"
 EVENTS: Final = 20_000
 SHARDS: Final = 4
 
 
-def encode(events: list[bytes], *, aggregate: bool) -> list[list[Entry]]:
+def encode(events: list[bytes], *, aggregate: bool, compress: bool = False) -> list[list[Entry]]:
     """The whole encode path: what `Producer.submit_many` does before it calls PutRecords (the
     size cap and card scan once per chunk of the simulator's size, then per event the schema)."""
-    encoder = Encoder(aggregate=aggregate)
+    encoder = Encoder(aggregate=aggregate, compression=Compression() if compress else None)
     encoder.route(ShardMap.uniform(SHARDS))
     entries = []
     for start in range(0, len(events), CHUNK):
@@ -131,6 +137,51 @@ def events_per_unit(events: list[bytes]) -> tuple[float, float]:
     return sum(len(e.events) for e in full) / len(full), sum(map(len, events)) / len(events)
 
 
+def compressed_events_per_unit(events: list[bytes]) -> tuple[float, float]:
+    """(events per payload unit over every compressed record cut on the way, the first ones cut
+    before the ratio was known included; mean compression ratio). The final drain's partly
+    filled records are left out, as for plain aggregates."""
+    encoder = Encoder(compression=Compression())
+    encoder.route(ShardMap.uniform(SHARDS))
+    cut = [entry for raw in events if (entry := encoder.add(accept(raw))) is not None]
+    plain = sum(len(unwrap(e.data)) for e in cut)
+    return sum(len(e.events) for e in cut) / sum(e.payload_units for e in cut), plain / sum(
+        len(e.data) for e in cut
+    )
+
+
+def _decode_figures(events: list[bytes], repeat: int) -> list[Figure]:
+    """The consumers' decode path over the producer's records, plain aggregates vs compressed."""
+
+    def records(compress: bool) -> list[KinesisEventRecord]:
+        entries = [entry for call in encode(events, aggregate=True, compress=compress) for entry in call]
+        return [kinesis_record(entry.data, n, T0_MS + n) for n, entry in enumerate(entries)]
+
+    plain, packed = records(compress=False), records(compress=True)
+    decoded = [sorted(raw for _, raw, *_ in decode_records(rs).accepted) for rs in (plain, packed)]
+    if decoded[0] != decoded[1] or decoded[1] != sorted(events):
+        raise RuntimeError("compressed and plain records do not decode to the same events")
+    reference = _timed(
+        "decode path, plain aggregates, simulator events", len(events), lambda: decode_records(plain), repeat
+    )
+    compressed = _timed(
+        "decode path, compressed aggregates, simulator events",
+        len(events),
+        lambda: decode_records(packed),
+        repeat,
+    )
+    return [
+        reference.model_copy(update={"note": f"{len(plain)} records"}),
+        compressed.model_copy(
+            update={
+                "baseline": "plain aggregates",
+                "ratio": compressed.best / reference.best,
+                "note": f"{len(packed)} records",
+            }
+        ),
+    ]
+
+
 def _timed(metric: str, events: int, work: Callable[[], object], repeat: int) -> Figure:
     best, median = per_second(events, work, repeat)
     return Figure(benchmark=NAME, metric=metric, unit="events/s", best=best, median=median, runs=repeat)
@@ -147,10 +198,20 @@ def _encode_figures(label: str, events: list[bytes], repeat: int) -> list[Figure
     def versus_baseline(figure: Figure) -> Figure:
         return figure.model_copy(update={"baseline": "json.loads", "ratio": figure.best / baseline.best})
 
+    aggregated = versus_baseline(
+        _timed(f"encode path, aggregated, {label}", count, lambda: encode(events, aggregate=True), repeat)
+    )
+    compressed = _timed(
+        f"encode path, aggregated + compressed, {label}",
+        count,
+        lambda: encode(events, aggregate=True, compress=True),
+        repeat,
+    )
     return [
         baseline.model_copy(update={"note": f"mean event {mean_size:.0f} B"}),
-        versus_baseline(
-            _timed(f"encode path, aggregated, {label}", count, lambda: encode(events, aggregate=True), repeat)
+        aggregated,
+        compressed.model_copy(
+            update={"baseline": "aggregated, not compressed", "ratio": compressed.best / aggregated.best}
         ),
         versus_baseline(
             _timed(
@@ -217,6 +278,25 @@ def run(repeat: int) -> list[Figure]:
                 note=f"mean event {size:.0f} B; unit = {PAYLOAD_UNIT_BYTES} B of data + partition key",
             )
         )
+
+    for label, sample in (
+        ("250-byte events", sized_events(250, EVENTS)),
+        ("simulator, 1-line baskets", Fleet(FleetConfig(stores=200, seed=2, max_lines=1)).events(EVENTS)),
+        ("simulator, 1-5 lines", events),
+    ):
+        per_unit, ratio = compressed_events_per_unit(sample)
+        figures.append(
+            Figure(
+                benchmark=NAME,
+                metric=f"events per 25 KB payload unit, compressed, {label}",
+                unit="events",
+                best=per_unit,
+                median=per_unit,
+                runs=1,
+                note=f"compression ratio {ratio:.1f}; target >= 95",
+            )
+        )
+    figures += _decode_figures(events, repeat)
 
     generator = Fleet(FleetConfig(stores=1_000, seed=3))
     figures.append(_timed("simulator generation", EVENTS, lambda: generator.events(EVENTS), repeat))

@@ -2,7 +2,9 @@
 
 No network here: the shard map is handed in, so the whole encode path runs (and is benchmarked)
 offline. Aggregation on: one `AggregateBuilder` per open shard, each user record routed by the
-MD5 of its partition key (its store). Aggregation off: one entry per event.
+MD5 of its partition key (its store), and with `compression` every aggregate sent in a compressed
+envelope (one running compression ratio for all shards). Aggregation off: one entry per event,
+never compressed.
 """
 
 from __future__ import annotations
@@ -10,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from producer.aggregation import PAYLOAD_UNIT_BYTES, Accepted, AggregateBuilder, Entry, plain_entry
+from producer.aggregation import (
+    PAYLOAD_UNIT_BYTES,
+    Accepted,
+    AggregateBuilder,
+    Compression,
+    Entry,
+    plain_entry,
+)
 from salesstream.core.contract import EventType, validate_wire
 
 if TYPE_CHECKING:
@@ -34,9 +43,16 @@ def accept(raw: bytes, *, screened: bool = False) -> Accepted:
 
 
 class Encoder:
-    def __init__(self, *, aggregate: bool = True, unit_bytes: int = PAYLOAD_UNIT_BYTES) -> None:
+    def __init__(
+        self,
+        *,
+        aggregate: bool = True,
+        unit_bytes: int = PAYLOAD_UNIT_BYTES,
+        compression: Compression | None = None,
+    ) -> None:
         self.aggregate = aggregate
         self._unit_bytes = unit_bytes
+        self.compression = compression if aggregate else None
         self.shard_map: ShardMap | None = None
         self._builders: dict[str, AggregateBuilder] = {}  # by partition key: one lookup per event
         self._by_shard: dict[str, AggregateBuilder] = {}
@@ -63,7 +79,9 @@ class Encoder:
         shard = self.shard_map.shard_for(partition_key)
         builder = self._by_shard.get(shard.shard_id)
         if builder is None:
-            builder = self._by_shard[shard.shard_id] = AggregateBuilder(shard, self._unit_bytes)
+            builder = self._by_shard[shard.shard_id] = AggregateBuilder(
+                shard, self._unit_bytes, self.compression
+            )
         self._builders[partition_key] = builder
         return builder
 

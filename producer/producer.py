@@ -5,7 +5,8 @@
     result = producer.result                            # accepted, sent, spooled, tally, ...
 
 Submit validates against the contract (a refused event is counted by reason and never sent; a
-card number never reaches the stream), routes the event to its shard and aggregates it. Buffered
+card number never reaches the stream), routes the event to its shard and aggregates it (each
+finished aggregate compressed, unless `compress` is off). Buffered
 events go out when a PutRecords call is full or `linger_seconds` after the oldest arrived
 (checked on each submit and by `poll()`), and on `flush()` / `close()`. What cannot be sent
 after the retries is spooled; the next producer on the same spool sends it first.
@@ -68,11 +69,14 @@ class Producer:
             sleep=sleep,
             rng=rng or random.Random(),  # noqa: S311 - backoff jitter
         )
-        self._encoder = Encoder(aggregate=self.settings.aggregate)
+        self._encoder = Encoder(aggregate=self.settings.aggregate, compression=self.settings.compression)
         self._spool = Spool(Path(spool))
         self._clock = clock
         self.result = ProducerResult(
-            stream=stream_name, aggregated=self.settings.aggregate, spool_path=str(spool)
+            stream=stream_name,
+            aggregated=self.settings.aggregate,
+            compressed=self.settings.compression is not None,
+            spool_path=str(spool),
         )
         self._rejected: Counter[str] = Counter()
         self._shards: defaultdict[str, ShardCount] = defaultdict(ShardCount)

@@ -80,6 +80,7 @@ class Tally:
 class ProducerResult(BaseModel):
     stream: str
     aggregated: bool
+    compressed: bool = False  # aggregates sent in the compressed envelope
     accepted: int = 0  # passed the contract (spooled events resent this run included)
     sent: int = 0  # accepted events Kinesis acknowledged
     resent: int = 0  # extra transmissions: failed entries, lost responses, records that landed off-shard

@@ -62,6 +62,11 @@ def register(subparsers: Any) -> None:
     sending = parser.add_argument_group("the producer")
     sending.add_argument("--no-aggregate", action="store_true", help="one Kinesis record per event")
     sending.add_argument(
+        "--no-compress",
+        action="store_true",
+        help="send plain KPL aggregates, not salesstream's compressed envelope (default: compressed)",
+    )
+    sending.add_argument(
         "--spool", type=Path, default=STATE_DIR / "spool.jsonl", help="where unsendable events wait"
     )
     sending.add_argument("--linger", type=float, metavar="SECONDS", help="max buffering time (default 0.1)")
@@ -111,11 +116,13 @@ def _progress(console: Console, total: int | None, what: str) -> Iterator[Callab
 
 
 def run(args: argparse.Namespace) -> int:
+    explicit: dict[str, Any] = {"aggregate": not args.no_aggregate}  # given here: wins over the environment
+    if args.no_compress:
+        explicit["compress"] = False
+    if args.linger is not None:
+        explicit["linger_seconds"] = args.linger
     try:
-        settings = ProducerSettings(
-            aggregate=not args.no_aggregate,
-            **({"linger_seconds": args.linger} if args.linger is not None else {}),
-        )
+        settings = ProducerSettings(**explicit)
     except ValidationError as error:
         raise CommandError(f"--linger: {error.errors()[0]['msg']}") from None
     source, total, source_name = _source(args)
@@ -201,7 +208,12 @@ def _print_summary(console: Console, result: ProducerResult, source: str, elapse
     console.print(counts)
 
     shards = Table(
-        "shard", "records", "payload units", "events", "events/record", title="acknowledged per shard"
+        "shard",
+        "records",
+        "payload units",
+        "events",
+        "events/record",
+        title="acknowledged per shard" + (" (compressed aggregates)" if result.compressed else ""),
     )
     for shard_id, count in result.shards.items():
         per_record = f"{count.events / count.records:.1f}" if count.records else "-"

@@ -8,11 +8,27 @@ aws-kinesis-agg's own de-aggregator is lenient in two dangerous ways: a record w
 does not match is passed through as if it were not aggregated, and a protobuf parse error is
 printed and the rest of the aggregate silently dropped. `deaggregate` here refuses both with a
 `BrokenAggregate` carrying a reason code, so the caller can quarantine the whole record.
+
+The compressed envelope (salesstream's own, written by the producer when compression is on):
+a Kinesis record's data may be one gzip member (RFC 1952) whose content is exactly one KPL
+aggregate. It is recognised by its first three bytes, `1f 8b 08` (gzip's magic and "deflate"),
+which neither a KPL aggregate (`f3 89 9a c2`) nor a UTF-8 JSON event (`{`, or whitespace) can
+start with. The producer writes the header zlib writes for `wbits=31`: `1f 8b 08 00`, mtime
+`00 00 00 00` (so the same aggregate gives the same bytes), XFL, OS; then the deflate stream,
+then the CRC-32 and the length of the aggregate (little-endian, 4 bytes each). gzip rather than
+a bare zlib stream: its magic cannot be mistaken for text, its CRC-32 checks the content, and
+an operator can read a record with `base64 -d | gunzip`. The reader (`unwrap`) refuses a record
+whose envelope is truncated, corrupt (deflate error, CRC or length mismatch), followed by
+anything (a second member included) or whose content is not a KPL aggregate (`corrupt_envelope`),
+and stops inflating past `MAX_INFLATED_BYTES`, 1 MiB, the most the producer ever compresses
+(Kinesis's record limit), so a small record cannot make a consumer inflate gigabytes
+(`envelope_oversize`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -29,6 +45,9 @@ from salesstream.core.sharding import Shard
 DIGEST_SIZE: Final = 16
 # An aggregate with no user records, or one too short to hold magic + digest, is broken.
 _MIN_AGGREGATE: Final = len(MAGIC) + DIGEST_SIZE
+GZIP_MAGIC: Final = b"\x1f\x8b\x08"  # gzip's two magic bytes, then compression method 8 (deflate)
+_GZIP_WBITS: Final = 31  # zlib's window bits for "a gzip member, 32 KiB window"
+MAX_INFLATED_BYTES: Final = 1024 * 1024  # the producer compresses no aggregate above Kinesis's record limit
 
 
 class BrokenAggregate(ValueError):
@@ -54,6 +73,42 @@ class UserRecord:
 
 def is_aggregated(data: bytes) -> bool:
     return data[:4] == MAGIC
+
+
+def is_compressed(data: bytes) -> bool:
+    return data[:3] == GZIP_MAGIC
+
+
+def compress(aggregate: bytes, level: int) -> bytes:
+    """The compressed envelope of one KPL aggregate: one gzip member with mtime 0."""
+    if not is_aggregated(aggregate):
+        raise ValueError("only a KPL aggregate goes into a compressed envelope")
+    packer = zlib.compressobj(level, zlib.DEFLATED, _GZIP_WBITS)
+    return packer.compress(aggregate) + packer.flush()
+
+
+def unwrap(data: bytes, limit: int = MAX_INFLATED_BYTES) -> bytes:
+    """The KPL aggregate inside a compressed envelope, or `data` itself when it is not one;
+    raises `BrokenAggregate` (corrupt_envelope, envelope_oversize). Inflates at most `limit` + 1
+    bytes, whatever the envelope claims."""
+    if not is_compressed(data):
+        return data
+    inflater = zlib.decompressobj(_GZIP_WBITS)
+    try:
+        content = inflater.decompress(data, limit + 1)
+    except zlib.error as error:  # bad header, bad deflate data, CRC-32 or length mismatch
+        raise BrokenAggregate(Reason.CORRUPT_ENVELOPE, f"gzip: {error}") from None
+    if len(content) > limit:
+        raise BrokenAggregate(Reason.ENVELOPE_OVERSIZE, f"inflates past {limit} bytes")
+    if not inflater.eof:
+        raise BrokenAggregate(Reason.CORRUPT_ENVELOPE, "gzip member is truncated")
+    if inflater.unused_data:
+        raise BrokenAggregate(
+            Reason.CORRUPT_ENVELOPE, f"{len(inflater.unused_data)} bytes after the gzip member"
+        )
+    if not is_aggregated(content):
+        raise BrokenAggregate(Reason.CORRUPT_ENVELOPE, "the envelope does not hold a KPL aggregate")
+    return content
 
 
 def _parse(data: bytes) -> messages_pb2.AggregatedRecord:
@@ -86,7 +141,9 @@ def _parse(data: bytes) -> messages_pb2.AggregatedRecord:
 
 
 def deaggregate(data: bytes, partition_key: str) -> list[UserRecord]:
-    """The user records in a Kinesis record's data, in order; raises `BrokenAggregate`."""
+    """The user records in a Kinesis record's data (compressed or not), in order; raises
+    `BrokenAggregate`."""
+    data = unwrap(data)
     if not is_aggregated(data):
         return [UserRecord(data, partition_key, None, 0, aggregated=False)]
     message = _parse(data)
@@ -111,7 +168,9 @@ def payloads(data: bytes, shard: Shard | None = None) -> list[bytes | None]:
     Given the shard the record was read from, a user record that does not belong there is None:
     after a reshard an aggregate sent with a stale shard map lands on one child while some of its
     user records hash to the other; the producer resends those to their own shard (as the KPL
-    does), so the copy here is dropped (as the KCL does). A plain record always belongs."""
+    does), so the copy here is dropped (as the KCL does). A plain record always belongs.
+    A compressed envelope is opened first (`unwrap`)."""
+    data = unwrap(data)
     if not is_aggregated(data):
         return [data]
     message = _parse(data)

@@ -15,6 +15,9 @@ class Reason(StrEnum):
     # KPL aggregates (consumer side)
     BAD_AGGREGATE_CHECKSUM = "bad_aggregate_checksum"
     BROKEN_AGGREGATE = "broken_aggregate"
+    # the gzip envelope of a compressed aggregate (consumer side)
+    CORRUPT_ENVELOPE = "corrupt_envelope"
+    ENVELOPE_OVERSIZE = "envelope_oversize"
     # schema
     UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
     UNKNOWN_FIELD = "unknown_field"

@@ -6,7 +6,8 @@ reason code the consumer must quarantine it with.
     bad.reason                            # Reason.NEGATIVE_PRICE
 
 `whole_record` kinds are Kinesis records the consumer refuses as a whole (a corrupt KPL
-aggregate: quarantined at sub-sequence "record"); the others are refused as one user record.
+aggregate or compressed envelope, a decompression bomb: quarantined at sub-sequence "record");
+the others are refused as one user record.
 A conflicting duplicate (B5) is `conflicting_copy(good_event_bytes)`: the same event id, another
 amount, otherwise valid; the copy sent second is quarantined as `duplicate_conflict`.
 """
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from salesstream.core.kpl import MAGIC, aggregate
+from salesstream.core.kpl import MAGIC, MAX_INFLATED_BYTES, aggregate, compress
 from salesstream.core.reasons import Reason
 
 # Well-known test card numbers (Luhn-valid, issued to no one), spelt as tills print them.
@@ -30,6 +31,7 @@ TEST_CARD_NUMBERS: Final = (
     "6011000000000004",
 )
 HUGE_LINES: Final = 10_000
+_ENVELOPE_LEVEL: Final = 9  # any level reads the same; 9 makes the smallest bomb
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,20 @@ def _broken_aggregate(raw: bytes) -> bytes:
     return MAGIC + body + hashlib.md5(body).digest()  # noqa: S324 - the format's checksum, made valid
 
 
+def _corrupt_envelope(raw: bytes) -> bytes:
+    """A compressed aggregate with one byte of its CRC-32 flipped (the inflated bytes are fine)."""
+    data = bytearray(compress(aggregate([(str(json.loads(raw)["store_id"]), raw)]), _ENVELOPE_LEVEL))
+    data[-8] ^= 0x01  # the trailer is CRC-32 then length, 4 bytes each
+    return bytes(data)
+
+
+def _compression_bomb(raw: bytes) -> bytes:
+    """A ~2 KB envelope that inflates past the consumers' bound: the event, then 2 MiB of spaces
+    in a valid aggregate (whitespace is valid JSON, so only the bound can refuse it)."""
+    padded = raw + b" " * (2 * MAX_INFLATED_BYTES)
+    return compress(aggregate([(str(json.loads(raw)["store_id"]), padded)]), _ENVELOPE_LEVEL)
+
+
 def _huge(event: dict[str, Any]) -> None:
     event["lines"] = [{"sku": f"S{n}", "quantity": 1, "unit_price_minor": 1} for n in range(HUGE_LINES)]
     event["total_minor"] = HUGE_LINES
@@ -105,6 +121,8 @@ _KINDS: Final = (
     BadInput("not_an_object", Reason.NOT_AN_OBJECT, lambda raw: b"[" + raw + b"]"),
     BadInput("bad_aggregate_checksum", Reason.BAD_AGGREGATE_CHECKSUM, _bad_checksum, whole_record=True),
     BadInput("broken_aggregate", Reason.BROKEN_AGGREGATE, _broken_aggregate, whole_record=True),
+    BadInput("corrupt_envelope", Reason.CORRUPT_ENVELOPE, _corrupt_envelope, whole_record=True),
+    BadInput("compression_bomb", Reason.ENVELOPE_OVERSIZE, _compression_bomb, whole_record=True),
     # B2: schema and business rules
     BadInput("missing_field", Reason.MISSING_FIELD, _edit(_drop("currency"))),
     BadInput("non_positive_quantity", Reason.NON_POSITIVE_QUANTITY, _edit(_one_line(0, 100, 0))),

@@ -25,8 +25,9 @@ from producer.simulator import Fleet, FleetConfig
 from salesstream.core.aggregation import Totals
 from salesstream.core.batch import totals_of
 from salesstream.core.contract import MAX_EVENT_BYTES, OrderEvent, new_order
-from salesstream.core.kpl import MAGIC
+from salesstream.core.kpl import MAGIC, compress, is_compressed
 from salesstream.core.windows import Window, parse_rfc3339
+from salesstream.faults.catalogue import CATALOGUE
 from salesstream.runtime import Call, Fault, Runtime, RuntimeOptions, VirtualClock
 from salesstream.runtime.model import Outcome
 from tests.batch_support import manual_producer
@@ -413,6 +414,53 @@ def test_b3_a_huge_well_formed_payload_is_refused_by_the_size_cap(pipeline: Pipe
     assert item["raw_s3_key"].startswith("quarantine/")
     assert (int(item["raw_bytes"]), item["detail"]) == (len(huge), f"{len(huge)} bytes > {MAX_EVENT_BYTES}")
     assert line.totals() == model(good)
+
+
+def test_compressed_aggregates_from_the_producer_are_counted_once_each(
+    pipeline: PipelineFactory, tmp_path: Path
+) -> None:
+    line = pipeline(shards=2)
+    events = Fleet(FleetConfig(stores=30, seed=8)).events(3_000)
+    producer = manual_producer(line.stack.endpoint, line.stream, tmp_path / "spool.jsonl")
+    assert producer.settings.compress  # the default
+    with producer:
+        assert producer.submit_many(events) == []
+    line.run()
+    line.close_windows()
+
+    _, landed = read_stream(line.stack.endpoint.client("kinesis"), line.stream)
+    assert all(is_compressed(record.data) for record in landed)
+    assert sum(len(record.user_records) for record in landed) == 3_000
+    units = sum(count.payload_units for count in producer.result.shards.values())
+    assert units == len(landed) <= 3_000 / 95  # what the stream billed: one unit per record
+    assert line.errors() == []
+    assert line.totals() == model(events)
+    assert line.counters() == {
+        "events": 3_000,
+        "duplicates": 0,
+        "conflicts": 0,
+        "quarantined": 0,
+        "segments": 2,
+    }
+
+
+def test_b1_b3_a_corrupt_envelope_and_a_decompression_bomb_are_quarantined_whole(
+    pipeline: PipelineFactory,
+) -> None:
+    line = pipeline()
+    good = [order("store-1", 10), order("store-2", 20), order("store-1", 30)]
+    lost = order("store-3", 5000).to_json_bytes()
+    corrupt, bomb = CATALOGUE["corrupt_envelope"].make(lost), CATALOGUE["compression_bomb"].make(lost)
+    placed = line.put(compress(kpl(good[0], good[1]), 1), corrupt, bomb, good[2])
+    line.run()
+    line.close_windows()
+
+    assert line.quarantine() == {
+        (placed[1].sequence, WHOLE): ("corrupt_envelope", corrupt, None),
+        (placed[2].sequence, WHOLE): ("envelope_oversize", bomb, None),
+    }
+    assert line.totals() == model(good)
+    assert line.counters() == {"events": 3, "duplicates": 0, "conflicts": 0, "quarantined": 2, "segments": 1}
 
 
 def test_b4_a_poison_record_is_quarantined_and_the_shard_moves_on(

@@ -38,6 +38,7 @@ def test_each_kind_is_refused_by_the_consumer_with_its_reason(kind: str) -> None
 def test_the_catalogue_covers_b1_b2_b3_b7() -> None:
     reasons = {bad.reason.value for bad in CATALOGUE.values()}
     assert {"not_json", "bad_utf8", "bad_aggregate_checksum", "broken_aggregate"} <= reasons  # B1
+    assert {"corrupt_envelope", "envelope_oversize"} <= reasons  # B1, B3 for compressed aggregates
     assert {"missing_field", "non_positive_quantity", "negative_price", "wrong_type"} <= reasons  # B2
     assert {"unknown_currency", "unknown_field", "oversize", "card_number"} <= reasons  # B2, B3, B7
 
