@@ -56,6 +56,7 @@ class GeneratorOutcome:
     send_seconds: float
     behind_seconds: float  # how late the last slot went out against the schedule
     cpu_seconds: float  # of the generator process
+    event_bytes: int = field(default=0, kw_only=True)  # the events' own bytes, before aggregation
     # what the child wrote to stdout/stderr or logged (warnings and up): the fault run scans it
     # for card numbers like every other log of the run
     output: str = field(default="", kw_only=True)
@@ -89,6 +90,7 @@ class _Sender:
         conn.recv()  # go
         meter.reset()
         pending_raw: list[tuple[int, bytes]] = []
+        event_bytes = 0
         start = time.monotonic()
         last_raw_flush = start
         with producer:
@@ -103,6 +105,7 @@ class _Sender:
                 first = self.fleet.events_made + 1
                 events = self.fleet.events(slot.count)
                 sent_at = time.time()
+                event_bytes += sum(map(len, events))
                 events = self._set_aside_bad(first, events, bad_every, pending_raw)
                 producer.submit_many(events)
                 if pending_raw and (len(pending_raw) >= _RAW_BATCH or time.monotonic() - last_raw_flush >= 1):
@@ -121,6 +124,7 @@ class _Sender:
             send_seconds=elapsed,
             behind_seconds=max(0.0, elapsed - profile.duration),
             cpu_seconds=time.process_time(),
+            event_bytes=event_bytes,
         )
 
     def _producer_client(self) -> Any:
