@@ -55,7 +55,7 @@ def test_keys_are_partitioned_by_arrival_hour_and_name_the_batch() -> None:
 def test_an_object_is_a_header_and_the_records_exactly_as_received() -> None:
     records = [
         ArchivedRecord(LONG_SEQUENCE, 1795428001.234, 'store "7" é', "eyJhIjoxfQ=="),
-        ArchivedRecord("12", 1795428001.2359998, "store-1", "not base64 at all {", masked=(0,)),
+        ArchivedRecord("12", 1795428001.2359998, "store-1", 'not "base64"\n at all {', masked=(0,)),
     ]
     body = encode_object(WHOLE, records)
     lines = gzip.decompress(body).splitlines()
