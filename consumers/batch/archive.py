@@ -98,11 +98,18 @@ def read_back(body: bytes, key: str = "") -> ReadBack:
 
 def _event_record(shard_id: str, record: ArchivedRecord) -> KinesisEventRecord:
     """The record as the Lambda event carried it: the four fields the decoder reads (typed by the
-    archive's reader, so not validated again) and its event id."""
+    archive's reader, so not validated again) and its event id; the mapping's fields are not
+    kept (the decoder never reads them)."""
     payload = KinesisPayload.model_construct(
         partitionKey=record.partition_key,
         sequenceNumber=record.sequence_number,
         data=record.data,
         approximateArrivalTimestamp=record.arrival,
     )
-    return KinesisEventRecord.model_construct(kinesis=payload, eventID=f"{shard_id}:{record.sequence_number}")
+    return KinesisEventRecord.model_construct(
+        kinesis=payload,
+        eventID=f"{shard_id}:{record.sequence_number}",
+        invokeIdentityArn="",
+        awsRegion="",
+        eventSourceARN="",
+    )

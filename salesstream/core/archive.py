@@ -167,8 +167,9 @@ def screen(sequence_number: str, arrival: float, partition_key: str, data: str) 
     card_in_key = contains_card_number(partition_key.encode())
     if not card_in_key and not contains_card_number(text):
         return ArchivedRecord(sequence_number, arrival, partition_key, data)
+    masked: tuple[int, ...]
     if raw is None:
-        masked_data, masked = _mask_text(data), (0,)
+        masked_data, masked = _mask_text(data), ((0,) if contains_card_number(text) else ())
     else:
         masked_raw, masked = _masked(raw, partition_key)
         masked_data = binascii.b2a_base64(masked_raw, newline=False).decode()
