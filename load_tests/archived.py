@@ -1,10 +1,13 @@
 """What the archiver kept of a load test's events: the S3 archive read back, per event id.
 
 The archiver (consumers/archiver) writes one gzip JSON-lines object per invocation under
-`archive/<hour>/` (format: salesstream/core/archive.py). A resent event (the producer retried a
-write that had been stored) or a replayed batch appears on more than one line, so the archive is
-judged per event id: every accepted event of the run (acknowledged, not corrupted) must be in it
-at least once, and nothing else of the run may be. `tally_archive` is pure; `S3Archive` reads.
+`archive/<hour>/`, the Kinesis records as received (format: salesstream/core/archive.py); they
+are read back as the batch layer reads them, decoded by the aggregator's pipeline
+(consumers/batch/archive.py), and only the accepted events count. A resent event (the producer
+retried a write that had been stored) or a replayed batch appears more than once, so the archive
+is judged per event id: every accepted event of the run (acknowledged, not corrupted) must be in
+it at least once, and nothing else of the run may be (a corrupted event is archived raw, but
+must decode as refused). `tally_archive` is pure; `S3Archive` reads.
 """
 
 from __future__ import annotations
@@ -13,15 +16,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from pydantic_core import from_json
-
+from consumers.batch.archive import read_back
 from load_tests.truth import EXAMPLES, SATURATED, EventIds, SendLedger
-from salesstream.core.archive import ARCHIVE_PREFIX, ArchiveFormatError, hour_prefix, read_object
+from salesstream.core.archive import ARCHIVE_PREFIX, hour_prefix
 
 
 @dataclass
 class ArchiveTally:
-    lines: int = 0  # event lines of this run, resends and replays included
+    lines: int = 0  # accepted archived events of this run, resends and replays included
     archived: int = 0  # distinct event ids of this run
     missing: int = 0  # accepted events not archived: must be 0
     unexpected: int = 0  # archived ids that are no accepted event (corrupted, never sent): must be 0
@@ -74,8 +76,9 @@ class S3Archive:
     objects: int = 0
 
     def event_ids(self, since_ms: int) -> Iterator[str]:
-        """The event id of every event line in objects of the hours from `since_ms` on; misplaced
-        markers (the event went to another shard, where it is archived) are not events."""
+        """The event id of every accepted event in objects of the hours from `since_ms` on;
+        misplaced user records (the event went to another shard, where it is archived) are not
+        events, nor are refused ones."""
         pages = self.s3.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket,
             Prefix=ARCHIVE_PREFIX,
@@ -86,17 +89,6 @@ class S3Archive:
             for entry in page.get("Contents", []):
                 self.objects += 1
                 body = self.s3.get_object(Bucket=self.bucket, Key=entry["Key"])["Body"].read()
-                for line in read_object(body):
-                    if line.raw is not None:
-                        yield event_id_of(line.raw, entry["Key"])
-
-
-def event_id_of(raw: bytes, key: str) -> str:
-    """The archiver wrote only events that passed the contract: one without an id is a defect."""
-    try:
-        event_id = from_json(raw)["event_id"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise ArchiveFormatError(f"{key}: an archived event without a readable event_id") from error
-    if not isinstance(event_id, str):
-        raise ArchiveFormatError(f"{key}: an archived event whose event_id is not a string")
-    return event_id
+                for sighting in read_back(body, entry["Key"]).sightings:
+                    if sighting[5] is not None:
+                        yield sighting[0]

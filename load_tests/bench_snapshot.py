@@ -1,9 +1,11 @@
 """The snapshot job on a big archive: wall time and peak memory for N archived events.
 
 An archive of N events is written to the embedded emulator's S3 exactly as the archiver writes
-it (one gzip JSON-lines object per 10,000 events, keyed per shard and arrival hour), from the
-simulator's fleet (1,000 stores, 1-5 line baskets), over 4 shards and the hour before now, with
-2% of the events sent twice (a producer resend, at another position). Then, each in a fresh
+it (one gzip JSON-lines object per 100 Kinesis records, each a KPL aggregate of 100 events as the
+producer sends them, keyed per shard and arrival hour), from the simulator's fleet (1,000
+stores, 1-5 line baskets), over 4 shards and the hour before now, with 2% of the events sent
+twice (a producer resend, at another position). The snapshot decodes every record with the
+aggregator's pipeline. Then, each in a fresh
 child process (so its peak RSS is its own; the emulator runs in another child):
 - baseline: the plain read of the same archive (LIST, GET, gunzip, split lines) and nothing else;
 - snapshot: `SnapshotJob.run()`, the whole job: horizon, scan, partitions, reduce, finish.
@@ -24,21 +26,24 @@ import subprocess
 import sys
 import time
 import uuid
+from base64 import b64encode
 from pathlib import Path
 from typing import Any, Final
 
 from load_tests.bench import Figure
 from producer.simulator import Fleet, FleetConfig
 from salesstream.aws import Endpoint
-from salesstream.core.archive import archive_key, encode_object, event_line
-from salesstream.core.positions import Position
+from salesstream.core.archive import ArchivedRecord, archive_key, encode_object
+from salesstream.core.kpl import aggregate
+from salesstream.core.sharding import HASH_KEY_MAX, Shard
 from salesstream.embedded import EmbeddedEmulator
 from salesstream.provision import provision
 from salesstream.template import Template
 
 REPORT: Final = Path("reports") / "bench_snapshot.json"
 SHARDS: Final = 4
-EVENTS_PER_OBJECT: Final = 10_000
+EVENTS_PER_RECORD: Final = 100  # the producer's KPL aggregates
+RECORDS_PER_OBJECT: Final = 100  # BatchSize
 RESENT: Final = 0.02
 SPAN_MS: Final = 3_000_000  # the events arrived over the 50 minutes before now
 SMALL_EVENTS: Final = 250_000
@@ -59,40 +64,56 @@ def write_archive(endpoint: Endpoint, template: Template, events: int, seed: int
     fleet = Fleet(FleetConfig(stores=1_000, seed=seed))
     s3 = endpoint.client("s3")
     bucket = template.physical_name("ArchiveBucket")
-    shard_ids = [f"shardId-{n:012d}" for n in range(SHARDS)]
+    width = (HASH_KEY_MAX + 1) // SHARDS
+    shards = [Shard(f"shardId-{n:012d}", n * width, (n + 1) * width - 1) for n in range(SHARDS)]
     start = time.time_ns() // 1_000_000 - SPAN_MS - 60_000
-    sequence = dict.fromkeys(shard_ids, 0)
-    lines: dict[str, list[bytes]] = {shard: [] for shard in shard_ids}
-    firsts: dict[str, tuple[int, Position]] = {}
+    sequence = {shard.shard_id: 0 for shard in shards}
+    users: dict[str, list[bytes]] = {shard.shard_id: [] for shard in shards}
+    records: dict[str, list[ArchivedRecord]] = {shard.shard_id: [] for shard in shards}
     objects = written = 0
 
-    def flush(shard: str) -> None:
+    def put_record(shard: Shard, arrival_ms: int) -> None:
         nonlocal objects
-        if not lines[shard]:
-            return
-        first_arrival, first = firsts.pop(shard)
-        key = archive_key(shard, first_arrival, first, Position(sequence[shard]))
-        s3.put_object(Bucket=bucket, Key=key, Body=encode_object(lines[shard]))
-        lines[shard].clear()
-        objects += 1
+        sequence[shard.shard_id] += 1
+        data = aggregate([("store", raw) for raw in users[shard.shard_id]], shard.explicit_hash_key)
+        users[shard.shard_id].clear()
+        kept = records[shard.shard_id]
+        kept.append(
+            ArchivedRecord(
+                str(sequence[shard.shard_id]), arrival_ms / 1000, "store", b64encode(data).decode()
+            )
+        )
+        if len(kept) >= RECORDS_PER_OBJECT:
+            flush(shard)
+
+    def flush(shard: Shard) -> None:
+        nonlocal objects
+        kept = records[shard.shard_id]
+        if kept:
+            first_ms = round(kept[0].arrival * 1000)
+            key = archive_key(shard.shard_id, first_ms, kept[0].sequence_number, kept[-1].sequence_number)
+            s3.put_object(Bucket=bucket, Key=key, Body=encode_object(shard, kept))
+            kept.clear()
+            objects += 1
 
     produced = 0
+    arrival = start
     while produced < events:
         batch = fleet.events(min(50_000, events - produced))
         resends = [event for event in batch if rng.random() < RESENT]
         for raw in batch + resends:
-            shard = shard_ids[rng.randrange(SHARDS)]
-            sequence[shard] += 1
+            shard = shards[rng.randrange(SHARDS)]
+            users[shard.shard_id].append(raw)
             arrival = start + SPAN_MS * written // round(events * (1 + RESENT))
-            firsts.setdefault(shard, (arrival, Position(sequence[shard])))
-            lines[shard].append(event_line(shard, str(sequence[shard]), 0, arrival, raw))
             written += 1
-            if len(lines[shard]) >= EVENTS_PER_OBJECT:
-                flush(shard)
+            if len(users[shard.shard_id]) >= EVENTS_PER_RECORD:
+                put_record(shard, arrival)
         produced += len(batch)
-    for shard in shard_ids:
+    for shard in shards:
+        if users[shard.shard_id]:
+            put_record(shard, arrival)
         flush(shard)
-    return {"events": events, "lines": written, "objects": objects}
+    return {"events": events, "user_records": written, "objects": objects}
 
 
 _CHILD = """

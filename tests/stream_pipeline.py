@@ -21,6 +21,7 @@ from boto3.dynamodb.types import Binary, TypeDeserializer
 
 from consumers.retry import Backoff
 from salesstream.core.aggregation import Totals
+from salesstream.core.archive import ARCHIVE_PREFIX, stored_payloads
 from salesstream.core.batch import totals_of
 from salesstream.core.contract import OrderEvent
 from salesstream.core.positions import sequence_key
@@ -200,6 +201,9 @@ def everything_stored(endpoint: Any, provisioned: Any) -> Iterator[tuple[str, by
                 data = s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
                 yield where, entry["Key"].encode()
                 yield where, gzip.decompress(data) if data[:2] == GZIP_MAGIC else data
+                if entry["Key"].startswith(ARCHIVE_PREFIX):  # base64 records, KPL aggregates: decoded
+                    for payload in stored_payloads(data):
+                        yield where, payload
 
 
 def _binaries(value: Any) -> Iterator[bytes]:

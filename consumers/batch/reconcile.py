@@ -29,10 +29,11 @@ from typing import Any, Final
 
 from consumers.aggregator.layout import DAY_PREFIX, SHARD_PREFIX, STORE_PREFIX, TOTAL_PREFIX
 from consumers.batch import layout
+from consumers.batch.archive import read_back
 from consumers.batch.resources import BatchResources, wall_ms
 from consumers.batch.views import segment_rows, stream_shard_ids
 from salesstream.core.aggregation import Effect, Totals
-from salesstream.core.archive import ArchiveKey, hour_prefix, read_object
+from salesstream.core.archive import ArchiveKey, hour_prefix
 from salesstream.core.batch import (
     Cause,
     Explanation,
@@ -45,7 +46,6 @@ from salesstream.core.batch import (
     totals_of,
 )
 from salesstream.core.dedup import decode_log, log_first_arrival, log_prefix, log_start_after
-from salesstream.core.recompute import sighting_of
 from salesstream.core.reconciliation import (
     WindowKey,
     running_total_differences,
@@ -351,11 +351,9 @@ class Reconciler:
                 for entry in page.get("Contents", []):
                     ArchiveKey.parse(entry["Key"])  # refuses anything this format did not write
                     body = s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
-                    for line in read_object(body):
-                        if start <= line.arrival_ms < end:
-                            sighting = sighting_of(line)
-                            if sighting is not None:
-                                yield sighting
+                    for sighting in read_back(body, entry["Key"]).sightings:
+                        if start <= sighting[1] < end:
+                            yield sighting
             hour += _HOUR_MS
 
     def _quarantined(self, shard: str, window_start: int) -> dict[tuple[str, int], str]:
@@ -457,6 +455,8 @@ class Reconciler:
                 "misplaced_never_resent",
             )
         }
+        # the batch layer's refusals (the archive holds every record), beside the quarantine's
+        notes.update((name, n) for name, n in snapshot.counts.items() if name.startswith("refused") and n)
         pages = self.resources.dynamodb.get_paginator("scan").paginate(
             TableName=self.settings.quarantine_table,
             FilterExpression="arrival_ms < :horizon",

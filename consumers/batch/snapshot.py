@@ -6,9 +6,10 @@ same schedule, and by `salesstream snapshot`. One run:
 0. begin (or resume the unfinished snapshot's cursor): list the archive, probe the stream after
    each shard's last archived record, fix the horizon (salesstream/core/recompute.py) and the
    number of partitions (from the archive's size, so a partition fits in memory);
-1. scan: read the archive objects in key order up to the horizon's hour, one sighting per
-   archived line before the horizon into its partition; every `snapshot_chunk_lines` sightings
-   the partitions' chunks are written to S3 and the cursor saved;
+1. scan: read the archive objects in key order up to the horizon's hour, decode their records
+   with the aggregator's pipeline (consumers/batch/archive.py), one sighting per accepted user
+   record before the horizon into its partition (refused ones are counted by reason); every
+   `snapshot_chunk_lines` sightings the partitions' chunks are written to S3 and the cursor saved;
 2. reduce: per partition, judge every event id and total the counted sightings with the speed
    layer's reducer; the partition's result is written and the cursor saved;
 3. finish: merge the partitions' rows into the snapshot's files, put its manifest (once:
@@ -38,11 +39,12 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from consumers.batch import layout
+from consumers.batch.archive import read_back
 from consumers.batch.resources import BatchResources, wall_ms
 from consumers.batch.runs import Cursor, Phase, SnapshotBusy, SnapshotRuns
 from consumers.batch.views import snapshot_from_item
 from consumers.telemetry import log_metrics
-from salesstream.core.archive import ARCHIVE_PREFIX, ArchiveKey, read_object
+from salesstream.core.archive import ARCHIVE_PREFIX, ArchiveKey
 from salesstream.core.batch import Reconciliation, ShardHorizon, ShardState, SnapshotInfo, StoreDayRow
 from salesstream.core.batch import shard_horizon_to_json as _shard_json
 from salesstream.core.recompute import (
@@ -53,15 +55,14 @@ from salesstream.core.recompute import (
     partition_of,
     reduce_partition,
     shard_horizon,
-    sighting_of,
     snapshot_horizon,
 )
 
 logger = Logger()
 metrics = Metrics()
 
-# A gzip'd archive line of the simulator's orders is ~40 bytes (540 raw); assuming fewer makes
-# more, smaller partitions: safe for memory, a few more requests.
+# The raw archive holds ~71 gzip'd bytes per simulator order (base64 in KPL aggregates); assuming
+# fewer makes more, smaller partitions: safe for memory, a few more requests.
 _ARCHIVE_BYTES_PER_LINE: Final = 30
 _MAX_PARTITIONS: Final = 256
 _PROBE_READS: Final = 5
@@ -143,7 +144,7 @@ class SnapshotJob:
         horizons = []
         for shard_id in sorted(set(listed) | set(last)):
             newest = last.get(shard_id)
-            sequence = newest.last.sequence_number if newest else None
+            sequence = newest.last_sequence if newest else None
             if shard_id not in listed:  # trimmed from the stream: nothing more can come
                 horizons.append(ShardHorizon(shard_id, ShardState.CLOSED, None, sequence))
                 continue
@@ -213,12 +214,7 @@ class SnapshotJob:
     def _scan(self, cursor: Cursor, stop: Callable[[], bool]) -> Cursor:
         partitions = cursor.partitions
         buffers: list[list[str]] = [[] for _ in range(partitions)]
-        pending = {
-            "archive_objects": 0,
-            "archive_lines": 0,
-            "lines_after_horizon": 0,
-            "misplaced_unreadable": 0,
-        }
+        pending = {"archive_objects": 0}
         buffered = 0
         last_key = cursor.after_key
 
@@ -246,17 +242,13 @@ class SnapshotJob:
             if stop():
                 return flush()
             body = self.s3.get_object(Bucket=self.bucket, Key=key.key)["Body"].read()
-            for line in read_object(body):
-                pending["archive_lines"] += 1
-                if line.arrival_ms >= cursor.horizon_ms:
-                    pending["lines_after_horizon"] += 1  # the next snapshot's
-                    continue
-                sighting = sighting_of(line)
-                if sighting is None:
-                    pending["misplaced_unreadable"] += 1
-                    continue
-                buffers[partition_of(sighting[0], partitions)].append(encode_sighting(sighting))
-                buffered += 1
+            read = read_back(body, key.key)
+            for sighting in read.sightings:
+                if sighting[1] < cursor.horizon_ms:  # later ones are the next snapshot's
+                    buffers[partition_of(sighting[0], partitions)].append(encode_sighting(sighting))
+                    buffered += 1
+            for name, count in read.counts(cursor.horizon_ms).items():
+                pending[name] = pending.get(name, 0) + count
             pending["archive_objects"] += 1
             last_key = key.key
             if buffered >= self.settings.snapshot_chunk_lines:

@@ -1,71 +1,86 @@
-"""The event archive's format: one gzip JSON-lines object per archiver invocation.
+"""The event archive's format: one gzip JSON-lines object per archiver invocation, holding the
+invocation's Kinesis records as received (as Kinesis Data Firehose keeps a stream), not decoded.
 
-Key, partitioned by arrival hour (UTC) as Kinesis Data Firehose writes it:
+Key, partitioned by arrival hour (UTC) as Firehose writes it:
 
-    archive/YYYY/MM/DD/HH/<shardId>-<first position>-<last position>.jsonl.gz
+    archive/YYYY/MM/DD/HH/<shardId>-<first sequence number>-<last sequence number>.jsonl.gz
 
-The hour is the arrival of the batch's first record; the positions (60-digit sequence number,
-a dot, 6-digit sub-sequence number) are the batch's first and last user record. A replayed
-invocation therefore writes the same key, and, gzip's header time fixed at 0, the same bytes.
+The hour is the arrival of the batch's first record; the sequence numbers (zero-padded to 60
+digits) are the batch's first and last Kinesis record. A replayed invocation therefore writes
+the same key, and, gzip's header time fixed at 0, the same bytes.
 
-One line per accepted user record, the event exactly as received as the last member:
+The first line is the header: the format and the shard with its hash key range (what the KCL's
+misplaced-record rule needs, as it was when the records were archived):
 
-    {"shard":"shardId-000000000000","sequence_number":"4959...","subsequence":0,
-     "arrival_ms":1795428001234,"event":{...the producer's bytes...}}
+    {"format":"kinesis-records/1","shard":"shardId-000000000000","hash_range":["0","1701..."]}
 
-(JSON allows line breaks only as whitespace between tokens, so an event sent with line breaks
-is archived with spaces in their place, the one change ever made to the bytes.) A user record
-that belongs to another shard (misplaced after a reshard; the producer resends it there) is not
-archived; a marker line with its event id keeps the trace, so the batch layer can tell a resend
-that never arrived:
+Then one line per Kinesis record, in stream order, its fields exactly as the Lambda event
+carried them: `data` is the event's base64 text (no decode, no re-encode: the batch layer hands
+the very same string to the shared decoder, consumers/records.py `decode_records`), `arrival`
+the `approximateArrivalTimestamp` (JSON round-trips a float exactly):
 
-    {"shard":"...","sequence_number":"...","subsequence":3,"arrival_ms":...,"misplaced_event_id":"evt-1"}
+    {"sequence_number":"4959...","arrival":1795428001.234,"partition_key":"store-1","data":"84ma..."}
+
+A KPL aggregate is one line however many user records it holds: the archiver's work is per byte,
+never per event. Whether a user record is accepted, refused or misplaced is decided when the
+archive is read, by the aggregator's own pipeline, so both layers judge the same bytes alike.
+
+Card numbers (RELIABILITY.md B7): no producer of ours sends one, but a rogue writer can. A record
+whose bytes or partition key hold one is masked before it is stored (`screen`): the card digits
+become '#', and the line names the masked user records (`"masked":[2]`), which the batch layer
+refuses as the aggregator did (reason card_number). A masked aggregate is written again with the
+same user records, keys and order (its MD5 trailer recomputed), so the others still decode alike.
 """
 
 from __future__ import annotations
 
+import binascii
 import gzip
+import hashlib
 import json
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
-from salesstream.core.positions import Position
+# aws-kinesis-agg's generated modules need its aggregator imported first (see salesstream/core/kpl.py)
+import aws_kinesis_agg.aggregator  # noqa: F401
+from aws_kinesis_agg import MAGIC, messages_pb2
+
+from salesstream.core.cards import contains_card_number, redact_card_numbers
+from salesstream.core.kpl import BrokenAggregate, UserRecord, deaggregate, is_aggregated, payloads
+from salesstream.core.positions import sequence_key
+from salesstream.core.sharding import Shard
 
 ARCHIVE_PREFIX: Final = "archive/"
+FORMAT: Final = "kinesis-records/1"
 _SUFFIX: Final = ".jsonl.gz"
 _HOUR_MS: Final = 3_600_000
-# gzip level 6: the archiver writes each object once, the snapshot reads it at every run
-_LEVEL: Final = 6
-_EVENT = re.compile(
-    rb'\{"shard":"([^"]+)","sequence_number":"(\d+)","subsequence":(\d+),"arrival_ms":(\d+),"event":'
-)
-_MISPLACED = re.compile(
-    rb'\{"shard":"([^"]+)","sequence_number":"(\d+)","subsequence":(\d+),"arrival_ms":(\d+),'
-    rb'"misplaced_event_id":(null|"[^"]*")\}$'
-)
+# gzip level 1: half the CPU of level 6 on base64 text for ~20% more bytes (load_tests/bench_archiver.py);
+# the archiver's CPU is what limits the stream's throughput, S3 storage is cheap
+_LEVEL: Final = 1
+_BASE64_ALPHABET: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 
 
 class ArchiveFormatError(ValueError):
-    """An archive object or line that this format did not write."""
+    """An archive object, key or line that this format did not write."""
 
 
 @dataclass(frozen=True, slots=True)
-class ArchivedLine:
-    """One line: an accepted event (`raw`) or a misplaced marker (`raw` None)."""
+class ArchivedRecord:
+    """One Kinesis record as the Lambda event carried it."""
 
-    shard_id: str
     sequence_number: str
-    subsequence: int
-    arrival_ms: int
-    raw: bytes | None
-    misplaced_event_id: str | None = None
+    arrival: float  # approximateArrivalTimestamp, epoch seconds
+    partition_key: str
+    data: str  # base64, as received (masked when it held a card number)
+    masked: tuple[int, ...] = ()  # sub-sequence numbers whose card numbers were masked
 
-    @property
-    def position(self) -> Position:
-        return Position.of(self.sequence_number, self.subsequence)
+
+@dataclass(frozen=True, slots=True)
+class ArchivedObject:
+    shard: Shard  # the shard the records were read from, with its hash key range then
+    records: list[ArchivedRecord]
 
 
 # --- keys -------------------------------------------------------------------------------------
@@ -76,8 +91,11 @@ def hour_prefix(arrival_ms: int) -> str:
     return f"{ARCHIVE_PREFIX}{moment:%Y/%m/%d/%H}/"
 
 
-def archive_key(shard_id: str, first_arrival_ms: int, first: Position, last: Position) -> str:
-    return f"{hour_prefix(first_arrival_ms)}{shard_id}-{first.key}-{last.key}{_SUFFIX}"
+def archive_key(shard_id: str, first_arrival_ms: int, first_sequence: str, last_sequence: str) -> str:
+    return (
+        f"{hour_prefix(first_arrival_ms)}{shard_id}-{sequence_key(first_sequence)}-"
+        f"{sequence_key(last_sequence)}{_SUFFIX}"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +105,8 @@ class ArchiveKey:
     key: str
     hour_start_ms: int
     shard_id: str
-    first: Position
-    last: Position
+    first_sequence: str
+    last_sequence: str
 
     @classmethod
     def parse(cls, key: str) -> ArchiveKey:
@@ -96,66 +114,152 @@ class ArchiveKey:
             hour, name = key.removeprefix(ARCHIVE_PREFIX).rsplit("/", 1)
             moment = datetime.strptime(hour, "%Y/%m/%d/%H").replace(tzinfo=UTC)
             shard_id, first, last = name.removesuffix(_SUFFIX).rsplit("-", 2)
-            return cls(key, round(moment.timestamp() * 1000), shard_id, _position(first), _position(last))
+            first_sequence, last_sequence = str(int(first)), str(int(last))
         except ValueError as error:
             raise ArchiveFormatError(f"not an archive key: {key!r}") from error
+        return cls(key, round(moment.timestamp() * 1000), shard_id, first_sequence, last_sequence)
 
     @property
     def hour_end_ms(self) -> int:
         return self.hour_start_ms + _HOUR_MS
 
 
-def _position(text: str) -> Position:
-    sequence, subsequence = text.split(".")
-    return Position(int(sequence), int(subsequence))
+# --- writing ----------------------------------------------------------------------------------
 
 
-# --- lines ------------------------------------------------------------------------------------
-
-
-def _prefix(shard_id: str, sequence_number: str, subsequence: int, arrival_ms: int) -> bytes:
-    return (
-        f'{{"shard":{json.dumps(shard_id)},"sequence_number":"{sequence_number}",'
-        f'"subsequence":{subsequence},"arrival_ms":{arrival_ms},'
+def header_line(shard: Shard) -> bytes:
+    hash_range = [str(shard.starting_hash_key), str(shard.ending_hash_key)]
+    return json.dumps(
+        {"format": FORMAT, "shard": shard.shard_id, "hash_range": hash_range}, separators=(",", ":")
     ).encode()
 
 
-def event_line(shard_id: str, sequence_number: str, subsequence: int, arrival_ms: int, raw: bytes) -> bytes:
-    event = raw.replace(b"\r", b" ").replace(b"\n", b" ")  # whitespace between tokens only
-    return _prefix(shard_id, sequence_number, subsequence, arrival_ms) + b'"event":' + event + b"}"
-
-
-def misplaced_line(
-    shard_id: str, sequence_number: str, subsequence: int, arrival_ms: int, event_id: str | None
-) -> bytes:
-    marker = json.dumps(event_id).encode()
+def record_line(record: ArchivedRecord) -> bytes:
+    sequence, key = json.dumps(record.sequence_number), json.dumps(record.partition_key)
+    # base64 text needs no JSON escaping: skip the encoder's char-by-char scan of the bulk (C-speed
+    # check); anything else (a record Lambda sent as non-base64) goes through json.dumps
+    encoded = record.data.encode("utf-8", errors="surrogatepass")
+    data = record.data if not encoded.translate(None, _BASE64_ALPHABET) else json.dumps(record.data)[1:-1]
+    masked = f',"masked":{json.dumps(list(record.masked))}' if record.masked else ""
     return (
-        _prefix(shard_id, sequence_number, subsequence, arrival_ms) + b'"misplaced_event_id":' + marker + b"}"
+        f'{{"sequence_number":{sequence},"arrival":{json.dumps(record.arrival)},'
+        f'"partition_key":{key},"data":"{data}"{masked}}}'
+    ).encode()
+
+
+def encode_object(shard: Shard, records: Iterable[ArchivedRecord]) -> bytes:
+    """The object's bytes: deterministic for the same records (gzip header time 0)."""
+    lines = [header_line(shard), *map(record_line, records)]
+    return gzip.compress(b"\n".join(lines) + b"\n", compresslevel=_LEVEL, mtime=0)
+
+
+def screen(sequence_number: str, arrival: float, partition_key: str, data: str) -> ArchivedRecord:
+    """The record to archive: as received, unless its bytes or partition key hold a card number.
+
+    One card scan over each record's bytes (C-speed pre-filter; the aggregator runs the same scan
+    over a whole aggregate): O(bytes), no de-aggregation unless a card number is found. Only user
+    records whose own bytes held one are named masked (the aggregator refuses exactly those)."""
+    try:
+        raw = binascii.a2b_base64(data, strict_mode=True)
+    except binascii.Error:
+        raw = None  # refused whole when read, as by the aggregator: screen the text itself
+    text = data.encode() if raw is None else raw
+    card_in_key = contains_card_number(partition_key.encode())
+    if not card_in_key and not contains_card_number(text):
+        return ArchivedRecord(sequence_number, arrival, partition_key, data)
+    masked: tuple[int, ...]
+    if raw is None:
+        masked_data, masked = _mask_text(data), ((0,) if contains_card_number(text) else ())
+    else:
+        masked_raw, masked = _masked(raw, partition_key)
+        masked_data = binascii.b2a_base64(masked_raw, newline=False).decode()
+    return ArchivedRecord(sequence_number, arrival, _mask_text(partition_key), masked_data, masked)
+
+
+def _mask_text(text: str) -> str:
+    return redact_card_numbers(text.encode()).decode("utf-8", errors="replace")
+
+
+def _masked(raw: bytes, partition_key: str) -> tuple[bytes, tuple[int, ...]]:
+    """The record's bytes with every card number masked, and the user records that held one."""
+    whole = (0,) if contains_card_number(raw) else ()
+    if not is_aggregated(raw):
+        return redact_card_numbers(raw), whole
+    try:
+        users = deaggregate(raw, partition_key)
+    except BrokenAggregate:
+        # refused whole when read (the masking breaks its checksum if nothing else did)
+        return redact_card_numbers(raw), whole
+    masked = tuple(user.subsequence for user in users if contains_card_number(user.data))
+    return _aggregate_again(users), masked
+
+
+def _aggregate_again(users: list[UserRecord]) -> bytes:
+    """The same user records, keys and order with card numbers masked: a KPL aggregate again."""
+    message = messages_pb2.AggregatedRecord()
+    partition_keys: dict[str, int] = {}
+    hash_keys: dict[str, int] = {}
+    for user in users:
+        entry = message.records.add(data=redact_card_numbers(user.data))
+        key = _mask_text(user.partition_key)
+        entry.partition_key_index = partition_keys.setdefault(key, len(partition_keys))
+        if user.explicit_hash_key is not None:
+            entry.explicit_hash_key_index = hash_keys.setdefault(user.explicit_hash_key, len(hash_keys))
+    message.partition_key_table.extend(partition_keys)
+    message.explicit_hash_key_table.extend(hash_keys)
+    body = message.SerializeToString()
+    return MAGIC + body + hashlib.md5(body).digest()  # noqa: S324 - the KPL format's checksum
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def read_object(data: bytes, key: str = "") -> ArchivedObject:
+    """An object's shard and records; raises ArchiveFormatError for anything else."""
+    lines = gzip.decompress(data).splitlines()
+    try:
+        header = json.loads(lines[0])
+        if header.get("format") != FORMAT:
+            raise ValueError(f"format {header.get('format')!r}")
+        start, end = header["hash_range"]
+        shard = Shard(header["shard"], int(start), int(end))
+        records = [_record(json.loads(line)) for line in lines[1:] if line]
+    except (ValueError, KeyError, TypeError, IndexError) as error:
+        raise ArchiveFormatError(f"not an archive object of {FORMAT}: {key!r} ({error})") from error
+    return ArchivedObject(shard, records)
+
+
+def _record(document: dict[str, object]) -> ArchivedRecord:
+    sequence, arrival, key, data = (
+        document["sequence_number"],
+        document["arrival"],
+        document["partition_key"],
+        document["data"],
     )
+    masked = document.get("masked", [])
+    if not (
+        isinstance(sequence, str)
+        and isinstance(arrival, int | float)
+        and isinstance(key, str)
+        and isinstance(data, str)
+        and isinstance(masked, list)
+    ):
+        raise TypeError("a record line with a field of the wrong type")
+    return ArchivedRecord(sequence, float(arrival), key, data, tuple(int(m) for m in masked))
 
 
-def encode_object(lines: Iterable[bytes]) -> bytes:
-    """The object's bytes: deterministic for the same lines (gzip header time 0)."""
-    return gzip.compress(b"".join(line + b"\n" for line in lines), compresslevel=_LEVEL, mtime=0)
-
-
-def parse_line(line: bytes) -> ArchivedLine:
-    matched = _EVENT.match(line)
-    if matched is not None and line.endswith(b"}"):
-        shard, sequence, subsequence, arrival = matched.groups()
-        return ArchivedLine(
-            shard.decode(), sequence.decode(), int(subsequence), int(arrival), line[matched.end() : -1]
-        )
-    marker = _MISPLACED.match(line)
-    if marker is not None:
-        shard, sequence, subsequence, arrival, event_id = marker.groups()
-        return ArchivedLine(
-            shard.decode(), sequence.decode(), int(subsequence), int(arrival), None, json.loads(event_id)
-        )
-    raise ArchiveFormatError(f"not an archive line: {line[:80]!r}")
-
-
-def read_object(data: bytes) -> Iterator[ArchivedLine]:
-    for line in gzip.decompress(data).splitlines():
-        if line:
-            yield parse_line(line)
+def stored_payloads(data: bytes) -> Iterator[bytes]:
+    """Every payload an archive object holds, decoded: the object's text, each record's bytes
+    and each of its user records (what a data-protection scan must look at: base64 hides text)."""
+    yield gzip.decompress(data)
+    for record in read_object(data).records:
+        try:
+            raw = binascii.a2b_base64(record.data, strict_mode=True)
+        except binascii.Error:
+            continue  # not base64: the object's text above holds it as it is
+        yield raw
+        try:
+            users = payloads(raw)
+        except BrokenAggregate:
+            continue  # refused whole: its bytes were scanned above
+        yield from (user for user in users if user is not None)

@@ -1,4 +1,8 @@
-"""The batch recompute, pure: archived lines -> sightings -> one verdict per event id -> totals.
+"""The batch recompute, pure: sightings -> one verdict per event id -> totals.
+
+A sighting is one archived user record as the aggregator's own decoding pipeline read it
+(consumers/batch/archive.py: accepted events, and misplaced ones with a readable event id;
+refused ones are no sighting).
 
 Memory stays bounded however big the archive: the scan writes each sighting (one line of text)
 to one of P partitions by a stable hash of its event id, and each partition is then judged on
@@ -30,11 +34,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
 
-from salesstream.core.aggregation import Effect, WindowState, effect_of, fold_all, result
-from salesstream.core.archive import ArchivedLine
+from salesstream.core.aggregation import Effect, WindowState, fold_all, result
 from salesstream.core.batch import ShardHorizon, ShardState
-from salesstream.core.contract import validate_wire
-from salesstream.core.reasons import RejectedEvent
 
 # One sighting: event id, arrival ms, shard, sequence number (text), sub-sequence, effect or None
 # (a misplaced marker). A tuple: one is made per archived event.
@@ -46,46 +47,12 @@ _FIELDS: Final = 10
 _MISPLACED: Final = "-"
 
 
-class ArchivedEventInvalid(ValueError):
-    """An archived event no longer passes the contract: the archive was written by other rules."""
-
-
 # --- partition lines ----------------------------------------------------------------------
 
 
 def partition_of(event_id: str, partitions: int) -> int:
     """Stable across processes (Python's own str hash is salted per process)."""
     return zlib.crc32(event_id.encode()) % partitions
-
-
-def sighting_of(line: ArchivedLine) -> Sighting | None:
-    """The sighting an archived line stands for (None: a misplaced marker without an event id)."""
-    if line.raw is None:
-        if line.misplaced_event_id is None:
-            return None
-        return (
-            line.misplaced_event_id,
-            line.arrival_ms,
-            line.shard_id,
-            line.sequence_number,
-            line.subsequence,
-            None,
-        )
-    try:
-        # screened: the archiver archived only what passed the size cap and the card scan
-        event = validate_wire(line.raw, screened=True)
-    except RejectedEvent as refused:
-        raise ArchivedEventInvalid(
-            f"{line.shard_id} {line.sequence_number}.{line.subsequence}: {refused.reason.value}"
-        ) from None
-    return (
-        event["event_id"],
-        line.arrival_ms,
-        line.shard_id,
-        line.sequence_number,
-        line.subsequence,
-        effect_of(event),
-    )
 
 
 def encode_sighting(sighting: Sighting) -> str:

@@ -1,7 +1,9 @@
 """After a fault run: no card number anywhere it could have landed (RELIABILITY.md B7).
 
 `stored_everywhere` yields every DynamoDB item (and the zlib-inflated content of its binary
-attributes) of the given tables and every object (key and body) of the given buckets;
+attributes) of the given tables and every object (key and body) of the given buckets, an archive
+object decoded too (its records are base64 and may be KPL aggregates: salesstream/core/archive.py
+`stored_payloads`);
 `LogCapture` keeps a copy of what the process writes to stdout/stderr and what the given loggers
 log while inside; `card_numbers_in` says which of the run's card numbers some bytes hold,
 however they were grouped or escaped. (A generic Luhn scan would flag the 13-digit epoch
@@ -21,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from salesstream.core.archive import ARCHIVE_PREFIX, stored_payloads
 from salesstream.faults.catalogue import TEST_CARD_NUMBERS
 
 CARD_DIGITS = tuple(card.replace(" ", "").replace("-", "").encode() for card in TEST_CARD_NUMBERS)
@@ -64,6 +67,9 @@ def stored_everywhere(
                 body = s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
                 for data in _binaries(body):
                     yield where, data
+                if entry["Key"].startswith(ARCHIVE_PREFIX):
+                    for data in stored_payloads(body):
+                        yield where, data
 
 
 def scan(sources: Iterable[tuple[str, bytes]], cards: Iterable[bytes] = CARD_DIGITS) -> tuple[int, list[str]]:

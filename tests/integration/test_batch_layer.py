@@ -17,6 +17,7 @@ import pytest
 
 from producer import Producer, ProducerSettings, producer_client
 from salesstream.core.aggregation import Totals
+from salesstream.core.archive import stored_payloads
 from salesstream.core.batch import Cause, Classification, KeyKind, Status, minus
 from salesstream.runtime import Runtime, RuntimeOptions, VirtualClock
 from tests.batch_support import Pipeline, cold_start, corrupt_segment, manual_producer
@@ -155,6 +156,13 @@ def test_duplicates_conflicts_and_quarantined_records_are_explained_not_drift(
     assert notes["quarantined_not_json"] == 1
     assert notes["quarantined_missing_field"] == 1
     assert notes["quarantined_bad_utf8"] == 1
+    # the archive holds the bad records as received; the batch layer refuses them with the
+    # aggregator's own pipeline (same reasons), so they are not counted (events == 121 above)
+    assert (notes["refused_not_json"], notes["refused_missing_field"], notes["refused_bad_utf8"]) == (1, 1, 1)
+    assert snapshot.counts["refused"] == 3
+    archived = [payload for _, body in run_objects(run, "archive/") for payload in stored_payloads(body)]
+    assert b"not json" in archived
+    assert b"\xff\xfe" in archived
     stores = {row.store_id: row for row in run.resources().views.store_day_rows(snapshot)}
     assert stores["store-c"].gross_minor == 1000  # the first sighting counted, the conflict not
 

@@ -1,96 +1,107 @@
-"""The event archive's format: keys partitioned by arrival hour, deterministic objects, lines
-that hold the event exactly as received, misplaced markers; and the archiver's lines for a batch
-(accepted events archived, refused and misplaced ones not)."""
+"""The event archive's format: keys partitioned by arrival hour, deterministic objects holding the
+Kinesis records as received; the archiver's object for a batch (a replay writes the same key
+and bytes); the batch layer's read-back, decoded by the aggregator's own pipeline; card numbers
+masked before they are stored, and found by the data-protection scan when they are not."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 
 import pytest
 
-from consumers.archiver.handler import archive_lines
+from consumers.archiver.handler import archive_object
+from consumers.batch.archive import read_back
 from consumers.records import decode_records
+from salesstream.core.aggregation import effect_of
 from salesstream.core.archive import (
-    ArchivedLine,
+    ArchivedRecord,
     ArchiveFormatError,
     ArchiveKey,
     archive_key,
     encode_object,
-    event_line,
-    misplaced_line,
-    parse_line,
     read_object,
+    screen,
+    stored_payloads,
 )
 from salesstream.core.kpl import aggregate
 from salesstream.core.lambda_events import KinesisTimeWindowEvent
-from salesstream.core.positions import Position
+from salesstream.core.reasons import Reason
 from salesstream.core.sharding import HASH_KEY_MAX, hash_key
 from salesstream.core.sharding import Shard as KinesisShard
+from salesstream.faults.security import card_numbers_in
 from tests.window_events import T0_MS, Shard, order
 
 SHARD = "shardId-000000000007"
+WHOLE = KinesisShard(SHARD, 0, HASH_KEY_MAX)
+CARD = b"4111111111111111"
+LONG_SEQUENCE = "49590338271490256608559692538361571095921575989136588898"
 
 
 def test_keys_are_partitioned_by_arrival_hour_and_name_the_batch() -> None:
-    first, last = (
-        Position.of("49590338271490256608559692538361571095921575989136588898", 0),
-        Position.of("9", 3),
-    )
-    key = archive_key(SHARD, T0_MS + 3_599_999, first, last)
+    key = archive_key(SHARD, T0_MS + 3_599_999, LONG_SEQUENCE, "9")
     assert key.startswith("archive/2026/11/23/10/shardId-000000000007-")
     assert key.endswith(".jsonl.gz")
     parsed = ArchiveKey.parse(key)
-    assert (parsed.shard_id, parsed.first, parsed.last) == (SHARD, first, last)
+    assert (parsed.shard_id, parsed.first_sequence, parsed.last_sequence) == (SHARD, LONG_SEQUENCE, "9")
     assert parsed.hour_start_ms == T0_MS
     assert parsed.hour_end_ms == T0_MS + 3_600_000
-    assert archive_key(SHARD, T0_MS + 3_600_000, first, last).startswith("archive/2026/11/23/11/")
+    assert archive_key(SHARD, T0_MS + 3_600_000, "1", "2").startswith("archive/2026/11/23/11/")
     with pytest.raises(ArchiveFormatError):
         ArchiveKey.parse("archive/2026/11/23/nonsense.jsonl.gz")
 
 
-def test_a_line_holds_the_event_exactly_as_received_and_is_json() -> None:
-    raw = order("store-1", 1250).to_json_bytes()
-    line = event_line(SHARD, "12345678901234567890123456789012345678901234567890123456", 4, T0_MS + 7, raw)
-    assert line.endswith(raw + b"}")
-    document = json.loads(line)
-    assert document["sequence_number"] == "12345678901234567890123456789012345678901234567890123456"
-    assert (document["shard"], document["subsequence"], document["arrival_ms"]) == (SHARD, 4, T0_MS + 7)
-    assert document["event"] == json.loads(raw)
-    parsed = parse_line(line)
-    assert parsed.raw == raw
-    assert parsed.position == Position.of("12345678901234567890123456789012345678901234567890123456", 4)
-
-
-def test_line_breaks_between_tokens_become_spaces_and_nothing_else_changes() -> None:
-    raw = json.dumps(json.loads(order("store-1", 100).to_json_bytes()), indent=2).encode()
-    assert b"\n" in raw
-    parsed = parse_line(event_line(SHARD, "1", 0, T0_MS, raw))
-    assert parsed.raw == raw.replace(b"\n", b" ")
-    assert json.loads(parsed.raw or b"") == json.loads(raw)
-
-
-def test_misplaced_markers_keep_only_the_event_id() -> None:
-    assert parse_line(misplaced_line(SHARD, "5", 2, T0_MS, "evt-1")) == ArchivedLine(
-        SHARD, "5", 2, T0_MS, None, "evt-1"
-    )
-    assert parse_line(misplaced_line(SHARD, "5", 3, T0_MS, None)).misplaced_event_id is None
-    with pytest.raises(ArchiveFormatError):
-        parse_line(b'{"shard":"x"}')
-
-
-def test_an_object_is_gzip_json_lines_and_the_same_lines_give_the_same_bytes() -> None:
-    lines = [
-        event_line(SHARD, str(n), 0, T0_MS + n, order("store-1", 100 + n).to_json_bytes()) for n in range(3)
+def test_an_object_is_a_header_and_the_records_exactly_as_received() -> None:
+    records = [
+        ArchivedRecord(LONG_SEQUENCE, 1795428001.234, 'store "7" é', "eyJhIjoxfQ=="),
+        ArchivedRecord("12", 1795428001.2359998, "store-1", 'not "base64"\n at all {', masked=(0,)),
     ]
-    body = encode_object(lines)
-    assert body == encode_object(list(lines))  # a replayed invocation writes the same bytes
-    assert gzip.decompress(body).count(b"\n") == 3
-    assert [line.sequence_number for line in read_object(body)] == ["0", "1", "2"]
-    assert list(read_object(encode_object([]))) == []
+    body = encode_object(WHOLE, records)
+    lines = gzip.decompress(body).splitlines()
+    assert json.loads(lines[0]) == {
+        "format": "kinesis-records/1",
+        "shard": SHARD,
+        "hash_range": ["0", str(HASH_KEY_MAX)],  # 128-bit: text, not a JSON number
+    }
+    assert json.loads(lines[1])["data"] == "eyJhIjoxfQ=="
+    archived = read_object(body)
+    assert archived.shard == WHOLE
+    assert archived.records == records  # the float arrival round-trips exactly
+    assert body == encode_object(WHOLE, list(records))  # deterministic: gzip header time 0
 
 
-def test_the_archiver_archives_accepted_events_and_marks_misplaced_ones_in_stream_order() -> None:
+def test_anything_this_format_did_not_write_is_refused_with_the_key() -> None:
+    old_format = gzip.compress(
+        b'{"shard":"x","sequence_number":"1","subsequence":0,"arrival_ms":1,"event":{}}\n'
+    )
+    with pytest.raises(ArchiveFormatError, match="archive/old"):
+        read_object(old_format, "archive/old")
+    missing_field = gzip.compress(gzip.decompress(encode_object(WHOLE, [])) + b'{"sequence_number":"1"}\n')
+    with pytest.raises(ArchiveFormatError):
+        read_object(missing_field)
+
+
+def test_a_replayed_invocation_writes_the_same_key_and_bytes() -> None:
+    shard = Shard(shard_id=SHARD)
+    records = [
+        shard.put(aggregate([("store-1", order("store-1", 100 + n).to_json_bytes())])) for n in range(3)
+    ]
+    event = KinesisTimeWindowEvent.model_validate(shard.event(records))
+    first, body = archive_object(WHOLE, event.Records)
+    again, replayed = archive_object(
+        WHOLE, KinesisTimeWindowEvent.model_validate(shard.event(records)).Records
+    )
+    assert (again.key, replayed) == (first.key, body)
+    assert first.key == archive_key(
+        SHARD, records[0].arrival_ms, str(records[0].sequence), str(records[-1].sequence)
+    )
+    assert (first.records, first.masked) == (3, 0)
+    # one line per Kinesis record, the event's base64 text itself
+    assert [r.data for r in read_object(body).records] == [r.kinesis.data for r in event.Records]
+
+
+def test_the_read_back_decodes_as_the_aggregator_does_accepted_refused_and_misplaced() -> None:
     stores = [f"store-{i}" for i in range(12)]
     middle = (HASH_KEY_MAX + 1) // 2
     low = KinesisShard(SHARD, 0, middle - 1)
@@ -100,22 +111,78 @@ def test_the_archiver_archives_accepted_events_and_marks_misplaced_ones_in_strea
     refused = shard.put(b"not json")
     plain = shard.put(order("store-0", 777).to_json_bytes())
     event = KinesisTimeWindowEvent.model_validate(shard.event([aggregated, refused, plain]))
-    batch = decode_records(event.Records, low)
+    _, body = archive_object(low, event.Records)
 
-    lines = [parse_line(line) for line in archive_lines(SHARD, event.Records, batch)]
+    read = read_back(body)
 
+    aggregator = decode_records(event.Records, low)  # what the aggregator made of the same batch
+    counted = [s for s in read.sightings if s[5] is not None]
+    assert [(s[3], s[4], s[5]) for s in counted] == [
+        (aggregator.records[i].sequence_number, sub, effect_of(ev)) for ev, _, i, sub in aggregator.accepted
+    ]
     owned = [i for i, s in enumerate(stores) if hash_key(s) < middle]
     elsewhere = [i for i, s in enumerate(stores) if hash_key(s) >= middle]
     assert owned
     assert elsewhere
-    first_record = [line for line in lines if line.sequence_number == str(aggregated.sequence)]
-    assert [line.subsequence for line in first_record] == list(range(len(stores)))  # stream order
-    assert [line.raw for line in first_record if line.raw is not None] == [
-        orders[i].to_json_bytes() for i in owned
+    assert [s[0] for s in counted] == [orders[i].event_id for i in owned] + [
+        json.loads(plain.data)["event_id"]
     ]
-    assert [line.misplaced_event_id for line in first_record if line.raw is None] == [
-        orders[i].event_id for i in elsewhere
-    ]
-    assert all(line.sequence_number != str(refused.sequence) for line in lines)  # refused: not archived
-    assert lines[-1].raw == plain.data
-    assert {line.arrival_ms for line in first_record} == {aggregated.arrival_ms}
+    misplaced = [s for s in read.sightings if s[5] is None]
+    assert [s[0] for s in misplaced] == [orders[i].event_id for i in elsewhere]  # traced, not counted
+    assert read.refused == [(refused.arrival_ms, Reason.NOT_JSON.value)]
+    assert {s[1] for s in read.sightings if s[3] == str(aggregated.sequence)} == {aggregated.arrival_ms}
+    counts = read.counts(horizon_ms=plain.arrival_ms)  # the plain record is the next snapshot's
+    assert (counts["refused"], counts["refused_not_json"], counts["user_records_after_horizon"]) == (1, 1, 1)
+    assert counts["user_records"] == len(stores) + 2
+
+
+def test_a_card_number_is_masked_in_a_plain_record_and_refused_when_read() -> None:
+    carrier = json.dumps(
+        {**json.loads(order("store-1", 100).to_json_bytes()), "note": "paid with 4111 1111 1111 1111"}
+    )
+    shard = Shard(shard_id=SHARD)
+    records = [shard.put(carrier.encode()), shard.put(b"junk")]
+    event = KinesisTimeWindowEvent.model_validate(shard.event(records))
+    event.Records[1].kinesis.partitionKey = CARD.decode()  # a card number as the partition key
+    archived, body = archive_object(WHOLE, event.Records)
+
+    assert archived.masked == 2
+    assert all(card_numbers_in(data, [CARD]) == [] for data in stored_payloads(body))
+    assert [r.masked for r in read_object(body).records] == [(0,), ()]  # the junk itself held none
+    assert read_object(body).records[1].partition_key == "#" * 16
+    read = read_back(body)
+    assert read.sightings == []
+    assert sorted(reason for _, reason in read.refused) == [Reason.CARD_NUMBER.value, Reason.NOT_JSON.value]
+
+
+def test_a_card_number_in_an_aggregate_masks_that_user_record_only() -> None:
+    good = [order(f"store-{n}", 100 + n) for n in range(3)]
+    carrier = json.dumps({**json.loads(good[1].to_json_bytes()), "event_id": "4111-1111-1111-1111"}).encode()
+    users = [(o.store_id, o.to_json_bytes()) for o in good]
+    users.insert(1, ("store-1", carrier))
+    shard = Shard(shard_id=SHARD)
+    record = shard.put(aggregate(users, explicit_hash_key="7"))
+    event = KinesisTimeWindowEvent.model_validate(shard.event([record]))
+
+    kinesis = event.Records[0].kinesis
+    stored = screen(kinesis.sequenceNumber, kinesis.approximateArrivalTimestamp, "store-0", kinesis.data)
+    assert stored.masked == (1,)
+    assert stored.data != kinesis.data
+    _, body = archive_object(WHOLE, event.Records)
+    assert all(card_numbers_in(data, [CARD]) == [] for data in stored_payloads(body))
+
+    read = read_back(body)
+    aggregator = decode_records(event.Records, WHOLE)
+    assert [s[4] for s in read.sightings] == [0, 2, 3]
+    assert [s[5] for s in read.sightings] == [effect_of(ev) for ev, *_ in aggregator.accepted]
+    assert [r.reason for r in aggregator.refused] == [Reason.CARD_NUMBER]
+    assert read.refused == [(record.arrival_ms, Reason.CARD_NUMBER.value)]
+
+
+def test_the_protection_scan_reads_inside_base64_and_aggregates() -> None:
+    carrier = json.dumps({"note": f"paid with {CARD.decode()}"}).encode()
+    data = aggregate([("store-1", b"{}"), ("store-1", carrier)])
+    unscreened = ArchivedRecord("1", 1.0, "store-1", base64.b64encode(data).decode())  # not via `screen`
+    body = encode_object(WHOLE, [unscreened])
+    assert card_numbers_in(gzip.decompress(body), [CARD]) == []  # base64 hides it from a plain scan
+    assert any(card_numbers_in(payload, [CARD]) == [CARD] for payload in stored_payloads(body))
