@@ -35,6 +35,7 @@ same user records, keys and order (its MD5 trailer recomputed), so the others st
 from __future__ import annotations
 
 import binascii
+import contextlib
 import gzip
 import hashlib
 import json
@@ -48,7 +49,15 @@ import aws_kinesis_agg.aggregator  # noqa: F401
 from aws_kinesis_agg import MAGIC, messages_pb2
 
 from salesstream.core.cards import contains_card_number, redact_card_numbers
-from salesstream.core.kpl import BrokenAggregate, UserRecord, deaggregate, is_aggregated, payloads
+from salesstream.core.kpl import (
+    BrokenAggregate,
+    UserRecord,
+    deaggregate,
+    is_aggregated,
+    is_compressed,
+    payloads,
+    unwrap,
+)
 from salesstream.core.positions import sequence_key
 from salesstream.core.sharding import Shard
 
@@ -163,6 +172,11 @@ def screen(sequence_number: str, arrival: float, partition_key: str, data: str) 
         raw = binascii.a2b_base64(data, strict_mode=True)
     except binascii.Error:
         raw = None  # refused whole when read, as by the aggregator: screen the text itself
+    if raw is not None and is_compressed(raw):
+        # compressed bytes hide card numbers: scan (and mask) what is inside. A broken envelope is
+        # refused whole when read (the aggregator quarantines it): its bytes are scanned as they are
+        with contextlib.suppress(BrokenAggregate):
+            raw = unwrap(raw)
     text = data.encode() if raw is None else raw
     card_in_key = contains_card_number(partition_key.encode())
     if not card_in_key and not contains_card_number(text):
@@ -171,6 +185,7 @@ def screen(sequence_number: str, arrival: float, partition_key: str, data: str) 
     if raw is None:
         masked_data, masked = _mask_text(data), ((0,) if contains_card_number(text) else ())
     else:
+        # a compressed aggregate is stored masked and decompressed: the batch layer reads both
         masked_raw, masked = _masked(raw, partition_key)
         masked_data = binascii.b2a_base64(masked_raw, newline=False).decode()
     return ArchivedRecord(sequence_number, arrival, _mask_text(partition_key), masked_data, masked)

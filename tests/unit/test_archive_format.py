@@ -25,7 +25,7 @@ from salesstream.core.archive import (
     screen,
     stored_payloads,
 )
-from salesstream.core.kpl import aggregate
+from salesstream.core.kpl import aggregate, compress
 from salesstream.core.lambda_events import KinesisTimeWindowEvent
 from salesstream.core.reasons import Reason
 from salesstream.core.sharding import HASH_KEY_MAX, hash_key
@@ -177,6 +177,25 @@ def test_a_card_number_in_an_aggregate_masks_that_user_record_only() -> None:
     assert [s[5] for s in read.sightings] == [effect_of(ev) for ev, *_ in aggregator.accepted]
     assert [r.reason for r in aggregator.refused] == [Reason.CARD_NUMBER]
     assert read.refused == [(record.arrival_ms, Reason.CARD_NUMBER.value)]
+
+
+def test_a_card_number_inside_a_compressed_aggregate_is_found_and_masked() -> None:
+    good = [order(f"store-{n}", 100 + n) for n in range(3)]
+    carrier = json.dumps({**json.loads(good[1].to_json_bytes()), "event_id": CARD.decode()}).encode()
+    users = [(o.store_id, o.to_json_bytes()) for o in good] + [("store-1", carrier)]
+    shard = Shard(shard_id=SHARD)
+    record = shard.put(compress(aggregate(users, explicit_hash_key="7"), 6))
+    event = KinesisTimeWindowEvent.model_validate(shard.event([record]))
+
+    kinesis = event.Records[0].kinesis
+    stored = screen(kinesis.sequenceNumber, kinesis.approximateArrivalTimestamp, "store-0", kinesis.data)
+    assert stored.masked == (3,)
+    _, body = archive_object(WHOLE, event.Records)
+    assert all(card_numbers_in(data, [CARD]) == [] for data in stored_payloads(body))
+    read = read_back(body)
+    assert [s[4] for s in read.sightings] == [0, 1, 2]
+    assert read.refused == [(record.arrival_ms, Reason.CARD_NUMBER.value)]
+    assert [r.reason for r in decode_records(event.Records, WHOLE).refused] == [Reason.CARD_NUMBER]
 
 
 def test_the_protection_scan_reads_inside_base64_and_aggregates() -> None:
