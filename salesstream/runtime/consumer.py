@@ -11,8 +11,9 @@ The rules, each named by the contract tests:
   FilterCriteria never reach a batch; their positions are checkpointed all the same.
 - Tumbling windows (TumblingWindowInSeconds > 0): a record belongs to the epoch-aligned window
   holding its arrival time; a batch never spans two windows; `state` starts as {} and moves
-  forward only when an invocation succeeds; once the clock is past a window's end (plus a grace)
-  and the shard has been read beyond it, the window gets its final invocation
+  forward only when an invocation succeeds; once the clock is past a window's end and the shard
+  has been read beyond it (or, on a quiet shard, read to its tip after the grace), the window
+  gets its final invocation
   (isFinalInvokeForWindow) - with no records, or with the window's last records if the runtime
   is told so. A final invocation that fails is retried until it succeeds: the shard waits.
 - State limit: when a successful invocation returns a state over the limit (1 MB), that state
@@ -62,6 +63,9 @@ from salesstream.runtime.model import (
 from salesstream.runtime.options import RuntimeOptions
 
 FRESH_STATE = "{}"
+# After a window's end a caught-up shard is read this often until a record past the end shows
+# the window complete (or the grace ends): its final invocation does not wait for a regular poll.
+_CLOSING_POLL_MS = 100
 
 
 class Reader(Protocol):
@@ -202,19 +206,24 @@ class ShardConsumer:
         # not wait up to a poll interval for the next regular read.
         self._next_poll_at = now
         if fetch.caught_up:
-            closing = self._closing_read_at()
+            closing = self._closing_read_at(now)
             regular = now + interval_ms
             self._next_poll_at = min(regular, closing) if closing is not None and closing > now else regular
         return bool(fetch.records)
 
-    def _closing_read_at(self) -> int | None:
-        """When a caught-up read can prove the open window complete: its end plus the grace."""
+    def _closing_read_at(self, now: int) -> int | None:
+        """When the next read may prove the open window complete: a record past its end closes
+        it, so read again soon after the end (every _CLOSING_POLL_MS while none has come); on a
+        quiet shard, a caught-up read at the end of the grace does."""
         window = self.checkpoint.window
         if window is None and self._buffer and self.mapping.windowed:
             window = Window.containing(self._buffer[0].arrival_ms, self._event.tumbling_window_seconds)
         if window is None:
             return None
-        return window.end_ms + round(self._options.window_close_grace_seconds * 1000)
+        grace_over = window.end_ms + round(self._options.window_close_grace_seconds * 1000)
+        if now < window.end_ms:
+            return window.end_ms + _CLOSING_POLL_MS
+        return min(now + _CLOSING_POLL_MS, grace_over) if now < grace_over else grace_over
 
     # --- forming batches -------------------------------------------------------------------
 
@@ -263,12 +272,16 @@ class ShardConsumer:
         """Every record of the window has been read and the window is over by our clock."""
         if self._at_end:
             return True
-        over_at = window.end_ms + round(self._options.window_close_grace_seconds * 1000)
-        if now < over_at:
+        if now < window.end_ms:
             return False
-        read_beyond = bool(self._buffer) and self._buffer[-1].arrival_ms >= window.end_ms
-        caught_up_after = self._caught_up_at is not None and self._caught_up_at >= over_at
-        return read_beyond or caught_up_after
+        # a record past the end was read: the shard's order holds nothing more of the window
+        # (a batch never takes a record behind it), so the grace would only delay the window
+        if self._buffer and self._buffer[-1].arrival_ms >= window.end_ms:
+            return True
+        # a quiet shard: nothing shows the window is over but the clock, with a grace for
+        # records put just before the end and not yet readable
+        over_at = window.end_ms + round(self._options.window_close_grace_seconds * 1000)
+        return now >= over_at and self._caught_up_at is not None and self._caught_up_at >= over_at
 
     def _open_window(self) -> Window:
         window = Window.containing(self._buffer[0].arrival_ms, self._event.tumbling_window_seconds)

@@ -391,6 +391,54 @@ def test_an_open_window_is_read_again_as_soon_as_it_can_close(esm: Any) -> None:
     assert sum(handler.totals_by_window().values()) == 9
 
 
+def test_a_busy_shard_closes_its_window_once_a_record_past_the_end_is_read_without_the_grace(
+    esm: Any,
+) -> None:
+    """A record past the end proves the window complete (a batch never takes a record behind it):
+    the final invocation comes at the next read after the end, not after the grace."""
+    handler = WindowSum()
+    env = esm(
+        handler,
+        parameters={"WindowSeconds": 1},
+        options={"window_close_grace_seconds": 5, "poll_interval_seconds": 30},
+    )
+    env.put([4, 5])
+    env.runtime.step()
+    env.runtime.step()
+    window_start = parse_rfc3339(stats_of(env).open_window)
+    time.sleep(max(0.0, (window_start + 1_000) / 1000 - time.time()) + 0.05)  # arrivals are real time
+    env.put([6])  # the next window's first record
+    env.clock.set(window_start + 1_000 + 100)  # the end plus one closing-read interval, in the grace
+    for _ in range(4):
+        env.runtime.step()
+    assert [e["window"]["start"] for e in handler.finals()] == [rfc3339(window_start)]
+    assert [
+        total for (_, start), total in handler.totals_by_window().items() if start == rfc3339(window_start)
+    ] == [9]
+
+
+def test_a_quiet_shard_waits_for_the_grace_before_it_closes_a_window(esm: Any) -> None:
+    handler = WindowSum()
+    env = esm(
+        handler,
+        parameters={"WindowSeconds": 1},
+        options={"window_close_grace_seconds": 0.5, "poll_interval_seconds": 30},
+    )
+    env.put([4, 5])
+    env.runtime.step()
+    env.runtime.step()
+    window_start = parse_rfc3339(stats_of(env).open_window)
+    for after_end_ms in (100, 200, 400):  # closing reads find nothing past the end
+        env.clock.set(window_start + 1_000 + after_end_ms)
+        env.runtime.step()
+        env.runtime.step()
+        assert handler.finals() == []
+    env.clock.set(window_start + 1_000 + 500)
+    env.runtime.step()
+    env.runtime.step()
+    assert [e["window"]["start"] for e in handler.finals()] == [rfc3339(window_start)]
+
+
 def test_the_final_invocation_can_carry_the_windows_last_records(esm: Any) -> None:
     handler = WindowSum()
     env = esm(handler, options={"final_invocation_carries_records": True})
