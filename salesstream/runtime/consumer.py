@@ -220,6 +220,8 @@ class ShardConsumer:
             window = Window.containing(self._buffer[0].arrival_ms, self._event.tumbling_window_seconds)
         if window is None:
             return None
+        if self._buffer and self._buffer[-1].arrival_ms >= window.end_ms:
+            return None  # already shown complete: its final invocation needs no further read
         grace_over = window.end_ms + round(self._options.window_close_grace_seconds * 1000)
         if now < window.end_ms:
             return window.end_ms + _CLOSING_POLL_MS
