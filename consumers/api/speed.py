@@ -3,7 +3,8 @@ window segments in a range of window starts (keys: consumers/aggregator/layout.p
 segments are read through the batch layer's views, consumers/batch/views.py, so both layers
 read them alike).
 
-Every read is a Query on one partition (`SHARD#<id>`, `SEGMENT#<id>`) per shard, never a Scan.
+Every read is a Query on one partition (`SHARD#<id>`, `SEGMENT#<id>`) per shard, never a Scan;
+the shards' running totals are queried in parallel (one round trip of latency, not one per shard).
 The shard ids come from ListShards, cached for `SHARD_LIST_TTL_SECONDS` so a busy API asks
 Kinesis at most that often. Shards trimmed from the stream (older than its retention) are no
 longer listed; their windows are long behind the snapshot horizon and answered by the batch view.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -21,6 +23,7 @@ from consumers.aggregator.layout import SHARD_PREFIX, report_from_items
 from consumers.batch.views import BatchViews, WindowRow, segment_rows, stream_shard_ids
 
 SHARD_LIST_TTL_SECONDS: Final = 30.0
+_PARALLEL_QUERIES: Final = 8
 
 
 @dataclass
@@ -31,6 +34,10 @@ class SpeedLayer:
     stream: str
     _listed: tuple[float, list[str]] = (0.0, [])
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(_PARALLEL_QUERIES, thread_name_prefix="speed-query"),
+        repr=False,
+    )
 
     def shard_ids(self) -> list[str]:
         with self._lock:
@@ -42,7 +49,8 @@ class SpeedLayer:
 
     def shard_totals(self) -> dict[str, dict[str, Any]]:
         """Per shard: totals per currency and the counters, as `salesstream report --json` has them."""
-        items = (item for shard in self.shard_ids() for item in self._shard_items(shard))
+        per_shard = self._pool.map(lambda shard: list(self._shard_items(shard)), self.shard_ids())
+        items = (item for shard_items in per_shard for item in shard_items)
         shards: dict[str, dict[str, Any]] = report_from_items(items)["shards"]
         return shards
 
