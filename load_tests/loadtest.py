@@ -675,8 +675,10 @@ class LoadTest:
         ]
         grace = self.runtime_options.window_close_grace_seconds
         notes.append(
-            f"window end -> visible includes the runtime's close grace of {grace:g} s "
-            "(SALESSTREAM_RUNTIME_WINDOW_CLOSE_GRACE_SECONDS) and the segments' persistence on the endpoint "
+            "window end -> visible: a busy shard's window closes at the first read that shows a record "
+            "past its end (the runtime reads every 0.1 s after the end until one does), a quiet shard's "
+            f"after the close grace of {grace:g} s (SALESSTREAM_RUNTIME_WINDOW_CLOSE_GRACE_SECONDS); "
+            "then the window's last batch, and the final invocation's persistence on the endpoint "
             "(see requests.latency_ms, dynamodb TransactWriteItems)."
         )
         notes.append(
