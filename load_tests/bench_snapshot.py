@@ -139,7 +139,12 @@ else:
             lines += len(gzip.decompress(body).splitlines())
     counts = {"archive_lines": lines}
 elapsed = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM: this program's own high-water mark (ru_maxrss keeps the forking parent's across exec)
+try:
+    with open("/proc/self/status") as status:
+        peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+except (OSError, StopIteration):
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": elapsed, "peak_rss_mib": peak, "counts": counts}))
 """
 
