@@ -28,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 PRICES_FILE: Final = Path(__file__).with_name("prices.yaml")
+LAMBDA_DURATION: Final = "Lambda duration (arm64, modelled)"
 MILLION: Final = 1_000_000
 
 
@@ -139,6 +140,11 @@ class CostModel(BaseModel):
         return sum(line.usd_per_million for line in self.pipeline)
 
     @property
+    def lambda_duration(self) -> float:
+        """The modelled Lambda duration's share of the pipeline total."""
+        return sum(line.usd_per_million for line in self.pipeline if line.item == LAMBDA_DURATION)
+
+    @property
     def naive_total(self) -> float:
         return sum(line.usd_per_million for line in self.naive)
 
@@ -171,7 +177,7 @@ def model_cost(usage: Usage, prices: Prices) -> CostModel:
             "Lambda requests", usage.invocations * scale, "request", lambda_.requests_per_million / MILLION
         ),
         _line(
-            "Lambda duration (arm64, modelled)",
+            LAMBDA_DURATION,
             usage.gb_seconds * scale,
             "GB-second",
             lambda_.arm64_gb_second,

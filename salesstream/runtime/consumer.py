@@ -220,7 +220,7 @@ class ShardConsumer:
             window = Window.containing(self._buffer[0].arrival_ms, self._event.tumbling_window_seconds)
         if window is None:
             return None
-        if self._buffer and self._buffer[-1].arrival_ms >= window.end_ms:
+        if self._read_past(window):
             return None  # already shown complete: its final invocation needs no further read
         grace_over = window.end_ms + round(self._options.window_close_grace_seconds * 1000)
         if now < window.end_ms:
@@ -270,15 +270,18 @@ class ShardConsumer:
             return None
         return Batch(self._pop(count))
 
+    def _read_past(self, window: Window) -> bool:
+        """A record past the window's end has been read: the shard's order holds nothing more of
+        the window (a batch never takes a record behind it), so a grace would only delay it."""
+        return bool(self._buffer) and self._buffer[-1].arrival_ms >= window.end_ms
+
     def _window_closable(self, window: Window, now: int) -> bool:
         """Every record of the window has been read and the window is over by our clock."""
         if self._at_end:
             return True
         if now < window.end_ms:
             return False
-        # a record past the end was read: the shard's order holds nothing more of the window
-        # (a batch never takes a record behind it), so the grace would only delay the window
-        if self._buffer and self._buffer[-1].arrival_ms >= window.end_ms:
+        if self._read_past(window):
             return True
         # a quiet shard: nothing shows the window is over but the clock, with a grace for
         # records put just before the end and not yet readable

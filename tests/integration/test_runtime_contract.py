@@ -371,19 +371,25 @@ def test_a_quiet_shard_closes_its_window_by_the_wall_clock(esm: Any) -> None:
     assert sum(handler.totals_by_window().values()) == 15
 
 
-def test_an_open_window_is_read_again_as_soon_as_it_can_close(esm: Any) -> None:
-    """The read that proves a window complete comes at its end plus the grace, not at the next
-    regular poll: the window's result does not wait up to a poll interval."""
+def one_second_window_read(esm: Any, grace_seconds: float) -> tuple[WindowSum, Any, int]:
+    """A 1 s window holding 4 and 5, read and folded by a caught-up shard whose next regular poll is
+    30 s away; returns the handler, the environment and the window's start (ms)."""
     handler = WindowSum()
     env = esm(
         handler,
         parameters={"WindowSeconds": 1},
-        options={"window_close_grace_seconds": 0.2, "poll_interval_seconds": 30},
+        options={"window_close_grace_seconds": grace_seconds, "poll_interval_seconds": 30},
     )
     env.put([4, 5])
     env.runtime.step()  # reads both records, caught up: the next regular poll is 30 s away
     env.runtime.step()  # the batch (batching window 0)
-    window_start = parse_rfc3339(stats_of(env).open_window)
+    return handler, env, parse_rfc3339(stats_of(env).open_window)
+
+
+def test_an_open_window_is_read_again_as_soon_as_it_can_close(esm: Any) -> None:
+    """The read that proves a window complete comes at its end plus the grace, not at the next
+    regular poll: the window's result does not wait up to a poll interval."""
+    handler, env, window_start = one_second_window_read(esm, 0.2)
     env.clock.set(window_start + 1_000 + 200)  # the window's end plus the grace
     env.runtime.step()  # the closing read
     env.runtime.step()  # the final invocation
@@ -396,16 +402,7 @@ def test_a_busy_shard_closes_its_window_once_a_record_past_the_end_is_read_witho
 ) -> None:
     """A record past the end proves the window complete (a batch never takes a record behind it):
     the final invocation comes at the next read after the end, not after the grace."""
-    handler = WindowSum()
-    env = esm(
-        handler,
-        parameters={"WindowSeconds": 1},
-        options={"window_close_grace_seconds": 5, "poll_interval_seconds": 30},
-    )
-    env.put([4, 5])
-    env.runtime.step()
-    env.runtime.step()
-    window_start = parse_rfc3339(stats_of(env).open_window)
+    handler, env, window_start = one_second_window_read(esm, 5)
     time.sleep(max(0.0, (window_start + 1_000) / 1000 - time.time()) + 0.05)  # arrivals are real time
     env.put([6])  # the next window's first record
     env.clock.set(window_start + 1_000 + 100)  # the end plus one closing-read interval, in the grace
@@ -418,16 +415,7 @@ def test_a_busy_shard_closes_its_window_once_a_record_past_the_end_is_read_witho
 
 
 def test_a_quiet_shard_waits_for_the_grace_before_it_closes_a_window(esm: Any) -> None:
-    handler = WindowSum()
-    env = esm(
-        handler,
-        parameters={"WindowSeconds": 1},
-        options={"window_close_grace_seconds": 0.5, "poll_interval_seconds": 30},
-    )
-    env.put([4, 5])
-    env.runtime.step()
-    env.runtime.step()
-    window_start = parse_rfc3339(stats_of(env).open_window)
+    handler, env, window_start = one_second_window_read(esm, 0.5)
     for after_end_ms in (100, 200, 400):  # closing reads find nothing past the end
         env.clock.set(window_start + 1_000 + after_end_ms)
         env.runtime.step()
