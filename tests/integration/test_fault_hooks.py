@@ -150,10 +150,12 @@ def test_dynamodb_writes_are_throttled_before_they_are_sent_and_botocore_sees_th
     # injected answer as it would see DynamoDB's): what reaches the caller was throttled every time
     throttled = faults.counts()["dynamodb_throttled"]
     assert 0 < len(refused) <= throttled
-    assert 15 < throttled < 60
     assert set(refused) <= set(THROTTLE_CODES)
     stored = dynamodb.scan(TableName=table)["Items"]
     assert len(stored) == 60 - len(refused)  # a throttled write stored nothing
+    # every attempt (botocore's retries included) ended throttled or stored: about half throttled
+    # (~90 attempts: 0.3-0.7 is ~4 standard deviations; the draws follow the stack's random name)
+    assert 0.3 < throttled / (throttled + len(stored)) < 0.7
 
 
 def test_botocore_retries_an_injected_throttle(endpoint: Any, table: str) -> None:
