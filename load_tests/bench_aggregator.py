@@ -36,7 +36,6 @@ from aws_lambda_powertools.utilities.parser.envelopes import KinesisDataStreamEn
 from rich.console import Console
 from rich.table import Table
 
-from consumers.aggregator.handler import collector_paused
 from consumers.aggregator.window import apply, plan
 from consumers.records import decode_records
 from load_tests.bench import Figure
@@ -142,17 +141,16 @@ def fold_path(invocations: list[dict[str, Any]], *, log: bool = False) -> dict[s
     """The handler's per-event work, no network; returns the final state (as Lambda carries it)."""
     index = DedupIndex(horizon_ms=300_000, slack_ms=900_000)
     state: dict[str, Any] = {}
-    with collector_paused():
-        for invocation in invocations:
-            invocation["state"] = state
-            window_event = KinesisTimeWindowEvent.model_validate(invocation)
-            working = WindowState.resume(window_event.state)
-            batch = decode_records(window_event.Records)
-            planned = plan(working, index, SHARD, batch)
-            logged = apply(working, batch, planned, len(batch.records))
-            if log:
-                encode_log(logged)
-            state = working.to_json()
+    for invocation in invocations:
+        invocation["state"] = state
+        window_event = KinesisTimeWindowEvent.model_validate(invocation)
+        working = WindowState.resume(window_event.state)
+        batch = decode_records(window_event.Records)
+        planned = plan(working, index, SHARD, batch)
+        logged = apply(working, batch, planned, len(batch.records))
+        if log:
+            encode_log(logged)
+        state = working.to_json()
     return state
 
 
@@ -218,10 +216,9 @@ def stage_costs(invocations: list[dict[str, Any]], count: int, repeat: int) -> d
         "dedup log loading (cold start, per entry)": cold_start_load,
     }
     costs = {}
-    with collector_paused():
-        for name, work in steps.items():
-            best = min(_cpu_seconds(work) for _ in range(repeat))
-            costs[name] = best / count * 1e6
+    for name, work in steps.items():
+        best = min(_cpu_seconds(work) for _ in range(repeat))
+        costs[name] = best / count * 1e6
     return costs
 
 

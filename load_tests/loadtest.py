@@ -84,7 +84,7 @@ STREAM: Final = "OrdersStream"
 AGGREGATES: Final = "AggregatesTable"
 QUARANTINE: Final = "QuarantineTable"
 ARCHIVE: Final = "ArchiveBucket"
-# Targets of issue 7 (this 2-core machine).
+# The load test's targets on this 2-core machine (docs/load-tests.md).
 TARGET_RATE: Final = 20_000
 TARGET_SECONDS: Final = 60
 TARGET_VISIBLE_P95: Final = 1.5
@@ -802,7 +802,7 @@ def _requests(counts: RequestCounts, billed_tables: set[str], counted: int) -> R
 
 
 def targets_of(report: LoadTestReport) -> list[TargetCheck]:
-    """Issue 7's targets, judged on this report."""
+    """The load test's targets, judged on this report."""
     throughput, correctness = report.throughput, report.correctness
     visible = report.latency.window_end_to_visible_seconds
     # through the API, as the issue asks; the aggregates table when no API was served

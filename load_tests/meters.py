@@ -377,11 +377,3 @@ def metered_handlers(functions: dict[str, tuple[str, int]]) -> dict[str, Invocat
         for logical_id, (path, memory_mb) in functions.items()
     }
 
-
-def per_shard_peaks(seconds: dict[str, dict[int, ShardSecond]]) -> dict[str, tuple[int, int]]:
-    """Per shard: the busiest second's records and bytes."""
-    return {
-        shard: (max(s.records for s in by_second.values()), max(s.bytes for s in by_second.values()))
-        for shard, by_second in seconds.items()
-        if by_second
-    }

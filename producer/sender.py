@@ -6,7 +6,7 @@
 - Throttling (per entry or for the whole call) is expected: counted, retried, never an error.
 - A call whose response was lost (read timeout, connection dropped) may have been stored: it is
   sent again whole. The stream then holds duplicates with the same event_id, which the consumers
-  count once (RELIABILITY.md P2).
+  count once (docs/reliability.md P2).
 - botocore must not retry behind our back (it would hide throttling and double the backoff):
   the client comes from `producer_client()`, whose config allows exactly one attempt.
 - What cannot be sent after the retries is handed back with the reason, for the spool.

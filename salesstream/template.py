@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -21,7 +22,18 @@ import yaml
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-DEFAULT_TEMPLATE: Final = Path(__file__).resolve().parent.parent / "deploy" / "template.yaml"
+
+
+def deploy_file(name: str) -> Path:
+    """A file of deploy/: a wheel ships it as package data (salesstream/_deploy/, put there at
+    build time by setup.py); a checkout or an editable install reads deploy/ itself."""
+    shipped = resources.files("salesstream") / "_deploy" / name
+    if shipped.is_file():
+        return Path(str(shipped))
+    return Path(__file__).resolve().parent.parent / "deploy" / name
+
+
+DEFAULT_TEMPLATE: Final = deploy_file("template.yaml")
 _CFN_TAGS: Final = (
     "Ref",
     "Sub",

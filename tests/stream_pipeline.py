@@ -1,4 +1,4 @@
-"""The speed layer driven through the stream, for the reliability cases (RELIABILITY.md C1-C5,
+"""The speed layer driven through the stream, for the reliability cases (docs/reliability.md C1-C5,
 B1-B7): records put into Kinesis on the embedded emulator, the event-source-mapping runtime on a
 virtual clock invoking the aggregator by its template Handler path, and what it wrote read back
 from DynamoDB and S3. Faults come from the runtime's hooks (`Script`) and from botocore hooks on

@@ -9,11 +9,8 @@ clients and the dedup index live once per process and survive warm invocations.
 
 from __future__ import annotations
 
-import gc
 import json
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -116,15 +113,13 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     state = resume(window_event.state)
     before = Counts.of(state)
 
-    with collector_paused():
-        batch = decode_records(window_event.Records, app.shards.get(shard))
-        with app.index_lock:
-            caught_up = app.catch_up(shard, batch, state)
-            planned = plan(state, app.index, shard, batch)
+    batch = decode_records(window_event.Records, app.shards.get(shard))
+    with app.index_lock:
+        caught_up = app.catch_up(shard, batch, state)
+        planned = plan(state, app.index, shard, batch)
     stored = app.quarantine.store(shard, window, batch.records, planned.to_quarantine)
     cutoff = min(stored.failed_records, default=len(batch.records))
-    with collector_paused():
-        logged = apply(state, batch, planned, cutoff)
+    logged = apply(state, batch, planned, cutoff)
     if logged:
         state.log_key = app.log.append(app.index, shard, logged)
     persisted = None
@@ -156,20 +151,6 @@ def failures(batch: DecodedBatch, cutoff: int) -> list[BatchItemFailure]:
     if cutoff >= len(batch.records):
         return []
     return [BatchItemFailure(itemIdentifier=batch.records[cutoff].sequence_number)]
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector over the per-event work: each event allocates a few
-    short-lived containers, and with the collector on its passes cost more than the fold itself
-    (measured: ~1.1 us per event). Nothing here makes reference cycles; refcounting frees it all."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @dataclass(frozen=True)

@@ -51,10 +51,6 @@ def work_prefix(snapshot: str) -> str:
     return snapshot_key(snapshot, "work/")
 
 
-def reconciliation_sort_key(reconciled_ms: int, snapshot: str) -> str:
-    return f"{reconciled_ms:015d}#{snapshot}"
-
-
 def reconciliation_key(reconciliation_id: str) -> str:
     return f"{RECONCILIATION_PREFIX}{reconciliation_id}.json.gz"
 

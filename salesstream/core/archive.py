@@ -25,7 +25,7 @@ A KPL aggregate is one line however many user records it holds: the archiver's w
 never per event. Whether a user record is accepted, refused or misplaced is decided when the
 archive is read, by the aggregator's own pipeline, so both layers judge the same bytes alike.
 
-Card numbers (RELIABILITY.md B7): no producer of ours sends one, but a rogue writer can. A record
+Card numbers (docs/reliability.md B7): no producer of ours sends one, but a rogue writer can. A record
 whose bytes or partition key hold one is masked before it is stored (`screen`): the card digits
 become '#', and the line names the masked user records (`"masked":[2]`), which the batch layer
 refuses as the aggregator did (reason card_number). A masked aggregate is written again with the

@@ -1,4 +1,4 @@
-"""Bad input of every kind in RELIABILITY.md (B1-B3, B5, B7), made from a good event, with the
+"""Bad input of every kind in docs/reliability.md (B1-B3, B5, B7), made from a good event, with the
 reason code the consumer must quarantine it with.
 
     bad = CATALOGUE["negative_price"]

@@ -1,4 +1,4 @@
-"""After a fault run: no card number anywhere it could have landed (RELIABILITY.md B7).
+"""After a fault run: no card number anywhere it could have landed (docs/reliability.md B7).
 
 `stored_everywhere` yields every DynamoDB item (and the zlib-inflated content of its binary
 attributes) of the given tables and every object (key and body) of the given buckets, an archive

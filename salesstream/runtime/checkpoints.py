@@ -17,47 +17,16 @@ runtime on the same shard is a CheckpointConflict, never a silent double consume
 
 from __future__ import annotations
 
-import threading
 import zlib
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from salesstream.core.windows import Window
 from salesstream.runtime.model import Checkpoint, CheckpointConflict, CheckpointCorrupt
 
 CHUNK_BYTES: Final = 350_000
 _MAX_CHUNKS: Final = 90  # TransactWriteItems takes 100 items
-
-
-class CheckpointStore(Protocol):
-    def load(self, mapping: str, shard_id: str) -> Checkpoint: ...
-
-    def save(self, mapping: str, shard_id: str, checkpoint: Checkpoint) -> Checkpoint:
-        """Persist and return the checkpoint with its new version."""
-        ...
-
-
-class MemoryCheckpointStore:
-    """For pure unit tests of the consumer logic; same versioning rule as the table."""
-
-    def __init__(self) -> None:
-        self.items: dict[tuple[str, str], Checkpoint] = {}
-        self.saves = 0
-        self._lock = threading.Lock()
-
-    def load(self, mapping: str, shard_id: str) -> Checkpoint:
-        return self.items.get((mapping, shard_id), Checkpoint())
-
-    def save(self, mapping: str, shard_id: str, checkpoint: Checkpoint) -> Checkpoint:
-        with self._lock:
-            current = self.items.get((mapping, shard_id), Checkpoint())
-            if current.version != checkpoint.version:
-                raise CheckpointConflict(f"{mapping} {shard_id}: version {current.version} in the store")
-            saved = replace(checkpoint, version=checkpoint.version + 1)
-            self.items[(mapping, shard_id)] = saved
-            self.saves += 1
-            return saved
 
 
 def _chunk_key(shard_id: str, index: int) -> str:

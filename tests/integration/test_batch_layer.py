@@ -1,7 +1,7 @@
 """The batch layer end to end on the embedded moto server: the real producer, the aggregator and
 the archiver run by the local runtime through the stream, then the snapshot job and the
 reconciliation (and repair) against what they wrote. The reliability cases that need both layers
-live here (RELIABILITY.md R1, C5 against the batch recompute, C6, B7 end to end); the index of
+live here (docs/reliability.md R1, C5 against the batch recompute, C6, B7 end to end); the index of
 every case is README "Reliability: the cases and their tests"."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Faults are injected with botocore's event hooks on the producer's own client: entries refused
 inside a 200 answer, a response lost after the write was stored, whole calls throttled. What
-landed is always read back from the stream and checked (RELIABILITY.md P1-P5, B7).
+landed is always read back from the stream and checked (docs/reliability.md P1-P5, B7).
 """
 
 from __future__ import annotations

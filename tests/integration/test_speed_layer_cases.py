@@ -1,4 +1,4 @@
-"""The speed layer's reliability cases through the stream (RELIABILITY.md C1-C5, B1-B7).
+"""The speed layer's reliability cases through the stream (docs/reliability.md C1-C5, B1-B7).
 
 Every test puts records into the orders stream on the embedded moto server, lets the
 event-source-mapping runtime (virtual clock) invoke the aggregator by the template's Handler

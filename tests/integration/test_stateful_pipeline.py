@@ -1,4 +1,4 @@
-"""A stateful property test of the whole pipeline (RELIABILITY.md: "nothing lost, nothing counted
+"""A stateful property test of the whole pipeline (docs/reliability.md: "nothing lost, nothing counted
 twice"), with hypothesis's RuleBasedStateMachine.
 
 Each example provisions its own stack on the embedded moto server and drives, in any order the

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from salesstream.core.windows import Window
 from salesstream.runtime import Fault, Hooks, RuntimeOptions, SimulatedCrash, VirtualClock
-from salesstream.runtime.checkpoints import MemoryCheckpointStore
+from tests.checkpoint_store import MemoryCheckpointStore
 from salesstream.runtime.consumer import ShardConsumer
 from salesstream.runtime.invoker import InvocationResult, Raised, Returned
 from salesstream.runtime.mappings import mappings_of
