@@ -5,17 +5,26 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit test-integration test-e2e lint format bench loadtest chaos clean sam sam-build
+.PHONY: help install check docs demo test test-unit test-integration test-e2e lint format bench loadtest chaos clean sam sam-build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,loadtest]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[local,loadtest,dev]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the project with its dev tools
+install: $(STAMP) ## create .venv and install the project with every extra (local stack, load tests, dev tools)
+
+# MYPY_TESTS=1 type-checks tests/ too (off for now: the test files are not annotated throughout yet).
+MYPY_TESTS ?=
+check: lint docs ## what CI runs: ruff, ruff format --check, mypy, cfn-lint, the docs build (--strict), the whole suite
+	$(if $(MYPY_TESTS),$(BIN)/mypy tests)
+	$(BIN)/python -m pytest
+
+docs: $(STAMP) ## build the docs site (mkdocs-material) into site/, failing on any warning
+	$(BIN)/mkdocs build --strict --quiet
 
 demo: $(STAMP) ## the main job: the demo pipeline on the embedded emulator (no Docker, no AWS)
 	$(BIN)/salesstream demo

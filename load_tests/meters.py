@@ -376,4 +376,3 @@ def metered_handlers(functions: dict[str, tuple[str, int]]) -> dict[str, Invocat
         logical_id: InvocationMeter(path, memory_mb, logical_id)
         for logical_id, (path, memory_mb) in functions.items()
     }
-

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 
-
 def deploy_file(name: str) -> Path:
     """A file of deploy/: a wheel ships it as package data (salesstream/_deploy/, put there at
     build time by setup.py); a checkout or an editable install reads deploy/ itself."""

@@ -40,6 +40,7 @@ def is_package(module: str, root: Path = SOURCE_ROOT) -> bool:
 class _Imports(ast.NodeVisitor):
     module: str
     package: bool
+    with_type_checking: bool = False
     names: set[str] = field(default_factory=set)
 
     def visit_If(self, node: ast.If) -> None:
@@ -47,7 +48,8 @@ class _Imports(ast.NodeVisitor):
         type_checking = (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
             isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
         )
-        for child in node.orelse if type_checking else [*node.body, *node.orelse]:
+        skipped = type_checking and not self.with_type_checking
+        for child in node.orelse if skipped else [*node.body, *node.orelse]:
             self.visit(child)
 
     def visit_Import(self, node: ast.Import) -> None:
@@ -65,9 +67,11 @@ class _Imports(ast.NodeVisitor):
         self.names.update(f"{base}.{alias.name}" for alias in node.names)
 
 
-def direct_imports(module: str, root: Path = SOURCE_ROOT) -> set[str]:
+def direct_imports(module: str, root: Path = SOURCE_ROOT, *, with_type_checking: bool = False) -> set[str]:
+    """What the module imports; `with_type_checking` adds the imports under `if TYPE_CHECKING:`
+    (they never run, but they are a dependency of the module's design all the same)."""
     path = source_file(module, root)
-    visitor = _Imports(module, path.name == "__init__.py")
+    visitor = _Imports(module, path.name == "__init__.py", with_type_checking)
     visitor.visit(ast.parse(path.read_text(), filename=str(path)))
     return visitor.names
 

@@ -851,12 +851,17 @@ def test_stats_report_lag_invocations_failures_and_windows(esm: Any) -> None:
     env.put([1, 2, 3, 4])
     time.sleep(0.2)
     env.put([5, 6])
+    # the virtual clock a little past the 4th record's arrival (within its window): that record
+    # stays pending, so the iterator age is exactly the clock minus its arrival
+    fourth_arrival = env.stream_contents()["shardId-000000000000"][3][1]
+    window_end = Window.containing(fourth_arrival, 60).end_ms
+    env.clock.set(max(env.clock.now_ms(), min(fourth_arrival + 250, window_end - 1)))
     env.runtime.step(flush=True)
     shard = stats_of(env)
     assert (shard.records_read, shard.invocations, shard.pending_records) == (4, 1, 1)
     assert shard.millis_behind_latest is not None
     assert shard.millis_behind_latest >= 150
-    assert shard.iterator_age_ms >= 0
+    assert shard.iterator_age_ms == env.clock.now_ms() - fourth_arrival
     assert shard.open_window is not None
     close_windows(env)
     shard = stats_of(env)

@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 
 from salesstream.core.windows import Window
 from salesstream.runtime import Fault, Hooks, RuntimeOptions, SimulatedCrash, VirtualClock
-from tests.checkpoint_store import MemoryCheckpointStore
 from salesstream.runtime.consumer import ShardConsumer
 from salesstream.runtime.invoker import InvocationResult, Raised, Returned
 from salesstream.runtime.mappings import mappings_of
 from salesstream.runtime.model import Fetch, RawRecord, ShardStats
 from salesstream.template import Template, load_template_document
+from tests.checkpoint_store import MemoryCheckpointStore
 from tests.runtime_support import WindowSum
 
 EPOCH_MS = 1_800_000_000_000  # a multiple of every window size used here
