@@ -1,5 +1,5 @@
 """The archiver's per-event work beside the aggregator's, measured in one run, per core: what the
-cost model in the README ("What it costs per million events") takes the archiver's Lambda
+cost model in docs/deploy.md ("What it costs per million events") takes the archiver's Lambda
 duration from.
 
 - raw path: `consumers.archiver.handler.archive_object`, the handler's whole work but the S3

@@ -3,7 +3,7 @@
 Prints the summary and every difference with its classification and explanation (`--json`:
 one object), stores the result, and exits 1 when any difference is unexplained. `--repair`
 restates the differing keys from the snapshot (segments and running totals) with an audit trail
-and reconciles again; the exit status is then the repaired state's. See README "Batch layer".
+and reconciles again; the exit status is then the repaired state's. See docs/batch-layer.md.
 """
 
 from __future__ import annotations

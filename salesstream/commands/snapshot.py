@@ -1,7 +1,7 @@
 """`salesstream snapshot`: the batch layer's job, run now: recompute the totals from the event
 archive up to the horizon (continuing an unfinished snapshot if there is one), then reconcile
 them with the speed layer, as the scheduled SnapshotFunction does. Exits 1 when the
-reconciliation finds an unexplained difference. See README "Batch layer"."""
+reconciliation finds an unexplained difference. See docs/batch-layer.md."""
 
 from __future__ import annotations
 

@@ -93,7 +93,7 @@ class StoreDayRow(_Amounts):
 
 
 class ShardState(StrEnum):
-    """Why a shard's horizon is what it is (see README "Batch layer", horizon)."""
+    """Why a shard's horizon is what it is (see docs/batch-layer.md, the horizon)."""
 
     BEHIND = "behind"  # the stream holds a record the archive does not: complete up to just before it
     CAUGHT_UP = "caught_up"  # nothing in the stream after the last archived record: complete up to now
@@ -144,7 +144,7 @@ class Classification(StrEnum):
 
 
 class Cause(StrEnum):
-    """What a difference can be traced to (README "Batch layer", reconciliation)."""
+    """What a difference can be traced to (docs/batch-layer.md, reconciliation)."""
 
     LATE_RESEND = "late_resend"  # a resend later than the dedup horizon: the speed layer counted it again
     QUARANTINED = "quarantined"  # the speed layer quarantined a record the batch layer counted

@@ -1,6 +1,6 @@
 """The local event-source-mapping runtime: AWS Lambda's Kinesis event source mappings,
 tumbling windows included, run in-process against any endpoint (the embedded emulator,
-LocalStack, or AWS for reading). See README "Event-source-mapping runtime".
+LocalStack, or AWS for reading). See docs/runtime.md.
 
     runtime = Runtime(template, endpoint, clock=VirtualClock(), handlers={"AggregatorFunction": fn})
     runtime.run_until_idle()          # deterministic: tests, demos

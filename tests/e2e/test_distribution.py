@@ -11,6 +11,7 @@ pip reaches the package index and reuses its cache; the two installs take a minu
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -37,11 +38,20 @@ def _run(command: list[str], cwd: Path, timeout: float = INSTALL_TIMEOUT) -> sub
     return completed
 
 
+# what a source tree holds besides the sources: left out of the copy the wheel is built from
+_NOT_SOURCES = (".git", ".venv*", "build", "dist", "site", "var", "reports", "*.egg-info", "__pycache__")
+_NOT_SOURCES += (".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis", ".aws-sam")
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built from a copy of the checkout: setuptools builds in the source tree (build/), and a
+    stale build/ there could put modules that no longer exist into the wheel."""
+    source = tmp_path_factory.mktemp("source") / "salesstream"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*_NOT_SOURCES))
     out = tmp_path_factory.mktemp("wheel")
     _run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(out), str(source)],
         out,
     )
     (built,) = out.glob("salesstream-*.whl")

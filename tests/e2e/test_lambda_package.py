@@ -50,7 +50,7 @@ SAM = ROOT / ".venv-sam" / "bin" / "sam"
 REPORT = ROOT / "reports" / "lambda_packages.json"
 # What the python3.11 runtime brings (/var/runtime): the SDK. Linked from this environment.
 RUNTIME_SDK = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3")
-ZIP_LIMIT = 10 * 2**20  # far below Lambda's 50 MB; the figures themselves are in the README
+ZIP_LIMIT = 10 * 2**20  # far below Lambda's 50 MB; the figures themselves are in docs/deploy.md
 FIRST_PARTY = ("consumers", "producer", "salesstream")
 TOOLING = ("moto", "yaml", "rich", "localstack_client", "salesstream.aws", "salesstream.runtime")
 

@@ -6,7 +6,7 @@ account 000000000000; the CLI finds it the way it finds LocalStack, through loca
 localstack` provisions from the template, runs the template's event source mappings and its
 snapshot schedule with the local runtime and serves its API; `produce`, `report` and `snapshot`
 go to the same endpoint. Not covered: LocalStack's own Kinesis, DynamoDB, S3 and SQS (see
-README, "Deploy").
+docs/deploy.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 the archiver run by the local runtime through the stream, then the snapshot job and the
 reconciliation (and repair) against what they wrote. The reliability cases that need both layers
 live here (docs/reliability.md R1, C5 against the batch recompute, C6, B7 end to end); the index of
-every case is README "Reliability: the cases and their tests"."""
+every case is in docs/reliability.md, "Reliability: the cases and their tests"."""
 
 from __future__ import annotations
 
