@@ -199,34 +199,48 @@ def _spans(data: bytes) -> list[tuple[int, int]]:
     spans = []
     for run in _RUN.finditer(data):
         start, end = run.span()
-        if _glued_left(data, start) or _glued_right(data, end) or _next_to_mixed_token(data, start, end):
-            continue
         text = run.group()
-        if len(text) <= _MAX_DIGITS and text.isdigit():  # contiguous: the common case
+        contiguous = text.isdigit()
+        # an edge group glued to an identifier is part of it; a run whose edge group is glued to
+        # letters and which goes on past a separator is the rest of a mixed token (an IBAN's
+        # body after `DE89`, a receipt number after `S038-`): none of its groups is a card
+        glued_left, glued_right = _glued_left(data, start), _glued_right(data, end)
+        if contiguous and (glued_left or glued_right):
+            continue
+        if (
+            (glued_left and _is_letter(data[start - 1]))
+            or (glued_right and _is_letter(data[end]))
+            or _next_to_mixed_token(data, start, end)
+        ):
+            continue
+        if contiguous:  # the common case
             if _card_shaped(text) and not _is_sku_gtin(data, start, end, text):
                 spans.append((start, end))
             continue
-        spans.extend(_grouped_spans(data, start, text))
+        spans.extend(_grouped_spans(data, start, text, glued_left, glued_right))
     return spans
 
 
-def _grouped_spans(data: bytes, offset: int, run: bytes) -> Iterator[tuple[int, int]]:
+def _grouped_spans(
+    data: bytes, offset: int, run: bytes, skip_first: bool, skip_last: bool
+) -> Iterator[tuple[int, int]]:
     """Consecutive groups of a run in a layout people type, with one kind of separator."""
     groups = [(g.start() + offset, g.end() + offset) for g in _GROUP.finditer(run)]
-    for first in range(len(groups)):
-        for last in range(first, min(first + _MAX_GROUPS, len(groups))):
+    first_usable, last_usable = int(skip_first), len(groups) - 1 - int(skip_last)
+    for first in range(first_usable, last_usable + 1):
+        for last in range(first, min(first + _MAX_GROUPS - 1, last_usable) + 1):
             window = groups[first : last + 1]
-            separators = {data[a_end] for (_, a_end) in window[:-1]}
+            separators = {data[group_end] for (_, group_end) in window[:-1]}
             if len(separators) > 1:
                 break
-            lengths = tuple(g_end - g_start for g_start, g_end in window)
+            lengths = tuple(group_end - group_start for group_start, group_end in window)
             if len(window) == 1:
                 if not _MIN_DIGITS <= lengths[0] <= _MAX_DIGITS:
                     continue
             elif lengths not in _LAYOUTS:
                 continue
             span = (window[0][0], window[-1][1])
-            digits = bytes(b for b in data[span[0] : span[1]] if 48 <= b <= 57)
+            digits = data[span[0] : span[1]].translate(None, b" -")
             if _card_shaped(digits) and not _is_sku_gtin(data, span[0], span[1], digits):
                 yield span
 
@@ -279,6 +293,18 @@ def may_hold_card_number(data: bytes) -> bool:
         decoded = _decoded(data)
         return decoded != data and may_hold_card_number(decoded)
     return False
+
+
+def redact_framed(data: bytes) -> bytes:
+    """Framed binary whose framing cannot be trusted (a broken aggregate) with every stretch of
+    digits and separators that `may_hold_card_number` flags masked by '#'."""
+    data = redact_card_numbers(data)
+    return _STRETCH.sub(
+        lambda stretch: (
+            b"#" * len(stretch.group()) if may_hold_card_number(stretch.group()) else stretch.group()
+        ),
+        data,
+    )
 
 
 # --- which field holds it (computed on the refusal path only) ---------------------------------
