@@ -46,8 +46,7 @@ BRANDS: Final[tuple[tuple[str, tuple[tuple[int, int], ...], tuple[int, ...]], ..
     ("diners", ((300, 305), (3095, 3095), (36, 36)), (14, 15, 16, 17, 18, 19)),
     ("diners-us", ((38, 39),), (16, 17, 18, 19)),
     ("unionpay", ((62, 62), (81, 81)), (16, 17, 18, 19)),
-    ("maestro", ((5018, 5018), (5020, 5020), (5038, 5038), (5893, 5893), (6304, 6304), (6759, 6759), (676, 676)),
-     (13, 14, 15, 16, 17, 18, 19)),
+    ("maestro", tuple((p, p) for p in (5018, 5020, 5038, 5893, 6304, 6759, 676)), tuple(range(13, 20))),
     ("mir", ((2200, 2204),), (16, 17, 18, 19)),
 )  # fmt: skip
 # The groupings people type, by length (contiguous always applies)
