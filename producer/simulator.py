@@ -60,6 +60,9 @@ _QUANTITY_WEIGHTS: Final = (70, 18, 7, 3, 2)
 _RECENT_SALES: Final = 16  # per store, the sales a refund can refer to
 CHUNK: Final = 512  # events per generated chunk (and per submit_many call)
 ID_STYLES: Final = ("simulator", "realistic")
+IDS_HELP: Final = (
+    "realistic: UUID v4 event ids, store-prefixed hex order ids, EAN-13 SKUs (default: simulator)"
+)
 # A realistic event id is a UUID v4 whose low 62 bits are the event number, scrambled by an odd
 # multiplier (invertible modulo 2**62) so the ids look random; the high bits are the run's salt.
 _NUMBER_BITS: Final = 62
