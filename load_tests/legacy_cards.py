@@ -1,4 +1,9 @@
-"""Payment card numbers must never enter the stream (PCI DSS scope).
+"""BASELINE ONLY: the card-number detector as it was before brands, token boundaries and field
+grammar (salesstream/core/cards.py today). Kept unchanged so load_tests/bench_cards.py can
+measure the new detector's error rates and scan cost against it in the same run; nothing in the
+pipeline imports it.
+
+The old rule: payment card numbers must never enter the stream (PCI DSS scope).
 
 A card number is a Luhn-valid run of 13 to 19 digits, optionally grouped by single spaces
 or dashes ("4111 1111 1111 1111"); a run glued to further digits is not one. The scan runs on

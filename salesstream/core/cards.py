@@ -34,10 +34,10 @@ _DIGIT_OR_SEPARATOR: Final = bytes.maketrans(
 _MIN_DIGITS, _MAX_DIGITS = 13, 19
 _LONG_STRETCH: Final = b"1" * _MIN_DIGITS
 # Digit groups joined by single spaces or dashes: the runs whose groups are then examined.
-# Only runs of 13+ digits match, so short numbers (amounts, dates) never reach Python.
-_RUN: Final = re.compile(rb"(?<![0-9])[0-9](?:[0-9]|[ -][0-9]){12,}")
+# Inside a stretch of digits and separators: digit groups joined by single separators.
+_RUN: Final = re.compile(rb"[0-9]+(?:[ -][0-9]+)*")
 _GROUP: Final = re.compile(rb"[0-9]+")
-_STRETCH: Final = re.compile(rb"[0-9][0-9 -]{11,}[0-9]")
+_STRETCH: Final = re.compile(rb"[0-9][0-9 -]{11,}[0-9]")  # for masking framed binary
 # JSON may spell digits as \u00XX escapes; those are decoded before a second scan.
 _UNICODE_ESCAPE: Final = b"\\u"
 # A JSON escape (\n, \t, ...) right before a run is a separator, not a letter glued to it.
@@ -83,22 +83,20 @@ _RANGES: Final[dict[int, tuple[tuple[bytes, bytes, int, range], ...]]] = {
 }
 
 
+# ASCII digits to their values, and to the digit sum of their double (Luhn): sums at C speed.
+_VALUE: Final = bytes.maketrans(b"0123456789", bytes(range(10)))
+_DOUBLED: Final = bytes.maketrans(b"0123456789", bytes((0, 2, 4, 6, 8, 1, 3, 5, 7, 9)))
+
+
 def luhn_valid(digits: bytes) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = char - 48
-        if index % 2 == 1:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
+    backwards = digits[::-1]
+    return (sum(backwards[::2].translate(_VALUE)) + sum(backwards[1::2].translate(_DOUBLED))) % 10 == 0
 
 
 def gtin_valid(digits: bytes) -> bool:
-    """GS1 check digit (EAN-8, UPC-A, EAN-13, GTIN-14): weights 3 and 1 from the right."""
-    total = sum((char - 48) * (3 if index % 2 else 1) for index, char in enumerate(reversed(digits)))
-    return total % 10 == 0
+    """GS1 check digit (EAN-8, UPC-A, EAN-13, GTIN-14): weights 1 and 3 from the right."""
+    backwards = digits[::-1]
+    return (sum(backwards[::2].translate(_VALUE)) + 3 * sum(backwards[1::2].translate(_VALUE))) % 10 == 0
 
 
 def brand_of(digits: bytes) -> str | None:
@@ -192,33 +190,62 @@ def _is_sku_gtin(data: bytes, start: int, end: int, digits: bytes) -> bool:
     )
 
 
+def _stretches(data: bytes) -> list[tuple[int, int]]:
+    """Spans of the stretches of 13+ digits and separators, found in the translated bytes by
+    substring search (C speed): typical events have none, a realistic one a few (its barcodes)."""
+    mask = data.translate(_DIGIT_OR_SEPARATOR)
+    position = mask.find(_LONG_STRETCH)
+    if position < 0:
+        return []
+    found = []
+    while position >= 0:
+        start = mask.rfind(b"0", 0, position) + 1
+        end = mask.find(b"0", position)
+        if end < 0:
+            end = len(mask)
+        found.append((start, end))
+        position = mask.find(_LONG_STRETCH, end)
+    return found
+
+
 def _spans(data: bytes) -> list[tuple[int, int]]:
     """Spans of the card numbers in `data` (no escape decoding)."""
-    if _LONG_STRETCH not in data.translate(_DIGIT_OR_SEPARATOR):
-        return []
-    spans = []
-    for run in _RUN.finditer(data):
-        start, end = run.span()
-        text = run.group()
-        contiguous = text.isdigit()
-        # an edge group glued to an identifier is part of it; a run whose edge group is glued to
-        # letters and which goes on past a separator is the rest of a mixed token (an IBAN's
-        # body after `DE89`, a receipt number after `S038-`): none of its groups is a card
-        glued_left, glued_right = _glued_left(data, start), _glued_right(data, end)
-        if contiguous and (glued_left or glued_right):
+    spans: list[tuple[int, int]] = []
+    for stretch_start, stretch_end in _stretches(data):
+        stretch = data[stretch_start:stretch_end]
+        if stretch.isdigit():  # one contiguous run: a barcode, a bare number
+            spans.extend(_run_spans(data, stretch_start, stretch_end, stretch))
             continue
-        if (
-            (glued_left and _is_letter(data[start - 1]))
-            or (glued_right and _is_letter(data[end]))
-            or _next_to_mixed_token(data, start, end)
-        ):
-            continue
-        if contiguous:  # the common case
-            if _card_shaped(text) and not _is_sku_gtin(data, start, end, text):
-                spans.append((start, end))
-            continue
-        spans.extend(_grouped_spans(data, start, text, glued_left, glued_right))
+        for run in _RUN.finditer(data, stretch_start, stretch_end):
+            start, end = run.span()
+            if end - start >= _MIN_DIGITS:
+                spans.extend(_run_spans(data, start, end, run.group()))
     return spans
+
+
+def _run_spans(data: bytes, start: int, end: int, text: bytes) -> Iterator[tuple[int, int]]:
+    """The card numbers in one run of digit groups at data[start:end]."""
+    if text.isdigit():  # contiguous: the common case, brand and Luhn first (most runs fail there)
+        if (
+            _card_shaped(text)
+            and not _glued_left(data, start)
+            and not _glued_right(data, end)
+            and not _next_to_mixed_token(data, start, end)
+            and not _is_sku_gtin(data, start, end, text)
+        ):
+            yield start, end
+        return
+    # an edge group glued to an identifier is part of it; a run whose edge group is glued to
+    # letters and which goes on past a separator is the rest of a mixed token (an IBAN's body
+    # after `DE89`, a receipt number after `S038-`): none of its groups is a card
+    glued_left, glued_right = _glued_left(data, start), _glued_right(data, end)
+    if (
+        (glued_left and _is_letter(data[start - 1]))
+        or (glued_right and _is_letter(data[end]))
+        or _next_to_mixed_token(data, start, end)
+    ):
+        return
+    yield from _grouped_spans(data, start, text, glued_left, glued_right)
 
 
 def _grouped_spans(
@@ -262,7 +289,9 @@ def card_number_spans(data: bytes) -> tuple[bytes, list[tuple[int, int]]]:
 
 def contains_card_number(data: bytes) -> bool:
     """True if the bytes hold a card number anywhere (keys, values, unknown fields, non-JSON)."""
-    return bool(card_number_spans(data)[1])
+    if _UNICODE_ESCAPE in data:
+        return bool(card_number_spans(data)[1])
+    return bool(_spans(data))
 
 
 def redact_card_numbers(data: bytes) -> bytes:
@@ -282,13 +311,12 @@ def may_hold_card_number(data: bytes) -> bool:
     """Conservative scan for framed binary (a KPL aggregate): any 13-19 consecutive digits of a
     digit-and-separator stretch that fit a brand and Luhn, whatever sits around them. A superset
     of `contains_card_number` on each framed payload: True means "examine each payload"."""
-    if _LONG_STRETCH in data.translate(_DIGIT_OR_SEPARATOR):
-        for stretch in _STRETCH.finditer(data):
-            digits = stretch.group().translate(None, b" -")
-            for start in range(len(digits) - _MIN_DIGITS + 1):
-                for length in range(_MIN_DIGITS, min(_MAX_DIGITS, len(digits) - start) + 1):
-                    if _card_shaped(digits[start : start + length]):
-                        return True
+    for stretch_start, stretch_end in _stretches(data):
+        digits = data[stretch_start:stretch_end].translate(None, b" -")
+        for start in range(len(digits) - _MIN_DIGITS + 1):
+            for length in range(_MIN_DIGITS, min(_MAX_DIGITS, len(digits) - start) + 1):
+                if _card_shaped(digits[start : start + length]):
+                    return True
     if _UNICODE_ESCAPE in data:
         decoded = _decoded(data)
         return decoded != data and may_hold_card_number(decoded)
