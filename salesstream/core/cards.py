@@ -42,7 +42,8 @@ _STRETCH: Final = re.compile(rb"[0-9][0-9 -]{11,}[0-9]")  # for masking framed b
 _UNICODE_ESCAPE: Final = b"\\u"
 # A JSON escape (\n, \t, ...) right before a run is a separator, not a letter glued to it.
 _ESCAPE_LETTERS: Final = frozenset(b"bfnrt")
-_SKU_KEY: Final = re.compile(rb'"sku"\s*:\s*"$')
+# Spaces and tabs only: a newline may be the one between two payloads of a joined scan.
+_SKU_KEY: Final = re.compile(rb'"sku"[ \t]*:[ \t]*"$')
 _SKU_LOOKBACK: Final = 16
 
 # The groupings people type, by group lengths (a single group is the contiguous layout).

@@ -192,3 +192,15 @@ def test_the_conservative_scan_finds_a_card_glued_to_framing_bytes() -> None:
     assert may_hold_card_number(b"\x1aA4111111111111111\x8b7")  # 'A', then an MD5 digit
     assert not contains_card_number(b"\x1aA4111111111111111")
     assert not may_hold_card_number(b'{"sku":"S038-28801","quantity":2}')
+
+
+def test_a_joined_scan_gives_the_verdict_of_its_payloads() -> None:
+    # the GTIN rule never reaches across the newline between two payloads
+    gtin_and_card = b"4006381333924"
+    first, second = b'{"sku":', b'"' + gtin_and_card + b'"}'
+    assert contains_card_number(second)
+    assert contains_card_number(b"\n".join([first, second]))
+    payloads = [raw for _, raw in card_corpus.realistic(seed=3, count=2_000)]
+    assert not contains_card_number(b"\n".join(payloads))
+    with_card = [*payloads[:700], b'{"note":"4111 1111 1111 1111"}', *payloads[700:]]
+    assert contains_card_number(b"\n".join(with_card))
