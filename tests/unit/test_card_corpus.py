@@ -19,6 +19,7 @@ from salesstream.core.cards import (
     gtin_valid,
     may_hold_card_number,
     redact_card_numbers,
+    redact_framed,
 )
 
 CORPUS = list(card_corpus.cards(seed=20261203))
@@ -204,3 +205,12 @@ def test_a_joined_scan_gives_the_verdict_of_its_payloads() -> None:
     assert not contains_card_number(b"\n".join(payloads))
     with_card = [*payloads[:700], b'{"note":"4111 1111 1111 1111"}', *payloads[700:]]
     assert contains_card_number(b"\n".join(with_card))
+
+
+def test_broken_framing_is_masked_by_the_conservative_scan() -> None:
+    framed = b"\x0a\x07store-1\x1aA4111111111111111\x1a\x344000000000000002\x8b"
+    masked = redact_framed(framed)
+    assert b"4111111111111111" not in masked
+    assert b"4000000000000002" not in masked
+    assert len(masked) == len(framed)
+    assert b"store-1" in masked
