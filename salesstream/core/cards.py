@@ -27,17 +27,17 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 # Pre-filter at C speed: map digits and separators to "1", everything else to "0", then look
-# for 13 ones in a row. Typical events have no such stretch and never reach the regex.
+# for 13 ones in a row. Typical events have no such stretch and never reach Python-level work.
 _DIGIT_OR_SEPARATOR: Final = bytes.maketrans(
     bytes(range(256)), bytes(0x31 if chr(i) in "0123456789 -" else 0x30 for i in range(256))
 )
 _MIN_DIGITS, _MAX_DIGITS = 13, 19
 _LONG_STRETCH: Final = b"1" * _MIN_DIGITS
-# Digit groups joined by single spaces or dashes: the runs whose groups are then examined.
 # Inside a stretch of digits and separators: digit groups joined by single separators.
 _RUN: Final = re.compile(rb"[0-9]+(?:[ -][0-9]+)*")
 _GROUP: Final = re.compile(rb"[0-9]+")
 _STRETCH: Final = re.compile(rb"[0-9][0-9 -]{11,}[0-9]")  # for masking framed binary
+_MAX_FRAMED_DIGITS: Final = 64
 # JSON may spell digits as \u00XX escapes; those are decoded before a second scan.
 _UNICODE_ESCAPE: Final = b"\\u"
 # A JSON escape (\n, \t, ...) right before a run is a separator, not a letter glued to it.
@@ -314,6 +314,8 @@ def may_hold_card_number(data: bytes) -> bool:
     of `contains_card_number` on each framed payload: True means "examine each payload"."""
     for stretch_start, stretch_end in _stretches(data):
         digits = data[stretch_start:stretch_end].translate(None, b" -")
+        if len(digits) > _MAX_FRAMED_DIGITS:
+            return True  # no id is this long: examining each payload costs less than every window
         for start in range(len(digits) - _MIN_DIGITS + 1):
             for length in range(_MIN_DIGITS, min(_MAX_DIGITS, len(digits) - start) + 1):
                 if _card_shaped(digits[start : start + length]):

@@ -214,3 +214,10 @@ def test_broken_framing_is_masked_by_the_conservative_scan() -> None:
     assert b"4000000000000002" not in masked
     assert len(masked) == len(framed)
     assert b"store-1" in masked
+
+
+def test_a_huge_digit_stretch_costs_the_conservative_scan_no_window_search() -> None:
+    blob = b"\x1a" + b"1234567890" * 100_000 + b"\x1a"
+    assert may_hold_card_number(blob)  # flagged at once: each payload is then examined exactly
+    assert not contains_card_number(blob)  # one 1,000,000-digit run: no card length
+    assert set(redact_framed(blob)[1:-1]) == {ord("#")}
