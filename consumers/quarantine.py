@@ -8,7 +8,8 @@ Item layout (QUARANTINE_TABLE, pk/sk strings):
           <sequence number, zero-padded to 60 digits>#record                      a whole record
     shard_id, sequence_number (string: up to 56 digits), subsequence (number; absent for a whole
     record, which has whole_record = true), reason, detail, partition_key, arrival (RFC 3339) and
-    arrival_ms, window_start, window_end, event_id (when it could be read), raw_bytes (size),
+    arrival_ms, window_start, window_end, event_id (when it could be read), field (the JSON path
+    of the field at fault, e.g. the one holding a suspected card number, when known), raw_bytes (size),
     raw (binary, redacted) or, over 256 KiB, raw_s3_key naming the redacted bytes in ARCHIVE_BUCKET.
 
 The key is the record's position, so writing the same refusal again (a replayed batch) puts the
@@ -158,6 +159,8 @@ class Quarantine:
             item["subsequence"] = {"N": str(refusal.subsequence)}
         if refusal.event_id is not None:
             item["event_id"] = {"S": refusal.event_id}
+        if refusal.field is not None:
+            item["field"] = {"S": refusal.field}
         if len(raw) <= INLINE_RAW_LIMIT:
             item["raw"] = {"B": raw}
         else:

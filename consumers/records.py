@@ -63,6 +63,7 @@ class Refusal:
     detail: str
     raw: bytes  # as received: redact before storing anywhere
     event_id: str | None = None
+    field: str | None = None  # JSON path of the field at fault (the card number's), when known
 
 
 # An accepted user record: (validated event, raw bytes, index of its Kinesis record, sub-sequence).
@@ -101,12 +102,13 @@ def decode_records(records: Sequence[KinesisEventRecord], shard: Shard | None = 
             batch.records.append(RecordInfo(kinesis.sequenceNumber, arrival_ms, kinesis.partitionKey, 0))
             continue
         batch.records.append(RecordInfo(kinesis.sequenceNumber, arrival_ms, kinesis.partitionKey, len(users)))
-        # one size check and one card scan over a whole aggregate; only when one fails does every
-        # user record go through the full screen (which then names the one to refuse)
+        # one size check and one card scan over a whole aggregate (its payloads joined by newlines,
+        # so protobuf framing bytes never sit against a payload's digits); only when one fails does
+        # every user record go through the full screen (which then names the one to refuse)
         screened = (
             is_aggregated(data)
             and max((len(user) for user in users if user is not None), default=0) <= MAX_EVENT_BYTES
-            and not contains_card_number(data)
+            and not contains_card_number(b"\n".join(user for user in users if user is not None))
         )
         for subsequence, raw in enumerate(users):
             if raw is None:
@@ -116,7 +118,15 @@ def decode_records(records: Sequence[KinesisEventRecord], shard: Shard | None = 
                 append((validate_wire(raw, screened=screened), raw, index, subsequence))
             except RejectedEvent as rejected:
                 refused.append(
-                    Refusal(index, subsequence, rejected.reason, rejected.detail, raw, event_id_hint(raw))
+                    Refusal(
+                        index,
+                        subsequence,
+                        rejected.reason,
+                        rejected.detail,
+                        raw,
+                        event_id_hint(raw),
+                        rejected.field,
+                    )
                 )
             except Exception as unexpected:  # noqa: BLE001 - a poison record must not block its shard
                 # Validation is deterministic: a record that makes it fail in an unforeseen way

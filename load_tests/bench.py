@@ -33,6 +33,7 @@ BENCHMARKS: list[str] = [
     "load_tests.bench_archiver",
     "load_tests.bench_emulator",
     "load_tests.bench_loadtest",
+    "load_tests.bench_cards",
 ]
 
 

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from botocore.config import Config
 from pydantic import BaseModel, ConfigDict, Field
@@ -115,6 +115,7 @@ class LoadTestConfig(BaseModel):
     max_lines: int = Field(5, ge=1, le=5)
     skewed_clock_share: float = Field(0.01, ge=0, le=1)
     max_clock_skew_seconds: int = Field(900, ge=0)
+    ids: Literal["simulator", "realistic"] = "simulator"  # realistic: UUID ids, hex orders, EAN-13 SKUs
     bad_share: float = Field(0.001, ge=0, lt=1)  # corrupted events put past the producer
     probe_interval: float = Field(0.1, gt=0)
     sample_interval: float = Field(1.0, gt=0)
@@ -137,6 +138,7 @@ class LoadTestConfig(BaseModel):
             run_id=self.run_id,
             skewed_clock_share=self.skewed_clock_share,
             max_clock_skew_seconds=self.max_clock_skew_seconds,
+            ids=self.ids,
         )
 
     def profile(self) -> LoadProfile:

@@ -13,7 +13,10 @@
 
 Events are built from pre-rendered JSON fragments, never through pydantic (the producer
 validates them), so generating stays far cheaper than validating: see load_tests/bench_producer.py.
-Ids use '.' as separator so no run of digits can ever look like a card number.
+Ids (`ids="simulator"`, the default) use '.' as separator so no run of digits can ever look like
+a card number. `ids="realistic"` gives what a real retailer sends instead (producer/identifiers.py):
+UUID v4 event ids, store-prefixed hex order ids (`S038-9f2c41d07a1b`) and EAN-13 SKUs, all of
+them valid contract identifiers; the event ids still map back to their numbers.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,6 +32,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from itertools import accumulate
 from typing import Final
 
+from producer import identifiers
 from salesstream.core.currencies import minor_unit_exponent
 
 # (currency, share of stores, EUR -> currency rate, UTC offsets of its stores in hours)
@@ -54,6 +59,16 @@ _QUANTITIES: Final = (1, 2, 3, 4, 6)
 _QUANTITY_WEIGHTS: Final = (70, 18, 7, 3, 2)
 _RECENT_SALES: Final = 16  # per store, the sales a refund can refer to
 CHUNK: Final = 512  # events per generated chunk (and per submit_many call)
+ID_STYLES: Final = ("simulator", "realistic")
+IDS_HELP: Final = (
+    "realistic: UUID v4 event ids, store-prefixed hex order ids, EAN-13 SKUs (default: simulator)"
+)
+# A realistic event id is a UUID v4 whose low 62 bits are the event number, scrambled by an odd
+# multiplier (invertible modulo 2**62) so the ids look random; the high bits are the run's salt.
+_NUMBER_BITS: Final = 62
+_NUMBER_MASK: Final = (1 << _NUMBER_BITS) - 1
+_SCRAMBLE: Final = 0x5DEECE66D1F2A3B5 & _NUMBER_MASK | 1
+_UNSCRAMBLE: Final = pow(_SCRAMBLE, -1, 1 << _NUMBER_BITS)
 
 
 @dataclass(frozen=True)
@@ -67,8 +82,11 @@ class FleetConfig:
     run_id: str = ""  # salts the ids: reruns against a persistent stream are not duplicates
     skewed_clock_share: float = 0.0  # share of terminals whose clock is off
     max_clock_skew_seconds: int = 900
+    ids: str = "simulator"  # or "realistic": UUID v4 event ids, store-prefixed hex order ids, EAN-13 SKUs
 
     def __post_init__(self) -> None:
+        if self.ids not in ID_STYLES:
+            raise ValueError(f"ids must be one of {', '.join(ID_STYLES)}")
         if self.stores < 1 or self.terminals_per_store < 1:
             raise ValueError("a fleet needs at least one store with one terminal")
         if not 1 <= self.max_lines <= len(_BASKET_SIZES):
@@ -103,6 +121,9 @@ class Fleet:
         salt = hashlib.blake2b(seed_text.encode(), digest_size=5).hexdigest()
         self._event_prefix = f"e.{salt}."
         self._order_prefix = f"o.{salt}."
+        self._realistic = config.ids == "realistic"
+        uuid_salt = hashlib.blake2b(f"uuid:{seed_text}".encode(), digest_size=8).digest()
+        self._salt_bits = int.from_bytes(uuid_salt) << 64
         self._events = 0
         self._orders = 0
         self.stores = self._make_stores()
@@ -145,11 +166,14 @@ class Fleet:
     def _make_catalogue(self) -> dict[str, list[tuple[str, int]]]:
         """Per currency, for every SKU: (its line's JSON up to the quantity, its unit price)."""
         rng = self._rng
+        # barcodes from a generator of their own, so the style of ids changes no other draw
+        barcodes = random.Random(f"barcodes:{self.config.seed}")
         skus: list[tuple[str, int]] = []
         for prefix, count, low, high in _CATEGORIES:
             for number in range(count):
                 euro_cents = int(low * (high / low) ** rng.random())
-                skus.append((f"{prefix}-{number:05d}", euro_cents // 100 * 100 + 99))
+                sku = identifiers.ean13(barcodes) if self._realistic else f"{prefix}-{number:05d}"
+                skus.append((sku, euro_cents // 100 * 100 + 99))
         catalogue = {}
         for currency, _, rate, _ in _CURRENCIES:
             scale = rate * 10 ** minor_unit_exponent(currency) / 100
@@ -201,16 +225,30 @@ class Fleet:
         return self._events
 
     def event_id(self, number: int) -> str:
+        if self._realistic:
+            return str(uuid.UUID(int=self._salt_bits | (number * _SCRAMBLE & _NUMBER_MASK), version=4))
         return f"{self._event_prefix}{number:x}"
 
     def event_number(self, event_id: str) -> int | None:
         """The number of an event this fleet minted (1, 2, ...), None for any other id."""
+        if self._realistic:
+            try:
+                value = uuid.UUID(event_id).int
+            except ValueError:
+                return None
+            number = (value & _NUMBER_MASK) * _UNSCRAMBLE & _NUMBER_MASK
+            return number if self.event_id(number) == event_id else None
         if not event_id.startswith(self._event_prefix):
             return None
         try:
             return int(event_id[len(self._event_prefix) :], 16)
         except ValueError:
             return None
+
+    def _order_id(self, store: int, number: int) -> str:
+        if self._realistic:
+            return f"S{store:03d}-{self._order_prefix[2:-1]}{number:x}"
+        return f"{self._order_prefix}{number:x}"
 
     def events(self, count: int) -> list[bytes]:
         """The next `count` events of the fleet, as JSON bytes (UTF-8)."""
@@ -228,7 +266,9 @@ class Fleet:
         for store, size, refund, terminal in zip(stores, sizes, refunds, terminals, strict=True):
             recent = self._recent[store]
             self._events += 1
-            event_id = f"{self._event_prefix}{self._events:x}"
+            event_id = (
+                self.event_id(self._events) if self._realistic else f"{self._event_prefix}{self._events:x}"
+            )
             if refund and recent:
                 sale = recent[rng.randrange(len(recent))]
                 event_type, order_id, lines, total = "order_refunded", sale.order_id, sale.line, sale.amount
@@ -242,7 +282,7 @@ class Fleet:
                     parts.append(f'{prefix}{quantity},"unit_price_minor":{price}}}')
                     amounts.append(quantity * price)
                 self._orders += 1
-                event_type, order_id = "order_placed", f"{self._order_prefix}{self._orders:x}"
+                event_type, order_id = "order_placed", self._order_id(store, self._orders)
                 lines, total = ",".join(parts), sum(amounts)
                 recent.append(_Sale(order_id, parts[0], amounts[0]))
             cursor += size

@@ -21,7 +21,7 @@ from rich.console import Console
 from producer.producer import Producer
 from producer.sender import PRODUCER_CLIENT_CONFIG
 from producer.settings import ProducerSettings
-from producer.simulator import Fleet, FleetConfig, paced
+from producer.simulator import ID_STYLES, IDS_HELP, Fleet, FleetConfig, paced
 from salesstream.commands.common import STATE_DIR, CommandError, add_template_arguments, session
 from salesstream.commands.reconcile import print_reconciliation
 from salesstream.commands.report import print_tables, report_from_items
@@ -56,6 +56,7 @@ def register(subparsers: Any) -> None:
     fleet.add_argument("--duration", type=float, default=8, help="seconds of traffic")
     fleet.add_argument("--seed", type=int, default=7)
     fleet.add_argument("--refund-share", type=float, default=0.03)
+    fleet.add_argument("--ids", choices=ID_STYLES, default="simulator", help=IDS_HELP)
     parser.add_argument("--emulator-process", action="store_true", help="run the emulator in a child process")
     parser.add_argument("--verbose", action="store_true", help="keep the handlers' logs and metrics")
     parser.set_defaults(run=run, region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
@@ -129,6 +130,7 @@ def _produce(args: argparse.Namespace, endpoint: Any, stream: str, console: Cons
             terminals_per_store=args.terminals,
             seed=args.seed,
             refund_share=args.refund_share,
+            ids=args.ids,
         )
     )
     spool = STATE_DIR / "demo-spool.jsonl"

@@ -78,6 +78,12 @@ def register(subparsers: Any) -> None:
     )
     fleet.add_argument("--max-lines", type=int, default=5, help="basket sizes 1..N lines")
     fleet.add_argument(
+        "--ids",
+        choices=("simulator", "realistic"),
+        default="simulator",
+        help="realistic: UUID v4 event ids, store-prefixed hex order ids, EAN-13 SKUs (default: simulator)",
+    )
+    fleet.add_argument(
         "--skewed-clocks", type=float, default=0.01, help="share of terminals with skewed clocks"
     )
     fleet.add_argument(
@@ -147,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
             zipf_exponent=args.zipf,
             max_lines=args.max_lines,
             skewed_clock_share=args.skewed_clocks,
+            ids=args.ids,
             bad_share=0 if profile else args.bad_share,  # a fault run puts every kind of bad input
             # a fault run's verdict needs the reconciliation, whatever its length
             reconcile=True if profile and args.reconcile is None else args.reconcile,

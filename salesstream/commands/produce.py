@@ -24,7 +24,7 @@ from rich.table import Table
 
 from producer import Producer, ProducerResult, ProducerSettings
 from producer.sender import PRODUCER_CLIENT_CONFIG
-from producer.simulator import Fleet, FleetConfig, paced
+from producer.simulator import ID_STYLES, IDS_HELP, Fleet, FleetConfig, paced
 from producer.spool import SpoolLocked
 from salesstream.commands.common import (
     STATE_DIR,
@@ -55,6 +55,7 @@ def register(subparsers: Any) -> None:
     fleet.add_argument("--duration", type=float, default=5, help="seconds to produce for (default 5)")
     fleet.add_argument("--count", type=int, help="exactly this many events, as fast as possible")
     fleet.add_argument("--seed", type=int, help="random seed: same seed, same events and event ids")
+    fleet.add_argument("--ids", choices=ID_STYLES, default="simulator", help=IDS_HELP)
     fleet.add_argument("--refund-share", type=float, default=0.03, help="share of refunds (default 0.03)")
     fleet.add_argument("--zipf", type=float, default=1.1, help="store-size skew exponent (default 1.1)")
     source = parser.add_argument_group("recorded events")
@@ -92,7 +93,9 @@ def _source(args: argparse.Namespace) -> tuple[Iterator[list[bytes]], int | None
         return _from_file(args.from_file), None, str(args.from_file)
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed
     try:
-        fleet = Fleet(FleetConfig(args.stores, args.terminals, seed, args.refund_share, args.zipf))
+        fleet = Fleet(
+            FleetConfig(args.stores, args.terminals, seed, args.refund_share, args.zipf, ids=args.ids)
+        )
     except ValueError as error:
         raise CommandError(str(error)) from None
     name = f"simulator(stores={args.stores}, seed={seed})"

@@ -48,7 +48,12 @@ from typing import Final
 import aws_kinesis_agg.aggregator  # noqa: F401
 from aws_kinesis_agg import MAGIC, messages_pb2
 
-from salesstream.core.cards import contains_card_number, redact_card_numbers
+from salesstream.core.cards import (
+    contains_card_number,
+    may_hold_card_number,
+    redact_card_numbers,
+    redact_framed,
+)
 from salesstream.core.kpl import (
     BrokenAggregate,
     UserRecord,
@@ -179,14 +184,20 @@ def screen(sequence_number: str, arrival: float, partition_key: str, data: str) 
             raw = unwrap(raw)
     text = data.encode() if raw is None else raw
     card_in_key = contains_card_number(partition_key.encode())
-    if not card_in_key and not contains_card_number(text):
+    # an aggregate's framing bytes may sit against a payload's digits: the conservative scan there,
+    # then the exact one per user record (what the aggregator refuses)
+    framed = raw is not None and is_aggregated(raw)
+    suspect = may_hold_card_number(text) if framed else contains_card_number(text)
+    if not card_in_key and not suspect:
         return ArchivedRecord(sequence_number, arrival, partition_key, data)
     masked: tuple[int, ...]
     if raw is None:
         masked_data, masked = _mask_text(data), ((0,) if contains_card_number(text) else ())
     else:
-        # a compressed aggregate is stored masked and decompressed: the batch layer reads both
         masked_raw, masked = _masked(raw, partition_key)
+        if masked_raw is raw and not card_in_key:
+            return ArchivedRecord(sequence_number, arrival, partition_key, data)  # a false alarm
+        # a compressed aggregate is stored masked and decompressed: the batch layer reads both
         masked_data = binascii.b2a_base64(masked_raw, newline=False).decode()
     return ArchivedRecord(sequence_number, arrival, _mask_text(partition_key), masked_data, masked)
 
@@ -196,16 +207,19 @@ def _mask_text(text: str) -> str:
 
 
 def _masked(raw: bytes, partition_key: str) -> tuple[bytes, tuple[int, ...]]:
-    """The record's bytes with every card number masked, and the user records that held one."""
-    whole = (0,) if contains_card_number(raw) else ()
+    """The record's bytes with every card number masked, and the user records that held one;
+    `raw` itself when none did."""
     if not is_aggregated(raw):
-        return redact_card_numbers(raw), whole
+        return (redact_card_numbers(raw), (0,)) if contains_card_number(raw) else (raw, ())
     try:
         users = deaggregate(raw, partition_key)
     except BrokenAggregate:
-        # refused whole when read (the masking breaks its checksum if nothing else did)
-        return redact_card_numbers(raw), whole
+        # refused whole when read (the masking breaks its checksum if nothing else did); its
+        # framing cannot be trusted, so every digit stretch that may hold a number is masked
+        return redact_framed(raw), ((0,) if contains_card_number(raw) else ())
     masked = tuple(user.subsequence for user in users if contains_card_number(user.data))
+    if not masked and not any(contains_card_number(user.partition_key.encode()) for user in users):
+        return raw, ()
     return _aggregate_again(users), masked
 
 

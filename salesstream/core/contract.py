@@ -30,7 +30,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails, PydanticCustomError
 from typing_extensions import TypedDict
 
-from salesstream.core.cards import contains_card_number
+from salesstream.core.cards import card_number_field, contains_card_number
 from salesstream.core.currencies import CURRENCIES
 from salesstream.core.reasons import Reason, RejectedEvent
 
@@ -166,17 +166,26 @@ def rejection_from(error: ValidationError, raw: bytes) -> RejectedEvent:
         except UnicodeDecodeError:
             return RejectedEvent(Reason.BAD_UTF8, "payload is not valid UTF-8")
         return RejectedEvent(Reason.NOT_JSON, first["msg"])
-    where = ".".join(str(part) for part in first["loc"]) or "event"
+    field = json_path(first["loc"])
     reason = _reason_for(first)
     message = "not an ISO 4217 currency code" if reason is Reason.UNKNOWN_CURRENCY else first["msg"]
-    return RejectedEvent(reason, f"{where}: {message}")
+    return RejectedEvent(reason, f"{field or 'event'}: {message}", field)
+
+
+def json_path(loc: Sequence[int | str]) -> str | None:
+    """pydantic's error location as a JSON path: ("lines", 2, "sku") -> "lines[2].sku"."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or None
 
 
 def _screen(raw: bytes) -> None:
     if len(raw) > MAX_EVENT_BYTES:
         raise RejectedEvent(Reason.OVERSIZE, f"{len(raw)} bytes > {MAX_EVENT_BYTES}")
     if contains_card_number(raw):
-        raise RejectedEvent(Reason.CARD_NUMBER, "a Luhn-valid 13-19 digit number is present")
+        field = card_number_field(raw)  # the refusal path only: parses the payload once more
+        raise RejectedEvent(Reason.CARD_NUMBER, f"card number in {field}", field)
 
 
 def screen_many(raws: Sequence[bytes]) -> bool:

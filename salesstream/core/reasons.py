@@ -43,12 +43,14 @@ class Reason(StrEnum):
 
 
 class RejectedEvent(ValueError):
-    """An event refused by the contract: `reason` is the code, `detail` says where and why.
+    """An event refused by the contract: `reason` is the code, `detail` says where and why,
+    `field` names the field at fault as a JSON path (`lines[2].sku`) when it is known.
 
     `detail` never repeats field values, so it is safe to log even when the payload
     carried a card number."""
 
-    def __init__(self, reason: Reason, detail: str = "") -> None:
+    def __init__(self, reason: Reason, detail: str = "", field: str | None = None) -> None:
         super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
         self.reason = reason
         self.detail = detail
+        self.field = field

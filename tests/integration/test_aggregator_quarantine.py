@@ -109,8 +109,11 @@ def test_b1_b2_b3_every_bad_user_record_is_quarantined_and_the_batch_goes_on(
         if name == "card_number":
             assert not contains_card_number(bytes(item["raw"]))
             assert b"till-1" in bytes(item["raw"])
+            # the field that held it, for the operator; the detail names it, never the value
+            assert (item["field"], item["detail"]) == ("note", "card number in note")
         else:
             assert bytes(item["raw"]) == BAD_PAYLOADS[name]
+    assert items[(str(mixed.sequence), names.index("missing_field") + 1)]["field"] == "currency"
     # the refused fields' event ids are kept when they can be read
     assert items[(str(mixed.sequence), names.index("unknown_currency") + 1)]["event_id"].startswith("evt-")
 

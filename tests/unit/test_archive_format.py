@@ -205,3 +205,30 @@ def test_the_protection_scan_reads_inside_base64_and_aggregates() -> None:
     body = encode_object(WHOLE, [unscreened])
     assert card_numbers_in(gzip.decompress(body), [CARD]) == []  # base64 hides it from a plain scan
     assert any(card_numbers_in(payload, [CARD]) == [CARD] for payload in stored_payloads(body))
+
+
+def test_a_card_number_glued_to_an_aggregates_framing_is_masked_in_the_archive() -> None:
+    # a 52-byte payload: the length byte "4" sits against the card's first digit in the aggregate
+    good = order("store-1", 100)
+    users = [("store-1", good.to_json_bytes()), ("store-1", b"4111111111111111" + b" " * 36)]
+    shard = Shard(shard_id=SHARD)
+    record = shard.put(aggregate(users, explicit_hash_key="7"))
+    event = KinesisTimeWindowEvent.model_validate(shard.event([record]))
+    kinesis = event.Records[0].kinesis
+    stored = screen(kinesis.sequenceNumber, kinesis.approximateArrivalTimestamp, "store-1", kinesis.data)
+    assert stored.masked == (1,)
+    assert b"4111111111111111" not in base64.b64decode(stored.data)
+    assert [r.reason for r in decode_records(event.Records, WHOLE).refused] == [Reason.CARD_NUMBER]
+
+
+def test_an_aggregate_of_real_world_ids_is_archived_as_received() -> None:
+    # EAN-13 SKUs that pass Luhn alert the conservative scan; no user record holds a card number
+    event_json = json.loads(order("store-1", 100).to_json_bytes())
+    event_json["lines"][0]["sku"] = "4006381333924"
+    users = [("store-1", json.dumps(event_json).encode()), ("store-2", order("store-2", 5).to_json_bytes())]
+    shard = Shard(shard_id=SHARD)
+    record = shard.put(aggregate(users, explicit_hash_key="7"))
+    event = KinesisTimeWindowEvent.model_validate(shard.event([record]))
+    kinesis = event.Records[0].kinesis
+    stored = screen(kinesis.sequenceNumber, kinesis.approximateArrivalTimestamp, "store-1", kinesis.data)
+    assert (stored.data, stored.masked) == (kinesis.data, ())

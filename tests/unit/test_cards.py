@@ -57,6 +57,7 @@ def test_redaction_masks_only_the_number() -> None:
 
 @given(st.sampled_from(TEST_CARDS), st.text(max_size=30), st.text(max_size=30))
 def test_redacted_bytes_never_hold_a_card_number(card: str, before: str, after: str) -> None:
-    raw = f"{before} {card} {after}".encode()
+    # words of letters on either side: a mixed letter+digit neighbour would make it an IBAN-like id
+    raw = f"{before} card {card} ok {after}".encode()
     assert contains_card_number(raw)
     assert not contains_card_number(redact_card_numbers(raw))

@@ -176,8 +176,17 @@ def test_oversize_is_refused_before_parsing() -> None:
     assert caught.value.reason is Reason.OVERSIZE
 
 
-@pytest.mark.parametrize("where", ["terminal_id", "order_id", "sku", "unknown", "key"])
-def test_a_card_number_anywhere_is_refused(where: str) -> None:
+@pytest.mark.parametrize(
+    ("where", "field"),
+    [
+        ("terminal_id", "terminal_id"),
+        ("order_id", "order_id"),
+        ("sku", "lines[0].sku"),
+        ("unknown", "note"),
+        ("key", "(key)"),
+    ],
+)
+def test_a_card_number_anywhere_is_refused_with_its_field_named(where: str, field: str) -> None:
     card = "4111111111111111"
     event = valid_event()
     if where == "sku":
@@ -187,8 +196,36 @@ def test_a_card_number_anywhere_is_refused(where: str) -> None:
     elif where == "key":
         event[card] = 1
     else:
-        event[where] = f"x{card}"
-    assert refusal(encode(event)) == (Reason.CARD_NUMBER, Reason.CARD_NUMBER)
+        event[where] = f"till:{card}"
+    raw = encode(event)
+    assert refusal(raw) == (Reason.CARD_NUMBER, Reason.CARD_NUMBER)
+    with pytest.raises(RejectedEvent) as caught:
+        parse_order(raw)
+    assert (caught.value.field, caught.value.detail) == (field, f"card number in {field}")
+    assert card not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    ["x4111111111111111", "S038-2880162690", "c0a8e1f2-4221-1769-3224-0b5e6932240d", "ORD-4111111111111111"],
+)
+def test_a_digit_run_inside_an_identifier_is_no_card_number(identifier: str) -> None:
+    assert parse_order(encode(valid_event(order_id=identifier))).order_id == identifier
+
+
+def test_a_valid_gtin_sku_is_a_product_code_even_in_a_card_range() -> None:
+    # 4006381333924 is a valid EAN-13 (GS1 Germany) that also passes Luhn as a 13-digit Visa
+    event = valid_event()
+    event["lines"][0]["sku"] = "4006381333924"
+    assert parse_order(encode(event)).lines[0].sku == "4006381333924"
+
+
+def test_other_refusals_name_the_field_from_the_validation_error() -> None:
+    event = valid_event()
+    event["lines"][1]["quantity"] = 0
+    with pytest.raises(RejectedEvent) as caught:
+        parse_order(encode(event))
+    assert (caught.value.reason, caught.value.field) == (Reason.NON_POSITIVE_QUANTITY, "lines[1].quantity")
 
 
 def test_refusal_details_never_echo_the_payload() -> None:

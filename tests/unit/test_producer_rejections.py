@@ -85,3 +85,40 @@ def test_a_closed_producer_refuses_more_events(tmp_path: Path) -> None:
     assert producer.close() is result  # closing twice is harmless
     with pytest.raises(ProducerClosed):
         producer.submit(raw())
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        (raw(note="card 4111 1111 1111 1111"), "note"),
+        (raw(terminal_id="4111111111111111"), "terminal_id"),
+        (
+            raw(lines=[{"sku": "5555 5555 5555 4444", "quantity": 1, "unit_price_minor": 2899}]),
+            "lines[0].sku",
+        ),
+        (raw(total_minor="2899"), "total_minor"),
+    ],
+)
+def test_the_producers_refusal_names_the_field_never_the_value(
+    tmp_path: Path, payload: bytes, field: str
+) -> None:
+    client = producer_client(endpoint_url="http://127.0.0.1:9", region_name="us-east-1")
+    with Producer(client, "orders", tmp_path / "spool.jsonl") as producer:
+        refusal = producer.submit(payload)
+    assert refusal is not None
+    assert refusal.field == field
+    assert refusal.detail.startswith((f"card number in {field}", f"{field}: "))
+    assert "4111" not in str(refusal)
+    assert "5555" not in str(refusal)
+
+
+def test_real_world_identifiers_are_accepted_by_the_producer(tmp_path: Path) -> None:
+    client = producer_client(endpoint_url="http://127.0.0.1:9", region_name="us-east-1")
+    real = raw(
+        event_id="9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d",
+        order_id="S038-2880162690",
+        lines=[{"sku": "4006381333924", "quantity": 1, "unit_price_minor": 2899}],
+    )
+    producer = Producer(client, "orders", tmp_path / "spool.jsonl")
+    assert producer.submit(real) is None
+    assert producer.result.rejected == {}

@@ -84,3 +84,13 @@ def test_sort_keys_follow_the_stream() -> None:
         quarantine_sort_key("100", 0),
     ]
     assert sorted(keys) == keys
+
+
+def test_the_item_names_the_field_that_held_the_card_number() -> None:
+    raw = b'{"event_id":"evt-1","lines":[{"sku":"4111111111111111"}]}'
+    refused = Refusal(0, 2, Reason.CARD_NUMBER, "card number in lines[0].sku", raw, "evt-1", "lines[0].sku")
+    stored = item(refused)
+    assert stored["field"] == {"S": "lines[0].sku"}
+    assert stored["detail"] == {"S": "card number in lines[0].sku"}
+    assert b"4111111111111111" not in stored["raw"]["B"]
+    assert "field" not in item(refusal(b"not json", reason=Reason.NOT_JSON))

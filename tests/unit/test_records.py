@@ -208,3 +208,47 @@ def test_a_poison_record_is_quarantined_and_the_rest_goes_on(monkeypatch: pytest
         "unexpected RecursionError",
         0,
     )
+
+
+def test_a_card_number_glued_to_an_aggregates_framing_is_still_found_in_its_user_record() -> None:
+    # a 52-byte payload: its protobuf length byte is "4", glued to the card's first digit in the
+    # aggregate's bytes; the screen reads the payloads apart (joined by newlines), so it is found
+    bare_card = b"4111111111111111" + b" " * 36
+    data = kpl(order("store-1", 100), bare_card)
+    assert b"44111111111111111" in data
+    batch, _ = decode(data)
+    assert [(r.subsequence, r.reason, r.field) for r in batch.refused] == [
+        (1, Reason.CARD_NUMBER, "(payload)")
+    ]
+
+
+def test_a_refusal_names_the_field_that_held_the_card_number_never_the_value() -> None:
+    line = {"sku": "4111 1111 1111 1111", "quantity": 1, "unit_price_minor": 100}
+    event = json.loads(order("store-1", 100).to_json_bytes())
+    event["lines"] = [event["lines"][0], line]
+    batch, _ = decode(kpl(order("store-1", 100), json.dumps(event).encode()))
+    (refusal,) = batch.refused
+    assert (refusal.reason, refusal.field, refusal.detail) == (
+        Reason.CARD_NUMBER,
+        "lines[1].sku",
+        "card number in lines[1].sku",
+    )
+
+
+def test_a_schema_refusal_names_its_field_from_the_validation_error() -> None:
+    event = json.loads(order("store-1", 100).to_json_bytes())
+    event["lines"][0]["quantity"] = -1
+    batch, _ = decode(json.dumps(event).encode())
+    assert [(r.reason, r.field) for r in batch.refused] == [
+        (Reason.NON_POSITIVE_QUANTITY, "lines[0].quantity")
+    ]
+
+
+def test_real_world_ids_in_an_aggregate_are_accepted() -> None:
+    event = json.loads(order("store-1", 100).to_json_bytes())
+    event.update(event_id="c0a8e1f2-4221-4769-8224-0b5e6932240d", order_id="S038-2880162690")
+    event["lines"][0]["sku"] = "4006381333924"  # a valid EAN-13 that also passes Luhn
+    real = json.dumps(event).encode()
+    batch, _ = decode(kpl(real, order("store-2", 5)))
+    assert batch.refused == []
+    assert batch.accepted[0][0]["order_id"] == "S038-2880162690"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import uuid
 from collections import Counter
 from datetime import datetime
 
@@ -11,7 +13,8 @@ import pytest
 
 from producer.encoder import accept
 from producer.simulator import Fleet, FleetConfig, paced
-from salesstream.core.cards import contains_card_number
+from salesstream.core.cards import contains_card_number, gtin_valid
+from salesstream.core.contract import parse_order
 
 NOON = 1_795_000_000.0  # a fixed "now" for reproducible timestamps
 
@@ -176,3 +179,40 @@ def test_activity_restricts_sales_to_open_stores_without_changing_the_baskets() 
         simulated.set_activity([0.0] * 10)
     with pytest.raises(ValueError, match="activity"):
         simulated.set_activity([1.0])
+
+
+def test_realistic_ids_are_uuids_store_hex_orders_and_ean13_skus_that_pass_the_contract() -> None:
+    simulated = fleet(3, stores=200, ids="realistic")
+    events = simulated.events(5_000)
+    accepted = [accept(raw) for raw in events]  # valid Identifiers: no '#', '/', spaces
+    assert not any(contains_card_number(raw) for raw in events)
+    assert len({e.event_id for e in accepted}) == len(events)
+    for event in map(parse_order, events[:500]):
+        assert uuid.UUID(event.event_id).version == 4
+        assert re.fullmatch(r"S[0-9]{3,}-[0-9a-f]+", event.order_id)
+        assert all(len(line.sku) == 13 and gtin_valid(line.sku.encode()) for line in event.lines)
+
+
+def test_realistic_event_ids_map_back_to_their_numbers_and_other_ids_do_not() -> None:
+    simulated = fleet(5, ids="realistic")
+    events = [json.loads(raw) for raw in simulated.events(300)]
+    assert [simulated.event_number(e["event_id"]) for e in events] == list(range(1, 301))
+    assert simulated.event_number(str(uuid.UUID(int=12345, version=4))) is None
+    assert simulated.event_number("e.123") is None
+    other_run = Fleet(FleetConfig(seed=5, ids="realistic", run_id="other"))
+    assert other_run.event_id(1) != simulated.event_id(1)
+
+
+def test_the_style_of_ids_changes_no_other_draw() -> None:
+    def essence(raw: bytes) -> tuple[str, int, int]:
+        event = json.loads(raw)
+        return event["store_id"], len(event["lines"]), event["total_minor"]
+
+    plain = [essence(raw) for raw in fleet(9).events(1_000)]
+    realistic = [essence(raw) for raw in fleet(9, ids="realistic").events(1_000)]
+    assert plain == realistic
+
+
+def test_an_unknown_style_of_ids_is_refused() -> None:
+    with pytest.raises(ValueError, match="ids must be one of"):
+        FleetConfig(ids="guid")
