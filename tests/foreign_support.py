@@ -85,7 +85,7 @@ class ForeignPOS:
         self._made += 1
         number = store if store is not None else rng.randrange(1, self.stores + 1)
         currency = sorted(CURRENCIES)[number % len(CURRENCIES)]
-        lines = [
+        lines: list[dict[str, Any]] = [
             {"sku": gtin13(rng), "quantity": rng.randint(1, 4), "unit_price_minor": rng.randint(50, 25_000)}
             for _ in range(rng.randint(1, 5))
         ]
