@@ -27,7 +27,6 @@ from salesstream.core.kpl import BrokenAggregate, is_aggregated, payloads, unwra
 from salesstream.core.lambda_events import KinesisEventRecord
 from salesstream.core.positions import Position
 from salesstream.core.reasons import Reason, RejectedEvent
-from salesstream.core.sharding import Shard
 from salesstream.core.windows import to_millis
 
 # The sub-sequence number of a refusal that covers a whole Kinesis record (a broken aggregate).
@@ -76,17 +75,15 @@ class DecodedBatch:
     records: list[RecordInfo] = field(default_factory=list)
     accepted: list[Accepted] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
-    # (record index, sub-sequence) of user records that belong to another shard: dropped here
-    # because the producer resends them to their own shard (see salesstream.core.kpl.payloads)
-    misplaced: list[tuple[int, int]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.accepted) + len(self.refused)
 
 
-def decode_records(records: Sequence[KinesisEventRecord], shard: Shard | None = None) -> DecodedBatch:
-    """Decode a batch read from `shard` (when given, user records that belong to another shard
-    are set aside as misplaced instead of being accepted)."""
+def decode_records(records: Sequence[KinesisEventRecord]) -> DecodedBatch:
+    """Decode a batch read from one shard. Every user record counts where it landed, whatever
+    its keys: no record is dropped for its placement (a copy on another shard of the same
+    lineage is a duplicate for the dedup index, not for the decoder)."""
     batch = DecodedBatch()
     append = batch.accepted.append
     refused = batch.refused
@@ -96,7 +93,7 @@ def decode_records(records: Sequence[KinesisEventRecord], shard: Shard | None = 
         try:
             # inflated here, not only inside payloads(): the card scan below reads the aggregate
             data = unwrap(binascii.a2b_base64(kinesis.data, strict_mode=True))
-            users = payloads(data, shard)
+            users = payloads(data)
         except (binascii.Error, BrokenAggregate) as unreadable:
             refused.append(_whole_record_refusal(index, kinesis.data, unreadable))
             batch.records.append(RecordInfo(kinesis.sequenceNumber, arrival_ms, kinesis.partitionKey, 0))
@@ -107,13 +104,10 @@ def decode_records(records: Sequence[KinesisEventRecord], shard: Shard | None = 
         # every user record go through the full screen (which then names the one to refuse)
         screened = (
             is_aggregated(data)
-            and max((len(user) for user in users if user is not None), default=0) <= MAX_EVENT_BYTES
-            and not contains_card_number(b"\n".join(user for user in users if user is not None))
+            and max((len(user) for user in users), default=0) <= MAX_EVENT_BYTES
+            and not contains_card_number(b"\n".join(users))
         )
         for subsequence, raw in enumerate(users):
-            if raw is None:
-                batch.misplaced.append((index, subsequence))
-                continue
             try:
                 append((validate_wire(raw, screened=screened), raw, index, subsequence))
             except RejectedEvent as rejected:

@@ -76,9 +76,8 @@ class S3Archive:
     objects: int = 0
 
     def event_ids(self, since_ms: int) -> Iterator[str]:
-        """The event id of every accepted event in objects of the hours from `since_ms` on;
-        misplaced user records (the event went to another shard, where it is archived) are not
-        events, nor are refused ones."""
+        """The event id of every accepted event in objects of the hours from `since_ms` on
+        (refused ones are not events)."""
         pages = self.s3.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket,
             Prefix=ARCHIVE_PREFIX,
@@ -90,5 +89,4 @@ class S3Archive:
                 self.objects += 1
                 body = self.s3.get_object(Bucket=self.bucket, Key=entry["Key"])["Body"].read()
                 for sighting in read_back(body, entry["Key"]).sightings:
-                    if sighting[5] is not None:
-                        yield sighting[0]
+                    yield sighting[0]

@@ -186,7 +186,7 @@ def stage_costs(invocations: list[dict[str, Any]], count: int, repeat: int) -> d
     ]
     texts = [r.kinesis.data for r in records]
     datas = [binascii.a2b_base64(t, strict_mode=True) for t in texts]
-    users = [u for d in datas for u in payloads(d) if u is not None]
+    users = [u for d in datas for u in payloads(d)]
     decoded = [decode_records(KinesisTimeWindowEvent.model_validate(i).Records) for i in invocations]
 
     def judge_and_fold() -> None:

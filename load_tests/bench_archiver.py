@@ -6,7 +6,7 @@ duration from.
   PUT: the event model, one card scan per Kinesis record's bytes, one JSON line per Kinesis
   record (its base64 text as received), gzip. No de-aggregation, no per-event work.
 - decoded path (the archiver before, kept here as the baseline): the event model, the shared
-  decode (strict de-aggregation, card screen, contract, misplaced rule) and one JSON line per
+  decode (strict de-aggregation, card screen, contract) and one JSON line per
   accepted event, gzip: the old archive format's lines.
 - fold path: the aggregator's per-event work (load_tests/bench_aggregator.py).
 
@@ -62,7 +62,7 @@ def decoded_path(invocations: list[dict[str, Any]]) -> int:
 def decoded_object(records: Sequence[KinesisEventRecord]) -> bytes:
     """The old object: every record decoded, one line per accepted event (the old format, byte
     for byte), gzip level 6."""
-    batch = decode_records(records, WHOLE_RANGE)
+    batch = decode_records(records)
     infos = batch.records
     lines = [
         b'{"shard":"%s","sequence_number":"%s","subsequence":%d,"arrival_ms":%d,"event":%s}\n'

@@ -8,7 +8,9 @@ Where each fault goes in:
 - the load generator's child process (`FaultySender`): PutRecords entries failed and responses
   lost on the producer's own Kinesis client; malformed records of every kind of the catalogue
   and conflicting copies of acknowledged events put past the producer, each one's position in
-  the stream kept so its quarantine item can be found;
+  the stream kept so its quarantine item can be found; and good events written past it by a
+  foreign producer (aws-kinesis-agg aggregates with mixed partition keys and no explicit hash key,
+  salesstream/faults/foreign.py), which must be counted like every other, on the shard they land;
 - this process: DynamoDB writes to the pipeline's tables throttled, cancelled or their response
   lost, on every client the Lambda handlers create (`ClientFaults.installed()` before their
   first invocation); batches replayed, invocations crashed after the write, finals held back
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import threading
 import time
 from collections import Counter
@@ -40,9 +43,13 @@ from rich.table import Table
 from load_tests.generator import GeneratorOutcome, GeneratorProcess, _Sender
 from load_tests.loadtest import LoadTest, Monitor
 from load_tests.report import Reconciled
+from producer.encoder import accept
+from producer.result import StoreTally, Tally
+from salesstream.core.kpl import payloads
 from salesstream.faults.catalogue import CATALOGUE, conflicting_copy, kind_for
 from salesstream.faults.clients import ClientFaults
 from salesstream.faults.draw import Draws
+from salesstream.faults.foreign import FOREIGN_SHAPES
 from salesstream.faults.kinds import Injected
 from salesstream.faults.profile import FaultProfile
 from salesstream.faults.runtime import RuntimeFaults, Split, split_a_shard
@@ -58,6 +65,7 @@ if TYPE_CHECKING:
     from load_tests.report import LoadTestReport
 
 _QUARANTINE_SLACK_MS: Final = 5_000
+_FOREIGN_ATTEMPTS: Final = 5
 Position = tuple[str, str]  # (shard id, sequence number)
 
 
@@ -71,6 +79,7 @@ class FaultyOutcome(GeneratorOutcome):
     conflicts: dict[int, Position]  # original event number -> where its conflicting copy landed
     conflicts_attempted: int
     client_faults: dict[str, int]
+    foreign_sent: int  # good events a foreign producer wrote past ours (acknowledged)
 
 
 @dataclass
@@ -82,6 +91,8 @@ class FaultySender(_Sender):
     conflicts: dict[int, Position] = field(default_factory=dict)
     candidates: list[tuple[int, bytes]] = field(default_factory=list)
     conflicts_attempted: int = 0
+    foreign: list[tuple[int, bytes]] = field(default_factory=list)  # waiting to be written
+    foreign_acknowledged: list[bytes] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -94,6 +105,13 @@ class FaultySender(_Sender):
 
     def send(self, conn: Connection, meter: RequestMeter) -> FaultyOutcome:
         outcome = super().send(conn, meter)
+        # the acknowledged sales, per store: ours (the producer's tally) and the foreign writer's
+        tally = Tally()
+        for raw in self.foreign_acknowledged:
+            tally.add(accept(raw))
+        outcome.result = outcome.result.model_copy(
+            update={"tally": merged(outcome.result.tally, tally.rows())}
+        )
         return FaultyOutcome(
             **vars(outcome),
             malformed=self.malformed,
@@ -101,6 +119,7 @@ class FaultySender(_Sender):
             conflicts=self.conflicts,
             conflicts_attempted=self.conflicts_attempted,
             client_faults=self.client_faults.counts(),
+            foreign_sent=len(self.foreign_acknowledged),
         )
 
     def _producer_client(self) -> Any:
@@ -121,6 +140,9 @@ class FaultySender(_Sender):
                 self.bad.add(number)
                 pending.append((number, bad.make(raw)))
                 continue
+            if self.draws.hit(Injected.FOREIGN_MIXED_KEY, key, self.profile.foreign_mixed_key):
+                self.foreign.append((number, raw))
+                continue
             good.append(raw)
             if self.draws.hit(Injected.CONFLICTING_DUPLICATE, key, self.profile.conflicting_duplicate):
                 self.candidates.append((number, raw))
@@ -136,6 +158,31 @@ class FaultySender(_Sender):
             self.conflicts_attempted += len(self.candidates)
             self.candidates = []
         super()._put_raw(kinesis, pending)
+        if self.foreign:
+            self._put_foreign(kinesis, self.foreign)
+            self.foreign = []
+
+    def _put_foreign(self, kinesis: Any, events: list[tuple[int, bytes]]) -> None:
+        """One foreign producer's PutRecords: its own aggregates, with mixed keys, on a client
+        without our faults (it has its own retries: failed entries are sent again as they were)."""
+        numbers = {raw: number for number, raw in events}
+        entries = FOREIGN_SHAPES["mixed_key_aggregate"].make([raw for _, raw in events], random.Random())
+        for attempt in range(_FOREIGN_ATTEMPTS):
+            if attempt:
+                time.sleep(0.2 * attempt)
+            answer = kinesis.put_records(StreamName=self.stream, Records=entries)
+            failed = []
+            for entry, result in zip(entries, answer["Records"], strict=True):
+                if result.get("ErrorCode"):
+                    failed.append(entry)
+                else:
+                    inside = payloads(entry["Data"])
+                    self.foreign_acknowledged += inside
+                    self.raw_acknowledged += len(inside)
+            entries = failed
+            if not entries:
+                return
+        self.not_acknowledged.update(numbers[raw] for entry in entries for raw in payloads(entry["Data"]))
 
     def _partition_key(self, number: int, raw: bytes) -> str:
         return self.stores[number]
@@ -149,6 +196,28 @@ class FaultySender(_Sender):
 
 def _store_of(raw: bytes) -> str:
     return str(json.loads(raw)["store_id"])
+
+
+def merged(*tallies: list[StoreTally]) -> list[StoreTally]:
+    """Store tallies added up per (store, currency)."""
+    rows: dict[tuple[str, str], StoreTally] = {}
+    for tally in tallies:
+        for row in tally:
+            key = (row.store_id, row.currency)
+            present = rows.get(key)
+            rows[key] = (
+                row.model_copy()
+                if present is None
+                else present.model_copy(
+                    update={
+                        "orders": present.orders + row.orders,
+                        "refunds": present.refunds + row.refunds,
+                        "gross_minor": present.gross_minor + row.gross_minor,
+                        "refunds_minor": present.refunds_minor + row.refunds_minor,
+                    }
+                )
+            )
+    return [rows[key] for key in sorted(rows)]
 
 
 # --- this process's side ------------------------------------------------------------------------
@@ -266,6 +335,7 @@ class FaultRun(LoadTest):
         injected[Injected.SHARD_SPLIT.value] = len(self.splits)
         injected[Injected.MALFORMED.value] = sum(c.injected for c in malformed.values())
         injected[Injected.CONFLICTING_DUPLICATE.value] = conflicts.injected
+        injected[Injected.FOREIGN_MIXED_KEY.value] = outcome.foreign_sent
         with self.console.status(
             "looking for card numbers in every table, object, log line and the spool ..."
         ):

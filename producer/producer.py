@@ -39,9 +39,10 @@ if TYPE_CHECKING:
 
     from producer.aggregation import Accepted, Entry
 
-# Records that landed off their shard are routed again with a fresh map; more rounds than this
-# in one flush means the stream is being resharded right now: they wait for the next flush.
-_REROUTE_ROUNDS: Final = 4
+# A flush sends what is buffered; a shard map refreshed on the way can rebuild unsent aggregates
+# for shards that closed, which the next round sends. More rounds than this in one flush means
+# the stream is being resharded right now: what is left waits for the next flush.
+_FLUSH_ROUNDS: Final = 4
 
 
 class ProducerClosed(RuntimeError):
@@ -143,7 +144,7 @@ class Producer:
     def flush(self) -> None:
         """Send everything buffered; what cannot be sent is spooled."""
         self.open()
-        for _ in range(_REROUTE_ROUNDS):
+        for _ in range(_FLUSH_ROUNDS):
             if not (self._outgoing or self._encoder.buffered):
                 break
             self._refresh_shard_map(force=False)
@@ -160,7 +161,7 @@ class Producer:
         try:
             self.flush()
             if leftover := self._encoder.take_buffered():
-                failure = SendFailure("records kept landing on shards they do not belong to (resharding?)")
+                failure = SendFailure("the shard map kept changing while sending (resharding?)")
                 self._spool_events(leftover, failure)
             self._spool.remove(self._settled_lines)
         finally:
@@ -218,40 +219,26 @@ class Producer:
         self.result.resent += report.resent_events
         self.result.lost_responses += report.lost_responses
         self.result.backoff_seconds += report.backoff_seconds
-        if any(entry.shard_id not in (None, shard_id) for entry, shard_id in report.acked):
-            self._refresh_shard_map(force=True)  # a reshard: learn the new shards before rerouting
+        # Whatever Kinesis stored is counted where it was stored (consumers count every user
+        # record where it lands): an aggregate that landed on another shard than planned is never
+        # sent again. A retry resends the same entry with the same explicit hash key, so any copy
+        # lands on that shard or a descendant, within the consumers' per-lineage dedup.
         for entry, shard_id in report.acked:
-            if entry.shard_id in (None, shard_id):
-                self._acknowledge(entry, entry.events, shard_id)
-            else:
-                self._reroute(entry, shard_id)
+            self._acknowledge(entry, shard_id)
+            if entry.shard_id not in (None, shard_id):
+                self.result.landed_elsewhere += len(entry.events)
+        if any(entry.shard_id not in (None, shard_id) for entry, shard_id in report.acked):
+            self._refresh_shard_map(force=True)  # a reshard: route what comes next by the new shards
         if report.unsent:
             self._spool_events([event for entry in report.unsent for event in entry.events], report.failure)
 
-    def _reroute(self, entry: Entry, shard_id: str) -> None:
-        """The aggregate landed on another shard than planned (the stream was resharded): the
-        records that belong there are fine; the others are routed again with the fresh map.
-        Consumers drop user records outside their shard's hash range, as the KCL does."""
-        shard_map = self._encoder.shard_map
-        stays: list[Accepted] = []
-        again: list[Accepted] = []
-        for event in entry.events:
-            belongs = shard_map is not None and shard_map.belongs(event.store_id, shard_id)
-            (stays if belongs else again).append(event)
-        self._acknowledge(entry, stays, shard_id)
-        self.result.rerouted += len(again)
-        self.result.resent += len(again)
-        for event in again:
-            if (rerouted := self._encoder.add(event)) is not None:
-                self._queue(rerouted)
-
-    def _acknowledge(self, entry: Entry, events: list[Accepted], shard_id: str) -> None:
+    def _acknowledge(self, entry: Entry, shard_id: str) -> None:
         shard = self._shards[shard_id]
         shard.records += 1
         shard.payload_units += entry.payload_units
-        shard.events += len(events)
-        self.result.sent += len(events)
-        for event in events:
+        shard.events += len(entry.events)
+        self.result.sent += len(entry.events)
+        for event in entry.events:
             self._tally.add(event)
             self._settle(event.event_id)
 

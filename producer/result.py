@@ -83,13 +83,15 @@ class ProducerResult(BaseModel):
     compressed: bool = False  # aggregates sent in the compressed envelope
     accepted: int = 0  # passed the contract (spooled events resent this run included)
     sent: int = 0  # accepted events Kinesis acknowledged
-    resent: int = 0  # extra transmissions: failed entries, lost responses, records that landed off-shard
+    resent: int = 0  # extra transmissions: failed entries, lost responses
     spooled: int = 0  # written to the spool this run (not sent)
     from_spool: int = 0  # events read back from the spool at the start of this run
     rejected: dict[str, int] = {}  # refused by the contract, by reason code; none was sent
     throttled: int = 0  # entries Kinesis throttled (each one retried)
     lost_responses: int = 0
-    rerouted: int = 0  # user records that landed on a shard their key does not belong to, sent again
+    # events in aggregates that landed on another shard than planned (a reshard since the map was
+    # read): counted there, never sent again
+    landed_elsewhere: int = 0
     backoff_seconds: float = 0.0
     shards: dict[str, ShardCount] = {}  # records, payload units and events acknowledged per shard
     tally: list[StoreTally] = []

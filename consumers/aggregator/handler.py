@@ -113,7 +113,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     state = resume(window_event.state)
     before = Counts.of(state)
 
-    batch = decode_records(window_event.Records, app.shards.get(shard))
+    batch = decode_records(window_event.Records)
     with app.index_lock:
         caught_up = app.catch_up(shard, batch, state)
         planned = plan(state, app.index, shard, batch)
@@ -185,8 +185,6 @@ def report(
         if count != before.quarantined.get(reason, 0)
     }
     metrics.add_metric(name="EventsCounted", unit=MetricUnit.Count, value=folded)
-    # user records that belong to another shard (a stale producer shard map); resent there
-    metrics.add_metric(name="Misplaced", unit=MetricUnit.Count, value=len(batch.misplaced))
     metrics.add_metric(name="Duplicates", unit=MetricUnit.Count, value=duplicates)
     metrics.add_metric(
         name="Conflicts", unit=MetricUnit.Count, value=quarantined.get("duplicate_conflict", 0)
@@ -216,7 +214,6 @@ def report(
             "already_in_state": already_in_state,
             "events_folded": folded,
             "duplicates": duplicates,
-            "misplaced": len(batch.misplaced),
             "quarantined": quarantined,
             "quarantine_errors": stored.errors[:3],
             "redelivered_from": response.batchItemFailures[0].itemIdentifier

@@ -1,15 +1,13 @@
 """The archive read back: each object's Kinesis records decoded by the aggregator's own pipeline
-(consumers/records.py `decode_records`, with the shard's hash range from the object's header for
-the misplaced rule), as sightings for the recompute (salesstream/core/recompute.py).
+(consumers/records.py `decode_records`), as sightings for the recompute
+(salesstream/core/recompute.py).
 
 The archive holds the records as received (salesstream/core/archive.py), so the batch layer
 judges the very bytes the aggregator judged, with the same code:
 - an accepted user record is a sighting: event id, arrival, position, effect;
 - a refused one (malformed, a card number, ...) is not: the aggregator quarantined it with its
-  reason; here it is counted per reason, which the reconciliation shows beside the quarantine's;
-- a misplaced one (it belongs to another shard after a reshard; the producer resends it there) is
-  a sighting without an effect when its event id can be read safely, so the recompute can tell
-  a resend that never arrived.
+  reason; here it is counted per reason, which the reconciliation shows beside the quarantine's.
+Every user record counts on the shard it was archived from, whatever its keys.
 """
 
 from __future__ import annotations
@@ -18,10 +16,9 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from consumers.records import decode_records, event_id_hint
+from consumers.records import decode_records
 from salesstream.core.aggregation import effect_of
 from salesstream.core.archive import ArchivedRecord, read_object
-from salesstream.core.kpl import payloads
 from salesstream.core.lambda_events import KinesisEventRecord, KinesisPayload
 from salesstream.core.reasons import Reason
 from salesstream.core.recompute import Sighting
@@ -33,33 +30,30 @@ class ReadBack:
 
     shard_id: str
     records: int = 0  # Kinesis records
-    sightings: list[Sighting] = field(default_factory=list)  # accepted, and misplaced with an id
+    sightings: list[Sighting] = field(default_factory=list)  # the accepted user records
     refused: list[tuple[int, str]] = field(default_factory=list)  # (arrival ms, reason code)
-    misplaced_unreadable: list[int] = field(default_factory=list)  # arrival ms
 
     def counts(self, horizon_ms: int) -> Counter[str]:
         """The snapshot's counters for this object; only user records before the horizon are
         judged, refused ones by reason (the aggregator quarantined them: not counted)."""
         counts: Counter[str] = Counter(archive_records=self.records)
-        counts["user_records"] = len(self.sightings) + len(self.refused) + len(self.misplaced_unreadable)
+        counts["user_records"] = len(self.sightings) + len(self.refused)
         counts["user_records_after_horizon"] = sum(1 for arrival in self._arrivals() if arrival >= horizon_ms)
         for arrival, reason in self.refused:
             if arrival < horizon_ms:
                 counts.update(("refused", f"refused_{reason}"))
-        counts["misplaced_unreadable"] = sum(1 for a in self.misplaced_unreadable if a < horizon_ms)
         return counts
 
     def _arrivals(self) -> Iterator[int]:
         yield from (sighting[1] for sighting in self.sightings)
         yield from (arrival for arrival, _ in self.refused)
-        yield from self.misplaced_unreadable
 
 
 def read_back(body: bytes, key: str = "") -> ReadBack:
     archived = read_object(body, key)
     shard_id = archived.shard.shard_id
     records = [_event_record(shard_id, record) for record in archived.records]
-    batch = decode_records(records, archived.shard)
+    batch = decode_records(records)
     infos = batch.records
     # the archiver masked these user records' card numbers: the aggregator refused them
     masked = {(index, sub) for index, record in enumerate(archived.records) for sub in record.masked}
@@ -82,17 +76,6 @@ def read_back(body: bytes, key: str = "") -> ReadBack:
     for refusal in batch.refused:
         reason = Reason.CARD_NUMBER if (refusal.record, refusal.subsequence) in masked else refusal.reason
         read.refused.append((infos[refusal.record].arrival_ms, reason.value))
-    for index, subsequence in batch.misplaced:
-        # rare (a producer with a stale shard map after a reshard): decode that record once more
-        raw = payloads(records[index].kinesis.raw_data())[subsequence]
-        info = infos[index]
-        event_id = None if raw is None else event_id_hint(raw)
-        if event_id is None:
-            read.misplaced_unreadable.append(info.arrival_ms)
-        else:
-            read.sightings.append(
-                (event_id, info.arrival_ms, shard_id, info.sequence_number, subsequence, None)
-            )
     return read
 
 

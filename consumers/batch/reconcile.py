@@ -10,7 +10,9 @@ explains them, each piece with the exact amount it accounts for:
   against the quarantine table (a record the speed layer quarantined and the batch counted) and
   against the on-failure notices of the aggregator's mapping (records past MaximumRecordAge or
   MaximumRetryAttempts: shard and sequence range); and the speed layer's dedup log against the
-  archiver's notices (records the archiver gave up on, which the speed layer counted);
+  archiver's notices (records the archiver gave up on, which the speed layer counted); and, for
+  an event id seen on several shards, the speed layer's dedup log of the window (which copy it
+  folded: a copy on a shard outside the first one's lineage is beyond its per-lineage dedup);
 - a window with no segment, newer than the shard's newest segment: not closed yet (late window).
 
 On-failure notices are moved from the queue to `failures/<message id>.json` in the archive
@@ -272,10 +274,7 @@ class Reconciler:
                     effect["currency"],
                     effect["business_day"],
                 )
-                amount = effect["amount_minor"]
-                totals = (
-                    Totals(refunds=1, refunds_minor=amount) if effect["refund"] else Totals(1, 0, amount, 0)
-                )
+                totals = _json_totals(effect)
                 seconds = (sighting["arrival_ms"] - first["arrival_ms"]) / 1000
                 detail = (
                     f"event {finding['event_id']} sent again {seconds:.0f} s after its first sighting "
@@ -309,7 +308,7 @@ class Reconciler:
         for sighting in self._archived_window(shard, window_start, window_end):
             _, _, _, sequence, subsequence, effect = sighting
             counted = counted_positions.get((shard, sequence, subsequence), True)
-            archived[(sequence, subsequence)] = effect if counted and effect is not None else None
+            archived[(sequence, subsequence)] = effect if counted else None
         for (sequence, subsequence), reason in self._quarantined(shard, window_start).items():
             effect = archived.get((sequence, subsequence))
             if effect is not None:
@@ -337,6 +336,7 @@ class Reconciler:
                         _window_key(shard, window_start, effect),
                         Explanation(cause, detail, minus(Totals(), _totals(effect))),
                     )
+        yield from self._unrelated_shard_copies(shard, window_start, window_end, findings)
         archiver_gaps = [n for n in notices if n.by(self.settings.archiver_function) and n.shard_id == shard]
         if archiver_gaps:
             yield from self._archive_gaps(shard, window_start, window_end, archiver_gaps, archived)
@@ -355,6 +355,65 @@ class Reconciler:
                         if start <= sighting[1] < end:
                             yield sighting
             hour += _HOUR_MS
+
+    def _unrelated_shard_copies(
+        self, shard: str, start: int, end: int, findings: list[dict[str, Any]]
+    ) -> Iterator[tuple[WindowKey, Explanation]]:
+        """For event ids seen on several shards, what the speed layer folded in this window (its
+        dedup log is the record of it) against what the batch counted once, globally: each copy
+        one of them counted and the other did not accounts for its effect."""
+        copies = [
+            (finding["event_id"], sighting)
+            for finding in findings
+            if len(finding.get("shards", ())) > 1
+            for sighting in finding["sightings"]
+            if sighting["shard_id"] == shard
+            and start <= sighting["arrival_ms"] < end
+            # a late resend is explained by the dedup horizon already
+            and not (sighting["speed_counted"] and not sighting["batch_counted"])
+        ]
+        if not copies:
+            return
+        folded = self._speed_folded(shard, start, end)
+        for event_id, sighting in copies:
+            in_speed = (sighting["sequence_number"], sighting["subsequence"]) in folded
+            if in_speed == sighting["batch_counted"]:
+                continue
+            effect = sighting["effect"]
+            totals = _json_totals(effect)
+            key = (shard, start, effect["store_id"], effect["currency"], effect["business_day"])
+            if in_speed:
+                detail = (
+                    f"event {event_id} at {_where(sighting)} is a copy of one first seen on another "
+                    "shard, outside this shard's lineage: the speed layer counted it here too"
+                )
+                yield key, Explanation(Cause.UNRELATED_SHARD_COPY, detail, totals)
+            else:
+                detail = (
+                    f"event {event_id} at {_where(sighting)} was counted by the batch here and by "
+                    "the speed layer at its copy on another shard"
+                )
+                yield key, Explanation(Cause.UNRELATED_SHARD_COPY, detail, minus(Totals(), totals))
+
+    def _speed_folded(self, shard: str, start: int, end: int) -> set[tuple[str, int]]:
+        """(sequence, sub-sequence) of every user record the speed layer folded on the shard with
+        an arrival in [start, end), from its dedup log."""
+        s3, bucket = self.resources.s3, self.settings.archive_bucket
+        pages = s3.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=log_prefix(shard), StartAfter=log_start_after(shard, start)
+        )
+        folded: set[tuple[str, int]] = set()
+        for page in pages:
+            for entry in page.get("Contents", []):
+                if log_first_arrival(entry["Key"]) >= end:
+                    return folded
+                body = s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
+                folded.update(
+                    (sequence, subsequence)
+                    for _, sequence, subsequence, _, arrival in decode_log(body)
+                    if start <= arrival < end
+                )
+        return folded
 
     def _quarantined(self, shard: str, window_start: int) -> dict[tuple[str, int], str]:
         """(sequence, sub-sequence) -> reason of the quarantine items of one shard and window."""
@@ -452,7 +511,7 @@ class Reconciler:
                 "conflicts",
                 "replays",
                 "late_resends",
-                "misplaced_never_resent",
+                "copies_on_other_shards",
             )
         }
         # the batch layer's refusals (the archive holds every record), beside the quarantine's
@@ -470,6 +529,11 @@ class Reconciler:
             who = "aggregator" if notice.by(self.settings.aggregator_function) else "archiver"
             notes[f"{who}_gave_up_batches"] = notes.get(f"{who}_gave_up_batches", 0) + 1
         return notes
+
+
+def _json_totals(effect: dict[str, Any]) -> Totals:
+    amount = effect["amount_minor"]
+    return Totals(refunds=1, refunds_minor=amount) if effect["refund"] else Totals(1, 0, amount, 0)
 
 
 def _where(sighting: dict[str, Any]) -> str:

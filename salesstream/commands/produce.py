@@ -205,7 +205,7 @@ def _print_summary(console: Console, result: ProducerResult, source: str, elapse
         *((f"  {reason}", count) for reason, count in result.rejected.items()),
         ("throttled entries", result.throttled),
         ("lost responses", result.lost_responses),
-        ("rerouted (reshard)", result.rerouted),
+        ("landed elsewhere (reshard)", result.landed_elsewhere),
     ):
         counts.add_row(name, str(value))
     console.print(counts)

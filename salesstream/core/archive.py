@@ -9,8 +9,8 @@ The hour is the arrival of the batch's first record; the sequence numbers (zero-
 digits) are the batch's first and last Kinesis record. A replayed invocation therefore writes
 the same key, and, gzip's header time fixed at 0, the same bytes.
 
-The first line is the header: the format and the shard with its hash key range (what the KCL's
-misplaced-record rule needs, as it was when the records were archived):
+The first line is the header: the format and the shard with its hash key range (as it was when
+the records were archived):
 
     {"format":"kinesis-records/1","shard":"shardId-000000000000","hash_range":["0","1701..."]}
 
@@ -22,7 +22,7 @@ the `approximateArrivalTimestamp` (JSON round-trips a float exactly):
     {"sequence_number":"4959...","arrival":1795428001.234,"partition_key":"store-1","data":"84ma..."}
 
 A KPL aggregate is one line however many user records it holds: the archiver's work is per byte,
-never per event. Whether a user record is accepted, refused or misplaced is decided when the
+never per event. Whether a user record is accepted or refused is decided when the
 archive is read, by the aggregator's own pipeline, so both layers judge the same bytes alike.
 
 Card numbers (docs/reliability.md B7): no producer of ours sends one, but a rogue writer can. A record

@@ -152,6 +152,9 @@ class Cause(StrEnum):
     RETRIES_EXHAUSTED = "retries_exhausted"  # the aggregator's mapping gave up on it (MaximumRetryAttempts)
     ARCHIVE_GAP = "archive_gap"  # the archiver's mapping gave up on records the speed layer counted
     LATE_WINDOW = "late_window"  # the speed layer has not closed the window yet
+    # a copy on a shard outside the first one's lineage (an on-demand stream placed a foreign
+    # producer's resend by itself): the speed layer's per-lineage dedup did not see the first
+    UNRELATED_SHARD_COPY = "unrelated_shard_copy"
     WINDOW_DIFFERENCES = "window_differences"  # a running total off exactly as its segments are
 
 
@@ -204,7 +207,7 @@ class ReconciliationSummary:
     by_classification: dict[str, int] = field(default_factory=dict)
     by_cause: dict[str, int] = field(default_factory=dict)
     # what both layers agree on and why it is not drift: duplicates counted once, records
-    # quarantined by both, conflicts, misplaced records whose resend never arrived, ...
+    # quarantined by both, conflicts, copies that landed on another shard, ...
     notes: dict[str, int] = field(default_factory=dict)
     repaired: int = 0
 

@@ -40,7 +40,6 @@ from aws_kinesis_agg import MAGIC, messages_pb2
 from google.protobuf.message import DecodeError
 
 from salesstream.core.reasons import Reason
-from salesstream.core.sharding import Shard
 
 DIGEST_SIZE: Final = 16
 # An aggregate with no user records, or one too short to hold magic + digest, is broken.
@@ -161,33 +160,18 @@ def deaggregate(data: bytes, partition_key: str) -> list[UserRecord]:
     ]
 
 
-def payloads(data: bytes, shard: Shard | None = None) -> list[bytes | None]:
+def payloads(data: bytes) -> list[bytes]:
     """Only the user records' data, in sub-sequence order: the consumers' hot path, with the same
     checks as `deaggregate` but no object per record (a frozen dataclass costs ~0.4 us each).
 
-    Given the shard the record was read from, a user record that does not belong there is None:
-    after a reshard an aggregate sent with a stale shard map lands on one child while some of its
-    user records hash to the other; the producer resends those to their own shard (as the KPL
-    does), so the copy here is dropped (as the KCL does). A plain record always belongs.
-    A compressed envelope is opened first (`unwrap`)."""
+    Every user record counts on the shard it was read from, whatever its partition key or
+    explicit hash key: a foreign producer's aggregate with mixed keys, or a record an on-demand
+    stream placed by itself, is never resent elsewhere. A compressed envelope is opened first
+    (`unwrap`)."""
     data = unwrap(data)
     if not is_aggregated(data):
         return [data]
-    message = _parse(data)
-    if shard is None:
-        return [record.data for record in message.records]
-    hash_keys = list(message.explicit_hash_key_table)
-    owned = [shard.owns(key) for key in message.partition_key_table]
-    return [
-        record.data
-        if (
-            shard.owns("", hash_keys[record.explicit_hash_key_index])
-            if record.HasField("explicit_hash_key_index")
-            else owned[record.partition_key_index]
-        )
-        else None
-        for record in message.records
-    ]
+    return [record.data for record in _parse(data).records]
 
 
 def aggregate(records: Sequence[tuple[str, bytes]], explicit_hash_key: str | None = None) -> bytes:

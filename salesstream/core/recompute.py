@@ -1,8 +1,8 @@
 """The batch recompute, pure: sightings -> one verdict per event id -> totals.
 
 A sighting is one archived user record as the aggregator's own decoding pipeline read it
-(consumers/batch/archive.py: accepted events, and misplaced ones with a readable event id;
-refused ones are no sighting).
+(consumers/batch/archive.py: the accepted events, each on the shard it was read from; refused ones
+are no sighting).
 
 Memory stays bounded however big the archive: the scan writes each sighting (one line of text)
 to one of P partitions by a stable hash of its event id, and each partition is then judged on
@@ -14,9 +14,13 @@ size). All sightings of an event id meet in one partition, so the global rule ho
 - the same position seen again (a replayed archiver invocation) is the same record;
 - another position with the same effect is a duplicate (a producer resend);
 - another position with another effect is a conflict: reported, never silently picked (the
-  first sighting stays counted, as in the speed layer);
-- an event id seen only as misplaced (a user record that landed on the wrong shard after a
-  reshard) never arrived where it belongs: reported.
+  first sighting stays counted, as in the speed layer).
+
+The rule is global: a copy on any shard is a duplicate, whichever shard it landed on. The speed
+layer dedups per lineage (a shard and its ancestors), so a foreign producer's resend that lands
+on an unrelated shard (an on-demand stream placing records by itself) may be counted there a
+second time; the finding names every shard an event id was seen on, and the reconciliation
+explains such a difference from the speed layer's dedup log.
 
 Each event id's sightings are also replayed through the speed layer's own rule
 (salesstream/core/dedup.py: a sighting more than the dedup horizon after the one remembered is
@@ -37,14 +41,13 @@ from typing import Any, Final
 from salesstream.core.aggregation import Effect, WindowState, fold_all, result
 from salesstream.core.batch import ShardHorizon, ShardState
 
-# One sighting: event id, arrival ms, shard, sequence number (text), sub-sequence, effect or None
-# (a misplaced marker). A tuple: one is made per archived event.
-Sighting = tuple[str, int, str, str, int, Effect | None]
+# One sighting: event id, arrival ms, shard, sequence number (text), sub-sequence, effect.
+# A tuple: one is made per archived event.
+Sighting = tuple[str, int, str, str, int, Effect]
 # (shard, window start ms, store, currency, business day ISO) -> [orders, refunds, gross, refunds_minor]
 RowKey = tuple[str, int, str, str, str]
 
 _FIELDS: Final = 10
-_MISPLACED: Final = "-"
 
 
 # --- partition lines ----------------------------------------------------------------------
@@ -57,8 +60,6 @@ def partition_of(event_id: str, partitions: int) -> int:
 
 def encode_sighting(sighting: Sighting) -> str:
     event_id, arrival, shard, sequence, subsequence, effect = sighting
-    if effect is None:
-        return f"{event_id}\t{arrival}\t{shard}\t{sequence}\t{subsequence}\t-\t-\t-\t-\t-\n"
     (store, currency, day), refund, amount = effect
     position = f"{event_id}\t{arrival}\t{shard}\t{sequence}\t{subsequence}"
     return f"{position}\t{store}\t{currency}\t{day}\t{int(refund)}\t{amount}\n"
@@ -70,9 +71,7 @@ def decode_sightings(text: str) -> Iterator[Sighting]:
         if len(parts) != _FIELDS:
             raise ValueError(f"not a sighting line: {line[:80]!r}")
         event_id, arrival, shard, sequence, subsequence, store, currency, day, refund, amount = parts
-        effect: Effect | None = (
-            None if store == _MISPLACED else ((store, currency, int(day)), refund == "1", int(amount))
-        )
+        effect: Effect = ((store, currency, int(day)), refund == "1", int(amount))
         yield event_id, int(arrival), shard, sequence, int(subsequence), effect
 
 
@@ -85,11 +84,11 @@ def _order(sighting: Sighting) -> tuple[int, str, int, int]:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """What happened to one event id. `counted` is None when it was only ever misplaced."""
+    """What happened to one event id: `counted` is its first sighting in stream order."""
 
     event_id: str
     sightings: tuple[Sighting, ...]  # distinct positions, in stream order
-    counted: Sighting | None
+    counted: Sighting
     replays: int  # the same position archived again
     duplicates: int
     conflicts: int
@@ -102,7 +101,7 @@ class Verdict:
     @property
     def is_plain(self) -> bool:
         """One sighting, counted by both layers alike: nothing to report."""
-        return len(self.sightings) == 1 and self.counted is not None
+        return len(self.sightings) == 1
 
 
 def judge(event_id: str, sightings: Iterable[Sighting], dedup_horizon_ms: int) -> Verdict:
@@ -114,14 +113,11 @@ def judge(event_id: str, sightings: Iterable[Sighting], dedup_horizon_ms: int) -
         if position not in seen:
             seen.add(position)
             distinct.append(sighting)
-    accepted = [s for s in distinct if s[5] is not None]
-    if not accepted:
-        return Verdict(event_id, tuple(distinct), None, len(ordered) - len(distinct), 0, 0, ())
-    first = accepted[0]
-    duplicates = sum(1 for s in accepted[1:] if s[5] == first[5])
+    first = distinct[0]
+    duplicates = sum(1 for s in distinct[1:] if s[5] == first[5])
     # the speed layer's rule, sighting by sighting (salesstream/core/dedup.py: judge_all)
     remembered, speed_counted = first, [first]
-    for sighting in accepted[1:]:
+    for sighting in distinct[1:]:
         if sighting[1] - remembered[1] > dedup_horizon_ms:
             remembered = sighting
             speed_counted.append(sighting)
@@ -131,7 +127,7 @@ def judge(event_id: str, sightings: Iterable[Sighting], dedup_horizon_ms: int) -
         first,
         len(ordered) - len(distinct),
         duplicates,
-        len(accepted) - 1 - duplicates,
+        len(distinct) - 1 - duplicates,
         tuple(speed_counted),
     )
 
@@ -140,13 +136,14 @@ def judge(event_id: str, sightings: Iterable[Sighting], dedup_horizon_ms: int) -
 
 
 def finding_of(verdict: Verdict, window_ms: int) -> dict[str, Any]:
-    """An event id worth reporting (several sightings, or never where it belongs), as JSON."""
+    """An event id worth reporting (several sightings), as JSON; `shards` are the shards it was
+    seen on (more than one: a resend that landed elsewhere, see the module's docstring)."""
     return {
         "event_id": verdict.event_id,
         "sightings": [_sighting_json(s, verdict, window_ms) for s in verdict.sightings],
         "duplicates": verdict.duplicates,
         "conflicts": verdict.conflicts,
-        "misplaced_only": verdict.counted is None,
+        "shards": sorted({s[2] for s in verdict.sightings}),
     }
 
 
@@ -158,7 +155,7 @@ def _sighting_json(sighting: Sighting, verdict: Verdict, window_ms: int) -> dict
         "subsequence": subsequence,
         "arrival_ms": arrival,
         "window_start_ms": arrival - arrival % window_ms,
-        "effect": None if effect is None else _effect_json(effect),
+        "effect": _effect_json(effect),
         "batch_counted": sighting == verdict.counted,
         "speed_counted": sighting in verdict.speed_counted,
     }
@@ -207,34 +204,25 @@ def reduce_partition(
             "conflicts",
             "replays",
             "late_resends",
-            "misplaced",
-            "misplaced_never_resent",
+            "copies_on_other_shards",
         ),
         0,
     )
     for event_id, seen in grouped.items():
         if not isinstance(seen, list):
-            if seen[5] is None:  # a lone misplaced marker: its resend never arrived
-                verdict = judge(event_id, (seen,), dedup_horizon_ms)
-            else:
-                arrival = seen[1]
-                effects.setdefault((seen[2], arrival - arrival % window_ms), []).append(seen[5])
-                counts["events"] += 1
-                continue
-        else:
-            verdict = judge(event_id, seen, dedup_horizon_ms)
-        counts["replays"] += verdict.replays
-        counts["misplaced"] += sum(1 for s in verdict.sightings if s[5] is None)
-        if verdict.counted is None:
-            counts["misplaced_never_resent"] += 1
-        else:
-            _, arrival, shard, _, _, effect = verdict.counted
-            if effect is not None:  # always: a counted sighting is an accepted one
-                effects.setdefault((shard, arrival - arrival % window_ms), []).append(effect)
+            arrival = seen[1]
+            effects.setdefault((seen[2], arrival - arrival % window_ms), []).append(seen[5])
             counts["events"] += 1
-            counts["duplicates"] += verdict.duplicates
-            counts["conflicts"] += verdict.conflicts
-            counts["late_resends"] += len(verdict.late_resends)
+            continue
+        verdict = judge(event_id, seen, dedup_horizon_ms)
+        _, arrival, shard, _, _, effect = verdict.counted
+        effects.setdefault((shard, arrival - arrival % window_ms), []).append(effect)
+        counts["events"] += 1
+        counts["replays"] += verdict.replays
+        counts["duplicates"] += verdict.duplicates
+        counts["conflicts"] += verdict.conflicts
+        counts["late_resends"] += len(verdict.late_resends)
+        counts["copies_on_other_shards"] += sum(1 for s in verdict.sightings if s[2] != shard)
         if not verdict.is_plain:
             outcome.findings.append(finding_of(verdict, window_ms))
     outcome.counts = counts

@@ -21,3 +21,5 @@ class Injected(StrEnum):
     # into the stream, past the producer
     MALFORMED = "malformed"
     CONFLICTING_DUPLICATE = "conflicting_duplicate"
+    # good events written past the producer by a foreign one (salesstream/faults/foreign.py)
+    FOREIGN_MIXED_KEY = "foreign_mixed_key"

@@ -54,6 +54,9 @@ class FaultProfile(BaseModel):
     # bad input, put into the stream past the producer
     malformed: Share = Field(0.0, ge=0, lt=1)  # spread evenly over every kind of the catalogue
     conflicting_duplicate: Share = Field(0.0, ge=0, lt=1)
+    # good events a foreign producer writes past ours: aws-kinesis-agg aggregates with mixed
+    # partition keys and no explicit hash key (salesstream/faults/foreign.py)
+    foreign_mixed_key: Share = Field(0.0, ge=0, lt=1)
 
     @property
     def run_seconds(self) -> float:
@@ -74,6 +77,7 @@ class FaultProfile(BaseModel):
                 "reshards",
                 "malformed",
                 "conflicting_duplicate",
+                "foreign_mixed_key",
             )
         )
 

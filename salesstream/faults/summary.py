@@ -156,4 +156,5 @@ _INJECTED_BY: dict[str, tuple[str, ...]] = {
     "reshards": (Injected.SHARD_SPLIT,),
     "malformed": (Injected.MALFORMED,),
     "conflicting_duplicate": (Injected.CONFLICTING_DUPLICATE,),
+    "foreign_mixed_key": (Injected.FOREIGN_MIXED_KEY,),
 }

@@ -38,9 +38,9 @@ def effect(amount: int, store: str = "s1", *, refund: bool = False, day: int = D
 
 
 def seen(
-    event_id: str, arrival: int, sequence: int, amount: int | None = 100, *, shard: str = "sh-0", sub: int = 0
+    event_id: str, arrival: int, sequence: int, amount: int = 100, *, shard: str = "sh-0", sub: int = 0
 ) -> Sighting:
-    return (event_id, T0 + arrival, shard, str(sequence), sub, None if amount is None else effect(amount))
+    return (event_id, T0 + arrival, shard, str(sequence), sub, effect(amount))
 
 
 def test_the_first_sighting_in_stream_order_counts_and_the_rest_is_named() -> None:
@@ -56,10 +56,22 @@ def test_the_first_sighting_in_stream_order_counts_and_the_rest_is_named() -> No
     assert (verdict.replays, verdict.duplicates, verdict.conflicts) == (1, 1, 1)
     assert [s[3] for s in verdict.sightings] == ["1", "2", "3"]
 
-    only_misplaced = judge("e", [seen("e", 10, 1, None)], 300_000)
-    assert only_misplaced.counted is None
-    resent = judge("e", [seen("e", 10, 1, None), seen("e", 20, 1, shard="sh-2")], 300_000)
-    assert resent.counted == seen("e", 20, 1, shard="sh-2")
+    # a copy on any other shard is a duplicate too: the batch layer's rule is global
+    elsewhere = judge("e", [seen("e", 20, 1, shard="sh-2"), seen("e", 10, 7, shard="sh-1")], 300_000)
+    assert elsewhere.counted == seen("e", 10, 7, shard="sh-1")
+    assert (elsewhere.duplicates, elsewhere.conflicts) == (1, 0)
+
+
+def test_a_finding_names_every_shard_its_event_was_seen_on() -> None:
+    reduced = reduce_partition(
+        [seen("e", 10, 1, shard="sh-1"), seen("e", 20, 4, shard="sh-3"), seen("f", 10, 2)],
+        window_ms=WINDOW_MS,
+        dedup_horizon_ms=300_000,
+    )
+    (finding,) = reduced.findings
+    assert (finding["event_id"], finding["shards"], finding["duplicates"]) == ("e", ["sh-1", "sh-3"], 1)
+    assert [s["batch_counted"] for s in finding["sightings"]] == [True, False]
+    assert (reduced.counts["events"], reduced.counts["copies_on_other_shards"]) == (2, 1)
 
 
 def test_the_speed_layers_rule_counts_a_resend_after_the_dedup_horizon_again() -> None:
@@ -77,14 +89,14 @@ sightings_strategy = st.lists(
         st.sampled_from(["sh-0", "sh-1"]),
         st.integers(1, 30),  # sequence
         st.integers(0, 2),  # sub-sequence
-        st.sampled_from([100, 250, None]),  # amount; None: a misplaced marker
+        st.sampled_from([100, 250]),  # amount
         st.booleans(),  # refund
     ),
     max_size=40,
 )
 
 
-def build(raw: list[tuple[str, int, str, int, int, int | None, bool]]) -> list[Sighting]:
+def build(raw: list[tuple[str, int, str, int, int, int, bool]]) -> list[Sighting]:
     """Sightings as the stream would show them: one position is one record, whatever the id."""
     by_position: dict[tuple[str, int, int], Sighting] = {}
     for event_id, arrival, shard, sequence, sub, amount, refund in raw:
@@ -97,7 +109,7 @@ def build(raw: list[tuple[str, int, str, int, int, int | None, bool]]) -> list[S
                 shard,
                 str(sequence),
                 sub,
-                None if amount is None else effect(amount, refund=refund),
+                effect(amount, refund=refund),
             ),
         )
     return list(by_position.values())
@@ -106,14 +118,13 @@ def build(raw: list[tuple[str, int, str, int, int, int | None, bool]]) -> list[S
 @settings(max_examples=300)
 @given(raw=sightings_strategy, horizon=st.sampled_from([0, 1000, 300_000]))
 def test_the_predicted_speed_counts_are_what_the_speed_layers_own_index_decides(
-    raw: list[tuple[str, int, str, int, int, int | None, bool]], horizon: int
+    raw: list[tuple[str, int, str, int, int, int, bool]], horizon: int
 ) -> None:
     sightings = build(raw)
-    accepted = sorted((s for s in sightings if s[5] is not None), key=lambda s: (s[1], s[2], int(s[3]), s[4]))
+    accepted = sorted(sightings, key=lambda s: (s[1], s[2], int(s[3]), s[4]))
     index = DedupIndex(horizon_ms=horizon)
     decided: dict[str, list[Sighting]] = {}
     for event_id, arrival, shard, sequence, sub, effect_ in accepted:
-        assert effect_ is not None
         (verdict,) = index.judge_all(shard, [(event_id, sequence, sub, effect_, arrival)])
         if verdict is NEW:
             decided.setdefault(event_id, []).append((event_id, arrival, shard, sequence, sub, effect_))
@@ -125,7 +136,7 @@ def test_the_predicted_speed_counts_are_what_the_speed_layers_own_index_decides(
 @settings(max_examples=200)
 @given(raw=sightings_strategy, partitions=st.integers(1, 5), seed=st.integers(0, 1000))
 def test_totals_do_not_depend_on_partitions_or_order_and_count_each_id_once(
-    raw: list[tuple[str, int, str, int, int, int | None, bool]], partitions: int, seed: int
+    raw: list[tuple[str, int, str, int, int, int, bool]], partitions: int, seed: int
 ) -> None:
     sightings = build(raw)
     random.Random(seed).shuffle(sightings)
@@ -143,10 +154,9 @@ def test_totals_do_not_depend_on_partitions_or_order_and_count_each_id_once(
     expected: dict[tuple[str, int], WindowState] = {}
     first: dict[str, Sighting] = {}
     for s in sorted(sightings, key=lambda s: (s[1], s[2], int(s[3]), s[4])):
-        if s[5] is not None and s[0] not in first:
+        if s[0] not in first:
             first[s[0]] = s
     for _, arrival, shard, _, _, effect_ in first.values():
-        assert effect_ is not None
         fold_all(expected.setdefault((shard, arrival - arrival % WINDOW_MS), WindowState()), [effect_])
     model = {
         (shard, start, store, currency, day): [t.orders, t.refunds, t.gross_minor, t.refunds_minor]
@@ -170,9 +180,9 @@ def test_sightings_survive_their_text_form(items: list[tuple[str, int, bool]]) -
             "shardId-000000000001",
             "4959033827149025660855969253836157109592157598913658",
             7,
-            None if misplaced else effect(arrival % 10**12),
+            effect(arrival % 10**12, refund=refund),
         )
-        for event_id, arrival, misplaced in items
+        for event_id, arrival, refund in items
     ]
     assert list(decode_sightings("".join(map(encode_sighting, sightings)))) == sightings
 

@@ -145,46 +145,24 @@ def test_payloads_refuses_what_deaggregate_refuses() -> None:
     assert payloads(b'{"plain": 1}') == [b'{"plain": 1}']
 
 
-def test_user_records_of_another_shard_are_set_aside_as_misplaced() -> None:
-    # After a split, an aggregate built with the old shard map lands on one child while some of
-    # its user records hash into the other child's range; the producer resends those there.
-    from salesstream.core.sharding import HASH_KEY_MAX, hash_key
-    from salesstream.core.sharding import Shard as KinesisShard
-
+def test_every_user_record_counts_where_it_landed_whatever_its_keys() -> None:
+    # A foreign producer (aws-kinesis-agg's RecordAggregator, one for all stores) mixes partition
+    # keys in one aggregate and sets no explicit hash key; Kinesis places it by the first key.
+    # Each user record is accepted on the shard it was read from, at its own sub-sequence.
     stores = [f"store-{i}" for i in range(40)]
-    middle = (HASH_KEY_MAX + 1) // 2
-    low = KinesisShard("shardId-000000000001", 0, middle - 1)
     orders = [order(store, 100 + i) for i, store in enumerate(stores)]
     shard = Shard()
-    # like the producer: one partition key (store id) per user record, no per-record hash key
-    data = aggregate([(o.store_id, o.to_json_bytes()) for o in orders])
-    event = KinesisTimeWindowEvent.model_validate(shard.event([shard.put(data)]))
+    mixed = aggregate([(o.store_id, o.to_json_bytes()) for o in orders])
+    pinned = aggregate([(o.store_id, o.to_json_bytes()) for o in orders[:3]], explicit_hash_key="0")
+    event = KinesisTimeWindowEvent.model_validate(shard.event([shard.put(mixed), shard.put(pinned)]))
 
-    batch = decode_records(event.Records, low)
+    batch = decode_records(event.Records)
 
-    kept = [e["store_id"] for e, _, _, _ in batch.accepted]
-    assert kept == [s for s in stores if hash_key(s) < middle]
-    assert [sub for _, sub in batch.misplaced] == [i for i, s in enumerate(stores) if hash_key(s) >= middle]
-    assert kept
-    assert batch.misplaced
-    # sub-sequence numbers stay those of the aggregate: positions are unchanged
-    assert [sub for _, _, _, sub in batch.accepted] == [
-        i for i, s in enumerate(stores) if hash_key(s) < middle
+    assert [(e["event_id"], i, sub) for e, _, i, sub in batch.accepted] == [
+        *((o.event_id, 0, sub) for sub, o in enumerate(orders)),
+        *((o.event_id, 1, sub) for sub, o in enumerate(orders[:3])),
     ]
-    # without a shard, nothing is judged
-    assert len(decode_records(event.Records).accepted) == len(stores)
-
-
-def test_a_plain_record_always_belongs_to_its_shard() -> None:
-    from salesstream.core.sharding import Shard as KinesisShard
-
-    nowhere = KinesisShard("shardId-000000000009", 0, 0)
-    batch, _ = decode(order("store-1", 100).to_json_bytes())
-    event = KinesisTimeWindowEvent.model_validate(
-        Shard().event([Shard().put(order("store-1", 100).to_json_bytes())])
-    )
-    assert len(decode_records(event.Records, nowhere).accepted) == 1
-    assert batch.misplaced == []
+    assert batch.refused == []
 
 
 def test_a_poison_record_is_quarantined_and_the_rest_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
