@@ -293,13 +293,14 @@ def add_command(
 ) -> argparse.ArgumentParser:
     """A sub-command's parser with its description and examples in `--help`."""
     lines = "\n".join(f"  # {what}\n  $ salesstream {name} {command}".rstrip() for what, command in examples)
-    return subparsers.add_parser(  # type: ignore[no-any-return]
+    parser: argparse.ArgumentParser = subparsers.add_parser(
         name,
         help=summary,
         description=description,
         epilog=f"examples:\n{lines}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    return parser
 
 
 def print_json(document: Any) -> None:
