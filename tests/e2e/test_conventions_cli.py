@@ -77,15 +77,18 @@ def test_version_completion_and_help_with_examples(tmp_path: Path) -> None:
     bash = salesstream("completion", "bash", home=tmp_path)
     assert bash.returncode == 0
     assert "complete" in bash.stdout
-    assert "quarantine" in bash.stdout and "--window-seconds" in bash.stdout
+    assert "quarantine" in bash.stdout
+    assert "--window-seconds" in bash.stdout
     syntax = subprocess.run(["bash", "-n"], input=bash.stdout, text=True, capture_output=True, check=False)
     assert syntax.returncode == 0, syntax.stderr
     top = salesstream("--help", home=tmp_path)
-    assert "exit codes:" in top.stdout and "SALESSTREAM_HOME" in top.stdout
+    assert "exit codes:" in top.stdout
+    assert "SALESSTREAM_HOME" in top.stdout
     for command in ("up", "status", "down", "produce", "report", "quarantine", "snapshot", "loadtest"):
         helped = salesstream(command, "--help", home=tmp_path)
         assert helped.returncode == 0
-        assert f"examples:\n  # " in helped.stdout and f"$ salesstream {command}" in helped.stdout
+        assert "examples:\n  # " in helped.stdout
+        assert f"$ salesstream {command}" in helped.stdout
 
 
 def test_old_spellings_still_parse(tmp_path: Path) -> None:
