@@ -182,7 +182,8 @@ def test_7_snapshot_json_is_all_of_stdout_and_its_logs_name_the_service(stack: d
     assert "finished" in document
     assert "service_undefined" not in snapshot.stderr
     logged = [json.loads(line) for line in snapshot.stderr.splitlines() if line.startswith("{")]
-    assert {line["service"] for line in logged} <= {f"{STAGE}-salesstream"}
+    assert "snapshot begun" in {line["message"] for line in logged}
+    assert {line["service"] for line in logged} == {f"{STAGE}-salesstream"}
 
 
 def test_8_down_stops_it(stack: dict[str, Any]) -> None:
