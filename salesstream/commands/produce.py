@@ -180,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
         stream = current.template.physical_name(STREAM)
         client = current.endpoint.client("kinesis", PRODUCER_CLIENT_CONFIG)
         spool = args.spool or spool_path(current.endpoint, stream)
-        _mention_other_spools(spool, stderr)
+        if args.spool is None:
+            _mention_other_spools(spool, stderr)
         producer = Producer(client, stream, spool, settings=settings)
         try:
             producer.open()
