@@ -17,12 +17,13 @@ import json
 import os
 import re
 import sys
+import textwrap
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 
@@ -75,6 +76,9 @@ def stack_lock() -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+_HELP_WIDTH: Final = 88
 
 
 class CommandError(RuntimeError):
@@ -130,7 +134,11 @@ def add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="any AWS-compatible endpoint, e.g. http://localhost:4566 (overrides --target)",
     )
-    group.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", DEFAULT_REGION))
+    group.add_argument(
+        "--region",
+        default=os.environ.get("AWS_DEFAULT_REGION", DEFAULT_REGION),
+        help=f"AWS region (default: $AWS_DEFAULT_REGION, else {DEFAULT_REGION})",
+    )
 
 
 def add_template_arguments(parser: argparse.ArgumentParser) -> None:
@@ -296,7 +304,7 @@ def add_command(
     parser: argparse.ArgumentParser = subparsers.add_parser(
         name,
         help=summary,
-        description=description,
+        description=textwrap.fill(description, _HELP_WIDTH),
         epilog=f"examples:\n{lines}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -98,7 +98,12 @@ def register(subparsers: Any) -> None:
     add_endpoint_arguments(parser)
     add_template_arguments(parser)
     filters = parser.add_argument_group("filters")
-    filters.add_argument("--reason", choices=[reason.value for reason in Reason], help="only this reason")
+    filters.add_argument(
+        "--reason",
+        choices=[reason.value for reason in Reason],
+        metavar="REASON",
+        help="only this refusal reason (card_number, not_json, missing_field, ...)",
+    )
     filters.add_argument("--shard", type=shard_id, metavar="SHARD", help="only this shard (id or number)")
     filters.add_argument(
         "--since", type=since_ms, metavar="WHEN", help="arrived at or after: 15m, 2h, 1d or an RFC 3339 time"

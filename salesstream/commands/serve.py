@@ -63,6 +63,11 @@ def register(subparsers: Any) -> None:
     add_endpoint_arguments(parser)
     add_template_arguments(parser)
     add_serve_arguments(parser)
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="stdout is one JSON line either way (accepted, like every command's --json)",
+    )
     parser.set_defaults(run=run)
 
 

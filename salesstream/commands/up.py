@@ -80,6 +80,11 @@ def register(subparsers: Any) -> None:
     add_runtime_arguments(parser)
     parser.add_argument("--no-serve", action="store_true", help="do not serve the API and the dashboard")
     add_serve_arguments(parser)
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="stdout is one JSON line either way (accepted, like every command's --json)",
+    )
     parser.set_defaults(run=run)
 
 
