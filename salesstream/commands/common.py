@@ -273,8 +273,8 @@ def session(
     if endpoint is None:
         if not start_embedded:
             raise CommandError(
-                f"no embedded stack is running (no live record in {stack_file()}): "
-                "start `salesstream up` first"
+                "no embedded stack is running: start `salesstream up` first "
+                f"(no live record in {stack_file()})"
             )
         emulator = EmbeddedEmulator(in_subprocess=emulator_in_subprocess)
         endpoint = emulator.start()
