@@ -316,6 +316,16 @@ def print_json(document: Any) -> None:
     print(json.dumps(document, sort_keys=True), flush=True)
 
 
+@contextlib.contextmanager
+def handlers_print_to_stderr() -> Iterator[Any]:
+    """While Lambda handlers run in this process: their powertools logs and EMF metrics (stdout on
+    Lambda, where CloudWatch reads it) go to stderr, so the command's stdout holds its output
+    alone. Yields the real stdout, for that output."""
+    out = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        yield out
+
+
 def load_as_function(template: Template, logical_id: str, *modules: str) -> None:
     """Import a function's modules as the function would meet them: its environment set first
     (powertools reads the service name and level when a logger is created), and its loggers

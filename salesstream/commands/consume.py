@@ -22,6 +22,7 @@ from salesstream.commands.common import (
     add_command,
     add_endpoint_arguments,
     add_template_arguments,
+    handlers_print_to_stderr,
     positive_float,
     print_json,
     session,
@@ -121,7 +122,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    with session(args) as current:
+    with handlers_print_to_stderr(), session(args) as current:
         if current.started_here:
             print(
                 "salesstream consume: no `salesstream up` is running; using a private embedded stack "

@@ -11,6 +11,7 @@ cent and the reconciliation has no unexplained difference.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -26,6 +27,7 @@ from salesstream.commands.common import (
     CommandError,
     add_command,
     add_template_arguments,
+    handlers_print_to_stderr,
     positive_float,
     positive_int,
     print_json,
@@ -92,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
         os.environ.update(_QUIET_HANDLERS)
         runtime_logger.setLevel("WARNING")
     started = time.monotonic()
-    with session(args, reuse_running=False, emulator_in_subprocess=args.emulator_process) as current:
+    with (
+        handlers_print_to_stderr() if args.json else contextlib.nullcontext(),
+        session(args, reuse_running=False, emulator_in_subprocess=args.emulator_process) as current,
+    ):
         template, endpoint = current.template, current.endpoint
         window = int(template.parameters["WindowSeconds"])
         console.print(

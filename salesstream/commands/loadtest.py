@@ -23,6 +23,7 @@ run they are listed as not judged. `--json` prints the report as one JSON object
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import sys
@@ -38,6 +39,7 @@ from salesstream.commands.common import (
     add_command,
     add_endpoint_arguments,
     add_template_arguments,
+    handlers_print_to_stderr,
     non_negative_float,
     positive_float,
     positive_int,
@@ -211,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
     meter = RequestMeter()
     # installed before any client exists: the producer's, the runtime's and the handlers' are counted
     with (
+        handlers_print_to_stderr() if args.json else contextlib.nullcontext(),
         meter.installed(),
         session(args, reuse_running=False, emulator_in_subprocess=args.emulator_process) as current,
     ):

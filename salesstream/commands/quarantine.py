@@ -27,6 +27,7 @@ from salesstream.commands.common import (
     print_json,
     session,
 )
+from salesstream.commands.tables import print_table, text
 from salesstream.core.cards import redact_card_numbers
 from salesstream.core.reasons import Reason
 from salesstream.core.windows import parse_rfc3339
@@ -210,24 +211,29 @@ def print_records(
         shards = {r["shard_id"] for r in records if r["reason"] == reason}
         per_reason.add_row(reason, str(count), str(len(shards)))
     console.print(per_reason)
+    shown = records[:limit]
     wide = console.width >= _WIDE
-    listing = Table(title=f"records (first {min(limit, len(records))}; --json lists all)")
-    listing.add_column("arrival", no_wrap=True)
-    listing.add_column("shard", no_wrap=True)
-    if wide:
-        listing.add_column("window", no_wrap=True)
-    listing.add_column("reason", overflow="fold")
-    listing.add_column("field", overflow="fold")
-    listing.add_column("detail (masked)", overflow="fold", ratio=1)
-    for record in records[:limit]:
-        arrival = (record["arrival"] or "-").replace("T", " ").removesuffix("Z")
-        window = f"{record['window_start']} .. {record['window_end']}"
-        listing.add_row(
-            arrival,
+    days = {(record["arrival"] or "")[:10] for record in shown}
+    # in 80 columns the window goes (it is in --json) and one day's arrivals show their time only
+    short = not wide and len(days) == 1
+    title = f"records (first {len(shown)}; --json lists all)" + (f", arrived {days.pop()}" if short else "")
+    columns = ["arrival", "shard", *(["window"] if wide else []), "reason", "field", text("detail (masked)")]
+    rows = [
+        [
+            _arrival(record["arrival"], short=short),
             record["shard_id"],
-            *([window] if wide else []),
+            *([f"{record['window_start']} .. {record['window_end']}"] if wide else []),
             record["reason"],
             record["field"] or "-",
             record["detail"] or "-",
-        )
-    console.print(listing)
+        ]
+        for record in shown
+    ]
+    print_table(console, title, columns, rows)
+
+
+def _arrival(arrival: str | None, *, short: bool) -> str:
+    if arrival is None:
+        return "-"
+    date, _, time_of_day = arrival.removesuffix("Z").partition("T")
+    return time_of_day if short else f"{date} {time_of_day}"

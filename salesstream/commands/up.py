@@ -24,6 +24,7 @@ from salesstream.commands.common import (
     add_command,
     add_endpoint_arguments,
     add_template_arguments,
+    handlers_print_to_stderr,
     recorded_stack,
     session,
     stack_file,
@@ -114,7 +115,10 @@ def _already_running() -> str:
 def _run(args: argparse.Namespace) -> int:
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    with session(args, reuse_running=False, emulator_in_subprocess=args.emulator_process) as current:
+    with (
+        handlers_print_to_stderr() as stdout,
+        session(args, reuse_running=False, emulator_in_subprocess=args.emulator_process) as current,
+    ):
         provisioned = provision(current.template, current.endpoint)
         runtime = None if args.no_consumers else build_runtime(args, current)
         api = None if args.no_serve else start_api(current.template, args.port)
@@ -132,7 +136,7 @@ def _run(args: argparse.Namespace) -> int:
         }
         record = stack_file()
         record.write_text(json.dumps(summary, indent=2))
-        print(json.dumps(summary), flush=True)
+        print(json.dumps(summary), file=stdout, flush=True)
         write_stats = stats_writer()
         try:
             if runtime is not None:

@@ -191,5 +191,8 @@ def test_8_down_stops_it(stack: dict[str, Any]) -> None:
     assert down.returncode == 0, down.stderr
     assert json.loads(down.stdout)["outcome"] == "stopped"
     assert stack["process"].wait(timeout=5) == 0
+    # its stdout held the one JSON line and nothing else: the handlers' logs and metrics went to stderr
+    assert stack["process"].stdout.read() == ""
+    assert '"message":"window step"' in stack["process"].stderr.read()
     assert not (stack["home"] / "stack.json").exists()
     assert run(stack, "status").returncode == 3
