@@ -18,6 +18,7 @@ import pytest
 
 from producer.simulator import Fleet, FleetConfig
 from salesstream.aws import Endpoint, Target
+from salesstream.core.windows import parse_rfc3339
 
 ROOT = Path(__file__).parents[2]
 STAGE = "e2ecli"
@@ -118,7 +119,8 @@ def test_4_quarantine_shows_refused_records_within_a_minute_never_their_values(s
     reasons = {record["reason"]: record for record in listed["records"]}
     assert reasons["card_number"]["event_id"] == "evt-cli-card"
     assert reasons["card_number"]["shard_id"].startswith("shardId-")
-    assert reasons["not_json"]["window_start"] <= reasons["not_json"]["arrival"]
+    window = [parse_rfc3339(reasons["not_json"][edge]) for edge in ("window_start", "window_end")]
+    assert window[0] <= reasons["not_json"]["arrival_ms"] < window[1]
     only = json.loads(run(stack, "quarantine", "--stage", STAGE, "--reason", "not_json", "--json").stdout)
     assert only["counts"] == {"not_json": 1}
     shard = reasons["not_json"]["shard_id"]
