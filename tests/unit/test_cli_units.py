@@ -115,3 +115,23 @@ def test_make_help_lists_every_target() -> None:
     help_rule = re.search(r"^help:.*\n\t@grep -E '([^']+)'", makefile, flags=re.MULTILINE)
     assert help_rule is not None
     assert all(re.match(help_rule.group(1), f"{name}: x ## y") for name in described)
+
+
+def test_docs_cli_covers_every_command_and_flag() -> None:
+    """docs/cli.md is the reference: every command and every flag `--help` shows is in it."""
+    from salesstream.cli import COMMANDS, build_parser
+
+    docs = (ROOT / "docs" / "cli.md").read_text()
+    parser = build_parser()
+    (subparsers,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    missing = []
+    for name in COMMANDS:
+        if f"### {name}" not in docs:
+            missing.append(name)
+        for action in subparsers.choices[name]._actions:
+            if action.help == argparse.SUPPRESS or action.dest == "help":
+                continue
+            shown = [option for option in action.option_strings if option.startswith("--")]
+            if shown and not any(f"`{option}" in docs or f"{option} " in docs for option in shown):
+                missing.append(f"{name} {shown[0]}")
+    assert missing == []
