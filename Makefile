@@ -5,10 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install check docs demo test test-unit test-integration test-e2e lint format bench loadtest chaos clean sam sam-build
+.PHONY: help install check docs demo test test-unit test-integration test-e2e test-package lint format bench loadtest chaos clean sam sam-build
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,12 @@ docs: $(STAMP) ## build the docs site (mkdocs-material) into site/, failing on a
 demo: $(STAMP) ## the main job: the demo pipeline on the embedded emulator (no Docker, no AWS)
 	$(BIN)/salesstream demo
 
-test: $(STAMP) ## the whole suite: unit, integration and e2e tiers
-	$(BIN)/python -m pytest
+# `make test` downloads nothing beyond `make install`: the packaging tests (marker `package`) run
+# under `make test-package`. The e2e tier runs verbosely: each test is named as it starts.
+test: $(STAMP) ## the suite: unit and integration, then e2e (each test named as it runs); no downloads
+	$(BIN)/python -m pytest -m "not e2e and not package"; tiers=$$?; \
+	$(BIN)/python -m pytest -v -m "e2e and not package" --durations=10; e2e=$$?; \
+	exit $$(( tiers != 0 ? tiers : e2e ))
 
 test-unit: $(STAMP) ## pure logic only, no sockets (seconds)
 	$(BIN)/python -m pytest -m unit
@@ -38,8 +42,11 @@ test-unit: $(STAMP) ## pure logic only, no sockets (seconds)
 test-integration: $(STAMP) ## through real boto3 clients against the embedded moto server
 	$(BIN)/python -m pytest -m integration
 
-test-e2e: $(STAMP) ## the whole pipeline through the CLI
-	$(BIN)/python -m pytest -m e2e
+test-e2e: $(STAMP) ## the whole pipeline through the CLI (each test named as it runs)
+	$(BIN)/python -m pytest -v -m "e2e and not package" --durations=10
+
+test-package: $(STAMP) ## the Lambda packages: downloads aws-sam-cli (~340 MB, into .venv-sam) and the functions' pinned wheels from PyPI
+	$(BIN)/python -m pytest -v -m package
 
 lint: $(STAMP) ## ruff (with security rules), mypy and cfn-lint
 	$(BIN)/ruff check .

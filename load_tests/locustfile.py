@@ -11,7 +11,7 @@ are reported as failures.
     locust -f load_tests/locustfile.py --host http://127.0.0.1:PORT    # the endpoint_url
 
 Settings (environment): SALESSTREAM_STREAM (default: the stream of the running `salesstream up`,
-from var/stack.json), SALESSTREAM_LOCUST_EVENTS (events per task, 100),
+from the stack record), SALESSTREAM_LOCUST_EVENTS (events per task, 100),
 SALESSTREAM_LOCUST_TASKS_PER_SECOND (per user, 10: a user sends ~1,000 events/s),
 SALESSTREAM_LOCUST_STORES (stores per user's fleet, 200), AWS_DEFAULT_REGION.
 Locust is in the `loadtest` extra. For the figures the project reports (lag, latency, every event
@@ -34,7 +34,7 @@ from producer.producer import Producer
 from producer.sender import PRODUCER_CLIENT_CONFIG
 from producer.simulator import Fleet, FleetConfig
 from salesstream.aws import DEFAULT_REGION, Endpoint, Target
-from salesstream.commands.common import STACK_FILE
+from salesstream.commands.common import stack_file
 
 
 class ProducerRefused(RuntimeError):
@@ -44,8 +44,8 @@ class ProducerRefused(RuntimeError):
 def _stream() -> str:
     if name := os.environ.get("SALESSTREAM_STREAM"):
         return name
-    if STACK_FILE.exists():
-        return str(json.loads(STACK_FILE.read_text())["stream"])
+    if stack_file().exists():
+        return str(json.loads(stack_file().read_text())["stream"])
     return "dev-salesstream-orders"
 
 

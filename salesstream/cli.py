@@ -1,8 +1,16 @@
 """`salesstream`: one command line for the whole pipeline.
 
 Each sub-command lives in its own module under `salesstream.commands` and exposes
-`register(subparsers)`; this file only lists them. argparse (stdlib) keeps the CLI free of a
-further dependency; rich does the terminal output.
+`register(subparsers)`; this file only lists them and maps failures to the exit codes below
+(docs/cli.md has the same table). argparse (stdlib) parses; shtab writes the shell completion
+from the same parser; rich does the terminal output.
+
+    0    ok
+    1    the check failed: totals differ, an unexplained reconciliation difference, load-test
+         targets missed, events spooled or refused (`produce`), consumer errors
+    2    usage or parameter error, or the command could not run (no stack, nothing answers)
+    3    `status`: no stack is running
+    130  interrupted (Ctrl-C)
 """
 
 from __future__ import annotations
@@ -10,19 +18,61 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import TYPE_CHECKING
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-COMMANDS = ("up", "produce", "consume", "report", "snapshot", "reconcile", "serve", "demo", "loadtest")
+COMMANDS = (
+    "up",
+    "status",
+    "down",
+    "produce",
+    "consume",
+    "report",
+    "quarantine",
+    "snapshot",
+    "reconcile",
+    "serve",
+    "demo",
+    "loadtest",
+    "completion",
+)
+EXIT_CODES = """exit codes:
+  0    ok
+  1    the check failed: totals differ, unexplained reconciliation difference, load-test
+       targets missed, events spooled or refused (produce), consumer errors
+  2    usage or parameter error, or the command could not run (no stack, nothing answers)
+  3    status: no stack is running
+  130  interrupted
+"""
+
+
+def _version() -> str:
+    try:
+        return version("salesstream")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error (argparse prints the whole usage first); exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="salesstream",
-        description="Near-real-time sales aggregation on Amazon Kinesis.",
+        description="Near-real-time sales aggregation on Amazon Kinesis. "
+        "`salesstream COMMAND --help` shows a command's flags and examples.",
+        epilog=EXIT_CODES
+        + "\nstate (stack record, spools): $SALESSTREAM_HOME, default ~/.local/state/salesstream",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"salesstream {_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"salesstream.commands.{name}").register(subparsers)
@@ -31,11 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from salesstream.commands.common import CommandError
+    from salesstream.template import TemplateError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except CommandError as error:
+    except (CommandError, TemplateError) as error:
         print(f"salesstream {args.command}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -204,8 +204,14 @@ class Template:
             allowed = spec.get("AllowedValues")
             if allowed is not None and str(value) not in {str(a) for a in allowed}:
                 raise TemplateError(f"parameter {name}={value} not one of {', '.join(map(str, allowed))}")
+            pattern = spec.get("AllowedPattern")
+            if pattern is not None and re.fullmatch(pattern, str(value)) is None:
+                raise TemplateError(f"parameter {name}={value} does not match its AllowedPattern {pattern}")
             if spec.get("Type") == "Number":
-                value = int(value)
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise TemplateError(f"parameter {name}={value} is not a whole number") from None
                 low, high = spec.get("MinValue"), spec.get("MaxValue")
                 if (low is not None and value < low) or (high is not None and value > high):
                     raise TemplateError(f"parameter {name}={value} outside {low}..{high}")

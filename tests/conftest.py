@@ -28,6 +28,9 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.pop("AWS_PROFILE", None)
+# The CLI's state home (stack record, spools), relative: each command a test runs in its own
+# folder finds the stack started there, and no test touches the user's own home or stack.
+os.environ["SALESSTREAM_HOME"] = "var"
 # Powertools metrics need a namespace; tests never flush to CloudWatch.
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "salesstream-tests")
 

@@ -1,35 +1,123 @@
-"""What every command shares: choosing the endpoint and reading the template.
+"""What every command shares: the state home, choosing the endpoint, checking flags and the
+template's parameters.
 
 `--target embedded` (the default) reuses the stack a running `salesstream up` recorded in
-`var/stack.json`; when none is running, commands that need one start their own in-process.
+`<home>/stack.json`; when none is running, commands that need one start their own in-process.
+The home is `SALESSTREAM_HOME` (a relative path is taken from the current directory), else
+`$XDG_STATE_HOME/salesstream`, else `~/.local/state/salesstream`: found from any directory.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
+import importlib
 import json
 import os
+import re
+import sys
+import textwrap
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 
 from salesstream.aws import DEFAULT_REGION, Endpoint, Target
-from salesstream.template import DEFAULT_TEMPLATE, Template
+from salesstream.template import DEFAULT_TEMPLATE, Template, TemplateError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
-STATE_DIR = Path(os.environ.get("SALESSTREAM_HOME", "var"))
-STACK_FILE = STATE_DIR / "stack.json"
+
+def state_home() -> Path:
+    """Where the stack record, the runtime's stats and the spools live (see the module doc)."""
+    if home := os.environ.get("SALESSTREAM_HOME"):
+        return Path(home).expanduser()
+    xdg = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "state"  # the XDG rule
+    return base / "salesstream"
+
+
+def stack_file() -> Path:
+    return state_home() / "stack.json"
+
+
+def stats_file() -> Path:
+    """The local runtime's stats snapshot (`up` and `consume` write it, the API's lag reads it)."""
+    return state_home() / "runtime-stats.json"
+
+
+def spool_path(endpoint: Endpoint, stream: str) -> Path:
+    """The default spool of one endpoint and stream: what waits for one is never sent to another."""
+    where = urllib.parse.urlsplit(endpoint.url).netloc if endpoint.url else endpoint.region
+    key = re.sub(r"[^A-Za-z0-9.-]+", "-", f"{endpoint.target.value}-{where}")
+    return state_home() / "spool" / f"{key}--{stream}.jsonl"
+
+
+@contextlib.contextmanager
+def stack_lock() -> Iterator[bool]:
+    """The record's lock, which a live `salesstream up` holds for its whole life: yields True
+    when taken here (no `up` is running on this home), False when another process holds it.
+    The kernel drops it when that process dies, however it dies, so it never goes stale."""
+    path = state_home() / "stack.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+_HELP_WIDTH: Final = 88
 
 
 class CommandError(RuntimeError):
     """A failure the user can act on: printed as one line, exit code 2, no traceback."""
+
+
+# Flag types: argparse turns their ArgumentTypeError into "argument --x: ..." and exit 2.
+def _number(kind: Callable[[str], Any], test: Callable[[Any], bool], wanted: str) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}") from None
+        if value != value or not test(value):  # value != value: NaN
+            raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}")
+        return value
+
+    parse.__name__ = wanted  # argparse names the type in "invalid <name> value"
+    return parse
+
+
+positive_int = _number(int, lambda v: v > 0, "a positive whole number")
+non_negative_int = _number(int, lambda v: v >= 0, "a whole number >= 0")
+positive_float = _number(float, lambda v: 0 < v < float("inf"), "a positive number")
+non_negative_float = _number(float, lambda v: 0 <= v < float("inf"), "a number >= 0")
+share = _number(float, lambda v: 0 <= v <= 1, "a share between 0 and 1")
+port = _number(int, lambda v: 0 <= v < 65536, "a port 0-65535")
+
+
+def endpoint_url(text: str) -> str:
+    """`--endpoint`: an http(s) URL with a host, as boto3's endpoint_url wants it."""
+    parsed = urllib.parse.urlsplit(text)
+    try:
+        port_ok = parsed.port is None or 0 < parsed.port < 65536
+    except ValueError:
+        port_ok = False
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or not port_ok:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http(s) URL such as http://localhost:4566")
+    return text
 
 
 def add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,16 +128,25 @@ def add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
         default=Target.EMBEDDED.value,
         help="embedded emulator (default), LocalStack, or AWS (boto3 credential chain)",
     )
-    group.add_argument("--endpoint", metavar="URL", help="any AWS-compatible endpoint (overrides --target)")
-    group.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", DEFAULT_REGION))
+    group.add_argument(
+        "--endpoint",
+        type=endpoint_url,
+        metavar="URL",
+        help="any AWS-compatible endpoint, e.g. http://localhost:4566 (overrides --target)",
+    )
+    group.add_argument(
+        "--region",
+        default=os.environ.get("AWS_DEFAULT_REGION", DEFAULT_REGION),
+        help=f"AWS region (default: $AWS_DEFAULT_REGION, else {DEFAULT_REGION})",
+    )
 
 
 def add_template_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("template parameters (deploy/template.yaml)")
     group.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help=argparse.SUPPRESS)
     group.add_argument("--stage", help="Stage parameter (resource name prefix)")
-    group.add_argument("--shards", type=int, help="ShardCount parameter")
-    group.add_argument("--window-seconds", type=int, help="WindowSeconds parameter")
+    group.add_argument("--shards", type=int, metavar="N", help="ShardCount parameter")
+    group.add_argument("--window-seconds", type=int, metavar="SECONDS", help="WindowSeconds parameter")
     group.add_argument(
         "--param",
         action="append",
@@ -79,6 +176,17 @@ def template_parameters(args: argparse.Namespace) -> dict[str, Any]:
     return parameters
 
 
+def check_parameters(args: argparse.Namespace) -> None:
+    """The template parameters against the template's own constraints (AllowedPattern,
+    AllowedValues, MinValue, MaxValue), before anything starts: a bad one is a CommandError."""
+    try:
+        Template.load(args.template, template_parameters(args))
+    except TemplateError as error:
+        raise CommandError(str(error)) from None
+    except OSError as error:
+        raise CommandError(f"cannot read the template {args.template}: {error.strerror}") from None
+
+
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback URL we wrote ourselves
@@ -89,12 +197,23 @@ def _answers(url: str) -> bool:
         return False
 
 
+def recorded_stack() -> dict[str, Any] | None:
+    """What `salesstream up` recorded, alive or not (None: no record)."""
+    try:
+        text = stack_file().read_text()
+    except FileNotFoundError:
+        return None
+    try:
+        stack: dict[str, Any] = json.loads(text)
+    except json.JSONDecodeError:
+        raise CommandError(f"{stack_file()} is not a stack record: remove it") from None
+    return stack
+
+
 def running_stack() -> dict[str, Any] | None:
     """The stack a live `salesstream up` recorded, or None if there is none (or it died)."""
-    if not STACK_FILE.exists():
-        return None
-    stack: dict[str, Any] = json.loads(STACK_FILE.read_text())
-    url = stack.get("endpoint_url")
+    stack = recorded_stack()
+    url = stack.get("endpoint_url") if stack else None
     return stack if url and _answers(url) else None
 
 
@@ -148,11 +267,15 @@ def session(
     from salesstream.embedded import EmbeddedEmulator
     from salesstream.provision import provision
 
+    check_parameters(args)  # before an emulator starts: a bad value costs nothing
     endpoint = endpoint_from(args, reuse_running=reuse_running)
     emulator = None
     if endpoint is None:
         if not start_embedded:
-            raise CommandError("no embedded stack is running: start `salesstream up` first")
+            raise CommandError(
+                "no embedded stack is running: start `salesstream up` first "
+                f"(no live record in {stack_file()})"
+            )
         emulator = EmbeddedEmulator(in_subprocess=emulator_in_subprocess)
         endpoint = emulator.start()
     try:
@@ -171,3 +294,44 @@ def session(
     finally:
         if emulator is not None:
             emulator.stop()
+
+
+def add_command(
+    subparsers: Any, name: str, summary: str, description: str, examples: list[tuple[str, str]]
+) -> argparse.ArgumentParser:
+    """A sub-command's parser with its description and examples in `--help`."""
+    lines = "\n".join(f"  # {what}\n  $ salesstream {name} {command}".rstrip() for what, command in examples)
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name,
+        help=summary,
+        description=textwrap.fill(description, _HELP_WIDTH),
+        epilog=f"examples:\n{lines}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
+def print_json(document: Any) -> None:
+    """The one thing a `--json` command writes to stdout."""
+    print(json.dumps(document, sort_keys=True), flush=True)
+
+
+@contextlib.contextmanager
+def handlers_print_to_stderr() -> Iterator[Any]:
+    """While Lambda handlers run in this process: their powertools logs and EMF metrics (stdout on
+    Lambda, where CloudWatch reads it) go to stderr, so the command's stdout holds its output
+    alone. Yields the real stdout, for that output."""
+    out = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        yield out
+
+
+def load_as_function(template: Template, logical_id: str, *modules: str) -> None:
+    """Import a function's modules as the function would meet them: its environment set first
+    (powertools reads the service name and level when a logger is created), and its loggers
+    writing to stderr. On Lambda they write to stdout, which CloudWatch reads; in the CLI
+    stdout holds the command's output (a `--json` object must be all there is)."""
+    os.environ.update(template.function(logical_id).environment)
+    with contextlib.redirect_stdout(sys.stderr):
+        for module in modules:
+            importlib.import_module(module)

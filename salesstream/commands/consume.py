@@ -4,7 +4,7 @@ Against the embedded stack a running `salesstream up` recorded (or one of its ow
 duration of the command), LocalStack (`--target localstack`), any endpoint (`--endpoint`), or an
 AWS account for reading (`--target aws`; the runtime's checkpoint table is created there if
 missing). Runs until interrupted, for `--for SECONDS`, or `--until-idle`: every shard read, no
-window left open. Writes a stats snapshot to var/runtime-stats.json as it runs.
+window left open. Writes a stats snapshot to `<home>/runtime-stats.json` as it runs.
 """
 
 from __future__ import annotations
@@ -16,15 +16,19 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.table import Table
 
 from salesstream.commands.common import (
-    STATE_DIR,
     CommandError,
+    add_command,
     add_endpoint_arguments,
     add_template_arguments,
+    handlers_print_to_stderr,
+    positive_float,
+    print_json,
     session,
+    stats_file,
 )
+from salesstream.commands.tables import number, print_table
 
 if TYPE_CHECKING:
     import argparse
@@ -32,7 +36,6 @@ if TYPE_CHECKING:
     from salesstream.commands.common import Session
     from salesstream.runtime import Runtime, RuntimeStats
 
-STATS_FILE = STATE_DIR / "runtime-stats.json"
 _STATS_EVERY_SECONDS = 2.0
 
 
@@ -87,20 +90,30 @@ def stats_writer(every: float = _STATS_EVERY_SECONDS) -> Any:
 
     def write(runtime: Runtime) -> None:
         if time.monotonic() - last[0] >= every:
-            runtime.write_stats(STATS_FILE)
+            runtime.write_stats(stats_file())
             last[0] = time.monotonic()
 
     return write
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "consume", help="run the event source mappings (tumbling windows included)"
+    parser = add_command(
+        subparsers,
+        "consume",
+        "run the event source mappings (tumbling windows included)",
+        "Run the template's Kinesis event source mappings with the local runtime: each shard is "
+        "read, its records passed to the function's handler in tumbling windows, checkpointed.",
+        [
+            ("until every shard is read and no window is open", "--until-idle"),
+            ("only the aggregator, for 30 s", "--function AggregatorFunction --for 30"),
+        ],
     )
     add_endpoint_arguments(parser)
     add_template_arguments(parser)
     add_runtime_arguments(parser)
-    parser.add_argument("--for", dest="seconds", type=float, metavar="SECONDS", help="stop after this long")
+    parser.add_argument(
+        "--for", dest="seconds", type=positive_float, metavar="SECONDS", help="stop after this long"
+    )
     parser.add_argument(
         "--until-idle", action="store_true", help="stop once every shard is read and no window is open"
     )
@@ -109,7 +122,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    with session(args) as current:
+    with handlers_print_to_stderr(), session(args) as current:
         if current.started_here:
             print(
                 "salesstream consume: no `salesstream up` is running; using a private embedded stack "
@@ -120,25 +133,18 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, lambda *_: runtime.request_stop())
         with contextlib.suppress(KeyboardInterrupt):  # run() stops the workers after their invocation
             runtime.run(seconds=args.seconds, until_idle=args.until_idle, on_tick=stats_writer())
-        runtime.write_stats(STATS_FILE)
+        runtime.write_stats(stats_file())
         stats = runtime.stats()
     if args.json:
-        import json
-
-        print(json.dumps(stats.as_dict()))
+        print_json(stats.as_dict())
     else:
         print_stats(stats)
     return 1 if stats.errors else 0
 
 
 def print_stats(stats: RuntimeStats) -> None:
-    table = Table(title="event source mappings")
-    for column in ("mapping", "shard", "read", "delivered", "filtered", "discarded", "invocations", "errors"):
-        table.add_column(column, justify="left" if column in ("mapping", "shard") else "right")
-    table.add_column("windows", justify="right")
-    table.add_column("behind ms", justify="right")
-    for shard in stats.shards:
-        table.add_row(
+    rows = [
+        [
             shard.mapping,
             shard.shard_id + (" (finished)" if shard.finished else ""),
             str(shard.records_read),
@@ -149,8 +155,11 @@ def print_stats(stats: RuntimeStats) -> None:
             str(shard.function_errors),
             str(shard.windows_closed),
             str(shard.millis_behind_latest if shard.millis_behind_latest is not None else "-"),
-        )
+        ]
+        for shard in stats.shards
+    ]
+    numbers = ("read", "delivered", "filtered", "discarded", "invocations", "errors", "windows", "behind ms")
     console = Console()
-    console.print(table)
+    print_table(console, "event source mappings", ["mapping", "shard", *map(number, numbers)], rows, keys=2)
     for error in stats.errors:
         console.print(f"[red]error:[/red] {error}")

@@ -11,6 +11,7 @@ cent and the reconciliation has no unexplained difference.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -22,7 +23,18 @@ from producer.producer import Producer
 from producer.sender import PRODUCER_CLIENT_CONFIG
 from producer.settings import ProducerSettings
 from producer.simulator import ID_STYLES, IDS_HELP, Fleet, FleetConfig, paced
-from salesstream.commands.common import STATE_DIR, CommandError, add_template_arguments, session
+from salesstream.commands.common import (
+    CommandError,
+    add_command,
+    add_template_arguments,
+    handlers_print_to_stderr,
+    positive_float,
+    positive_int,
+    print_json,
+    session,
+    share,
+    spool_path,
+)
 from salesstream.commands.reconcile import print_reconciliation
 from salesstream.commands.report import print_tables, report_from_items
 from salesstream.core.batch import Status
@@ -44,32 +56,49 @@ _QUIET_HANDLERS: Final = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "demo", help="the whole pipeline on the embedded emulator, checked against the producer's tally"
+    from salesstream.commands.up import add_emulator_process_argument
+
+    parser = add_command(
+        subparsers,
+        "demo",
+        "the whole pipeline on the embedded emulator, checked against the producer's tally",
+        "Start a private embedded stack (4 shards, 5 s windows), run the consumers, drive a "
+        "simulated fleet through the producer, wait for the last window, then check the speed "
+        "layer against the producer's tally to the cent and reconcile it with a batch snapshot. "
+        "Exit 0 only if both agree.",
+        [("the default demo (about 30 s)", ""), ("longer and busier", "--duration 20 --rate 5000")],
     )
     add_template_arguments(parser)
     parser.set_defaults(shards=4, window_seconds=5, stage="demo", target="embedded", endpoint=None)
     fleet = parser.add_argument_group("simulated fleet")
-    fleet.add_argument("--stores", type=int, default=40)
-    fleet.add_argument("--terminals", type=int, default=3, help="terminals per store")
-    fleet.add_argument("--rate", type=float, default=2000, help="events per second")
-    fleet.add_argument("--duration", type=float, default=8, help="seconds of traffic")
+    fleet.add_argument("--stores", type=positive_int, default=40, help="number of stores (default 40)")
+    fleet.add_argument("--terminals", type=positive_int, default=3, help="terminals per store (default 3)")
+    fleet.add_argument("--rate", type=positive_float, default=2000, help="events per second (default 2000)")
+    fleet.add_argument(
+        "--duration", type=positive_float, default=8, metavar="SECONDS", help="seconds of traffic (default 8)"
+    )
     fleet.add_argument("--seed", type=int, default=7)
-    fleet.add_argument("--refund-share", type=float, default=0.03)
+    fleet.add_argument("--refund-share", type=share, default=0.03)
     fleet.add_argument("--ids", choices=ID_STYLES, default="simulator", help=IDS_HELP)
-    parser.add_argument("--emulator-process", action="store_true", help="run the emulator in a child process")
+    add_emulator_process_argument(parser, default=False)
     parser.add_argument("--verbose", action="store_true", help="keep the handlers' logs and metrics")
+    parser.add_argument(
+        "--json", action="store_true", help="print the verdict as one JSON object (the tables go to stderr)"
+    )
     parser.set_defaults(run=run, region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
 
 
 def run(args: argparse.Namespace) -> int:
     # a CI log is not a terminal: give tables room instead of rich's 80-column default
-    console = Console(width=None if sys.stdout.isatty() else 160)
+    console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 160)
     if not args.verbose:
         os.environ.update(_QUIET_HANDLERS)
         runtime_logger.setLevel("WARNING")
     started = time.monotonic()
-    with session(args, reuse_running=False, emulator_in_subprocess=args.emulator_process) as current:
+    with (
+        handlers_print_to_stderr() if args.json else contextlib.nullcontext(),
+        session(args, reuse_running=False, emulator_in_subprocess=args.emulator_process) as current,
+    ):
         template, endpoint = current.template, current.endpoint
         window = int(template.parameters["WindowSeconds"])
         console.print(
@@ -91,6 +120,19 @@ def run(args: argparse.Namespace) -> int:
         print_tables(report, console)
         counted = _verdict(result, report, errors, time.monotonic() - started, console)
         reconciled = _snapshot_and_reconcile(endpoint, template, console)
+    if args.json:
+        print_json(
+            {
+                "passed": not (counted or reconciled),
+                "speed_layer_equals_tally": not counted,
+                "reconciled": not reconciled,
+                "events_sent": result.sent,
+                "stores": len(report["stores"]),
+                "currencies": report["currencies"],
+                "consumer_errors": errors,
+                "elapsed_seconds": round(time.monotonic() - started, 3),
+            }
+        )
     return counted or reconciled
 
 
@@ -133,7 +175,7 @@ def _produce(args: argparse.Namespace, endpoint: Any, stream: str, console: Cons
             ids=args.ids,
         )
     )
-    spool = STATE_DIR / "demo-spool.jsonl"
+    spool = spool_path(endpoint, stream)
     spool.unlink(missing_ok=True)  # a private stack: nothing of an earlier run belongs here
     producer = Producer(
         endpoint.client("kinesis", PRODUCER_CLIENT_CONFIG), stream, spool, settings=ProducerSettings()

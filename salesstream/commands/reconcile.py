@@ -8,13 +8,21 @@ and reconciles again; the exit status is then the repaired state's. See docs/bat
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
-from salesstream.commands.common import CommandError, add_endpoint_arguments, add_template_arguments, session
+from salesstream.commands.common import (
+    CommandError,
+    add_command,
+    add_endpoint_arguments,
+    add_template_arguments,
+    load_as_function,
+    print_json,
+    session,
+)
+from salesstream.commands.tables import number, print_table, text
 from salesstream.core.batch import Reconciliation, Status, difference_to_json, summary_to_json
 from salesstream.core.currencies import format_minor
 from salesstream.core.windows import rfc3339
@@ -26,8 +34,17 @@ _SHOWN = 50  # differences printed as a table; --json has them all
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "reconcile", help="compare the speed layer with the latest batch snapshot; --repair restates it"
+    parser = add_command(
+        subparsers,
+        "reconcile",
+        "compare the speed layer with the latest batch snapshot; --repair restates it",
+        "Compare the speed layer with a batch snapshot up to its horizon; classify and explain "
+        "every difference. Exit 1 when a difference is unexplained (after --repair: the repaired "
+        "state's verdict).",
+        [
+            ("against the latest snapshot", ""),
+            ("restate the differing keys, with an audit trail", "--repair --operator alice"),
+        ],
     )
     add_endpoint_arguments(parser)
     add_template_arguments(parser)
@@ -41,11 +58,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from consumers.batch.reconcile import NoSnapshot, Reconciler
-    from consumers.batch.repair import Repairer
-    from consumers.batch.resources import BatchResources
-
     with session(args, start_embedded=False) as current:
+        load_as_function(current.template, "SnapshotFunction", "consumers.batch.snapshot")
+        from consumers.batch.reconcile import NoSnapshot, Reconciler
+        from consumers.batch.repair import Repairer
+        from consumers.batch.resources import BatchResources
+
         resources = BatchResources.from_template(current.endpoint, current.template)
         reconciler = Reconciler(resources)
         snapshot = None
@@ -64,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         document = {"reconciliation": as_json(found)}
         if repaired is not None:
             document["after_repair"] = as_json(repaired)
-        print(json.dumps(document, sort_keys=True))
+        print_json(document)
     else:
         console = Console()
         print_reconciliation(found, console)
@@ -97,17 +115,22 @@ def print_reconciliation(reconciliation: Reconciliation, console: Console) -> No
         console.print(f"not drift (both layers agree): {notes}")
     if not reconciliation.differences:
         return
-    table = Table("key", "class", "batch net", "speed net", "explained", "why", title="differences")
-    for difference in reconciliation.differences[:_SHOWN]:
-        why = "; ".join(f"{e.cause.value}: {e.detail}" for e in difference.explanations[:2]) or "-"
-        table.add_row(
+    rows = [
+        [
             difference.key,
             difference.classification.value,
             format_minor(difference.batch.net_minor, difference.currency),
             format_minor(difference.speed.net_minor, difference.currency),
-            "yes" if difference.explained else "[red]NO[/red]",
-            why,
-        )
-    console.print(table)
+            Text("yes") if difference.explained else Text("NO", style="red"),
+            "; ".join(f"{e.cause.value}: {e.detail}" for e in difference.explanations[:2]) or "-",
+        ]
+        for difference in reconciliation.differences[:_SHOWN]
+    ]
+    print_table(
+        console,
+        "differences",
+        ["key", "class", number("batch net"), number("speed net"), "explained", text("why")],
+        rows,
+    )
     if len(reconciliation.differences) > _SHOWN:
         console.print(f"... and {len(reconciliation.differences) - _SHOWN} more (--json lists all)")

@@ -11,23 +11,43 @@ totals from its items (consumers/aggregator/layout.py). `--json` prints one obje
 
 from __future__ import annotations
 
-import json
+import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.table import Table
 
 from consumers.aggregator.layout import SHARD_COUNTERS, report_from_items
-from salesstream.commands.common import CommandError, add_endpoint_arguments, add_template_arguments, session
+from salesstream.commands.common import (
+    CommandError,
+    add_command,
+    add_endpoint_arguments,
+    add_template_arguments,
+    print_json,
+    session,
+)
+from salesstream.commands.tables import number, print_table
 from salesstream.core.currencies import format_minor
 
 if TYPE_CHECKING:
     import argparse
 
+NO_WINDOW_YET = (
+    "no window has closed yet: the speed layer counts a window once it closes "
+    "(WindowSeconds after its first record, 60 s by default); run `salesstream report` again then"
+)
+
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("report", help="print per-shard running totals and per-store net sales")
+    parser = add_command(
+        subparsers,
+        "report",
+        "print per-shard running totals and per-store net sales",
+        "Read the speed layer's aggregates table: the running totals of every closed window, per "
+        "shard and per store. Totals appear once a window has closed (WindowSeconds after its "
+        "first record, 60 s by default).",
+        [("the tables", ""), ("one store's net sales", "--json | jq '.stores[\"store-0001\"]'")],
+    )
     add_endpoint_arguments(parser)
     add_template_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
@@ -45,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
                 f"no table {table} at {current.endpoint.url or 'AWS'}: is the stack up?"
             ) from None
     if args.json:
-        print(json.dumps(report, sort_keys=True))
+        print_json(report)
+        if not report["shards"]:  # the hint on stderr: stdout holds only the JSON
+            print(f"salesstream report: {NO_WINDOW_YET}", file=sys.stderr)
     else:
         print_tables(report, Console())
     return 0
@@ -57,23 +79,13 @@ def _scan(dynamodb: Any, table: str) -> Iterable[dict[str, Any]]:
 
 
 def print_tables(report: dict[str, Any], console: Console) -> None:
-    shards = Table(
-        "shard",
-        "currency",
-        "orders",
-        "refunds",
-        "net sales",
-        "events",
-        "duplicates",
-        "conflicts",
-        "quarantined",
-        "segments",
-        title="running totals per shard",
-    )
+    if not report["shards"]:
+        console.print(NO_WINDOW_YET)
+        return
+    rows = []
     for shard_id, shard in sorted(report["shards"].items()):
         counters = [str(shard.get(name, 0)) for name in SHARD_COUNTERS]
-        rows = sorted(shard["currencies"].items()) or [("-", None)]
-        for currency, totals in rows:
+        for currency, totals in sorted(shard["currencies"].items()) or [("-", None)]:
             amounts = (
                 ["", "", ""]
                 if totals is None
@@ -83,17 +95,29 @@ def print_tables(report: dict[str, Any], console: Console) -> None:
                     format_minor(totals["net_sales_minor"], currency),
                 ]
             )
-            shards.add_row(shard_id, currency, *amounts, *counters)
+            rows.append([shard_id, currency, *amounts, *counters])
             shard_id, counters = "", [""] * len(SHARD_COUNTERS)
-    console.print(shards)
-    stores = Table("store", "currency", "orders", "refunds", "net sales", title="net sales per store")
-    for store_id, by_currency in sorted(report["stores"].items()):
-        for currency, totals in sorted(by_currency.items()):
-            stores.add_row(
-                store_id,
-                currency,
-                str(totals["orders"]),
-                str(totals["refunds"]),
-                format_minor(totals["net_sales_minor"], currency),
-            )
-    console.print(stores)
+    print_table(
+        console,
+        "running totals per shard",
+        ["shard", "currency", *map(number, ("orders", "refunds", "net sales", *SHARD_COUNTERS))],
+        rows,
+        keys=2,
+    )
+    stores = [
+        [
+            store_id,
+            currency,
+            str(totals["orders"]),
+            str(totals["refunds"]),
+            format_minor(totals["net_sales_minor"], currency),
+        ]
+        for store_id, by_currency in sorted(report["stores"].items())
+        for currency, totals in sorted(by_currency.items())
+    ]
+    print_table(
+        console,
+        "net sales per store",
+        ["store", "currency", *map(number, ("orders", "refunds", "net sales"))],
+        stores,
+    )

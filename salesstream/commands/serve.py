@@ -3,7 +3,7 @@
 
 Requests become API Gateway HTTP API (payload 2.0) events for the template's ApiFunction handler,
 run in this process (salesstream/local_api.py). The lag in `GET /shards` comes from the local
-runtime's stats file (var/runtime-stats.json), which `up` and `consume` write.
+runtime's stats file (`<home>/runtime-stats.json`), which `up` and `consume` write.
 """
 
 from __future__ import annotations
@@ -14,8 +14,15 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from salesstream.commands.common import CommandError, add_endpoint_arguments, add_template_arguments, session
-from salesstream.commands.consume import STATS_FILE
+from salesstream.commands.common import (
+    CommandError,
+    add_command,
+    add_endpoint_arguments,
+    add_template_arguments,
+    port,
+    session,
+    stats_file,
+)
 
 if TYPE_CHECKING:
     import argparse
@@ -25,7 +32,7 @@ if TYPE_CHECKING:
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--port", type=port, default=0, help="port on 127.0.0.1 (default: a free one)")
 
 
 def start_api(template: Template, port: int) -> LocalHttpApi:
@@ -35,7 +42,7 @@ def start_api(template: Template, port: int) -> LocalHttpApi:
     from salesstream.local_api import LocalHttpApi, NoRoutes
     from salesstream.runtime import RuntimeConfigError
 
-    os.environ["RUNTIME_STATS_FILE"] = str(STATS_FILE.resolve())
+    os.environ["RUNTIME_STATS_FILE"] = str(stats_file().resolve())
     try:
         return LocalHttpApi.from_template(template, port=port).start()
     except (NoRoutes, RuntimeConfigError) as error:
@@ -45,10 +52,22 @@ def start_api(template: Template, port: int) -> LocalHttpApi:
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("serve", help="serve the API and the live dashboard on 127.0.0.1")
+    parser = add_command(
+        subparsers,
+        "serve",
+        "serve the API and the live dashboard on 127.0.0.1",
+        "Serve the template's HTTP API and the dashboard for the running stack (`salesstream up` "
+        "already does unless --no-serve). Prints one JSON line with the URL.",
+        [("on a free port", ""), ("on a fixed port", "--port 8080")],
+    )
     add_endpoint_arguments(parser)
     add_template_arguments(parser)
     add_serve_arguments(parser)
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="stdout is one JSON line either way (accepted, like every command's --json)",
+    )
     parser.set_defaults(run=run)
 
 

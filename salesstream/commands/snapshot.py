@@ -5,14 +5,22 @@ reconciliation finds an unexplained difference. See docs/batch-layer.md."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.table import Table
 
-from salesstream.commands.common import CommandError, add_endpoint_arguments, add_template_arguments, session
+from salesstream.commands.common import (
+    CommandError,
+    add_command,
+    add_endpoint_arguments,
+    add_template_arguments,
+    load_as_function,
+    positive_float,
+    print_json,
+    session,
+)
 from salesstream.commands.reconcile import as_json, print_reconciliation
+from salesstream.commands.tables import print_table, text
 from salesstream.core.batch import SnapshotInfo, Status, shard_horizon_to_json
 from salesstream.core.windows import rfc3339
 
@@ -21,26 +29,36 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "snapshot", help="recompute the totals from the event archive, then reconcile"
+    parser = add_command(
+        subparsers,
+        "snapshot",
+        "recompute the totals from the event archive, then reconcile",
+        "The batch layer's job, run now: recompute the totals from the raw archive up to the "
+        "horizon (continuing an unfinished snapshot), then reconcile them with the speed layer. "
+        "Exit 1 when the reconciliation finds an unexplained difference.",
+        [("snapshot and reconcile", ""), ("at most 30 s now, the rest next time", "--time-budget 30")],
     )
     add_endpoint_arguments(parser)
     add_template_arguments(parser)
     parser.add_argument("--no-reconcile", action="store_true", help="only the snapshot")
     parser.add_argument(
-        "--time-budget", type=float, metavar="SECONDS", help="stop after this long; the next run continues"
+        "--time-budget",
+        type=positive_float,
+        metavar="SECONDS",
+        help="stop after this long; the next run continues",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from consumers.batch.reconcile import Reconciler
-    from consumers.batch.resources import BatchResources
-    from consumers.batch.runs import SnapshotBusy
-    from consumers.batch.snapshot import SnapshotJob
-
     with session(args, start_embedded=False) as current:
+        load_as_function(current.template, "SnapshotFunction", "consumers.batch.snapshot")
+        from consumers.batch.reconcile import Reconciler
+        from consumers.batch.resources import BatchResources
+        from consumers.batch.runs import SnapshotBusy
+        from consumers.batch.snapshot import SnapshotJob
+
         resources = BatchResources.from_template(current.endpoint, current.template)
         try:
             outcome = SnapshotJob(resources).run(time_budget_seconds=args.time_budget)
@@ -54,13 +72,16 @@ def run(args: argparse.Namespace) -> int:
         cursor = outcome.cursor
         where = f"{cursor.phase.value}, after {cursor.after_key or 'the start'}" if cursor else "?"
         message = f"snapshot paused ({where}); run `salesstream snapshot` again to continue"
-        print(json.dumps({"finished": False, "message": message})) if args.json else console.print(message)
+        if args.json:
+            print_json({"finished": False, "message": message})
+        else:
+            console.print(message)
         return 0
     if args.json:
         document: dict[str, Any] = {"finished": True, "snapshot": snapshot_json(outcome.snapshot)}
         if reconciliation is not None:
             document["reconciliation"] = as_json(reconciliation)
-        print(json.dumps(document, sort_keys=True))
+        print_json(document)
     else:
         print_snapshot(outcome.snapshot, console, resumed=outcome.resumed)
         if reconciliation is not None:
@@ -87,10 +108,20 @@ def print_snapshot(snapshot: SnapshotInfo, console: Console, *, resumed: bool) -
         f"snapshot {snapshot.snapshot_id}{' (continued)' if resumed else ''}: "
         f"{snapshot.counts.get('events', 0)} events up to {rfc3339(snapshot.horizon_ms)} in {seconds:.1f} s"
     )
-    table = Table("shard", "state", "complete up to", "last archived sequence", title="horizon per shard")
-    for shard in snapshot.shards:
-        complete = "for ever (closed)" if shard.horizon_ms is None else rfc3339(shard.horizon_ms)
-        table.add_row(shard.shard_id, shard.state.value, complete, shard.last_archived_sequence or "-")
-    console.print(table)
+    rows = [
+        [
+            shard.shard_id,
+            shard.state.value,
+            "for ever (closed)" if shard.horizon_ms is None else rfc3339(shard.horizon_ms),
+            shard.last_archived_sequence or "-",
+        ]
+        for shard in snapshot.shards
+    ]
+    print_table(
+        console,
+        "horizon per shard",
+        ["shard", "state", "complete up to", text("last archived sequence")],
+        rows,
+    )
     counts = ", ".join(f"{name} {value}" for name, value in snapshot.counts.items())
     console.print(f"counts: {counts}")

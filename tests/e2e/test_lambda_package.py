@@ -6,6 +6,9 @@ where every AWS call each makes is one its own role allows.
 A package with aarch64 wheels cannot be imported on this x86_64 machine (pydantic-core's
 compiled part), so the import runs on a build with the host's wheels: the same modules, the same
 pinned versions, another wheel platform.
+
+Marked `package` and left out of `make test`: it downloads aws-sam-cli (~340 MB, `make sam`,
+into .venv-sam) and each function's pinned wheels from PyPI. `make test-package` runs it.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from salesstream.runtime.schedules import schedules_of
 from salesstream.template import Template, load_template_document
 from tests.api_support import net_by_store
 from tests.window_events import Shard, kpl, order
+
+pytestmark = pytest.mark.package
 
 ROOT = Path(__file__).parents[2]
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
