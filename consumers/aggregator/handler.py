@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from salesstream.clients import CLIENT_CONFIG
 from salesstream.core.aggregation import StateLayoutChanged, WindowState, segment_of
 from salesstream.core.dedup import DedupIndex
 from salesstream.core.lambda_events import BatchItemFailure, KinesisTimeWindowEvent, TimeWindowEventResponse
+from salesstream.core.windows import parse_rfc3339
 
 logger = Logger()
 metrics = Metrics()
@@ -211,6 +213,10 @@ def report(
         name="Conflicts", unit=MetricUnit.Count, value=quarantined.get("duplicate_conflict", 0)
     )
     metrics.add_metric(name="StateBytes", unit=MetricUnit.Bytes, value=state_bytes)
+    if persisted is not None and window_event.isFinalInvokeForWindow:
+        # the window's totals are written: how fresh the speed layer is (the operators' dashboard)
+        visible_ms = time.time() * 1000 - parse_rfc3339(window_event.window.end)
+        metrics.add_metric(name="WindowEndToVisibleMs", unit=MetricUnit.Milliseconds, value=visible_ms)
     if state.lateness.count:
         metrics.add_metric(
             name="WindowLatenessMaxMs", unit=MetricUnit.Milliseconds, value=state.lateness.max_ms
