@@ -53,13 +53,13 @@ def _orders_per_minute(windows: list[Row], newest_end: int) -> dict[str, Any]:
     recent = [row for row in windows if isinstance(row.period, tuple) and row.period[0] >= since]
     first_start = min(row.period[0] for row in recent if isinstance(row.period, tuple))
     orders = sum(row.totals.orders for row in recent)
-    minutes = (newest_end - first_start) / 60_000
+    seconds = (newest_end - first_start) / 1000  # windows start on whole seconds: exact
     return {
-        "value": round(orders / minutes, 1),
+        "value": round(orders * 60 / seconds, 1),
         "orders": orders,
         "from": rfc3339(first_start),
         "to": rfc3339(newest_end),
-        "minutes": round(minutes, 3),
+        "seconds": seconds,
     }
 
 
