@@ -18,7 +18,9 @@ def window(start_minutes_ago: float, store: str, currency: str, orders: int, net
 
 
 def day(store: str, currency: str, orders: int, gross: int, refunds: int = 0) -> Row:
-    return Row("2026-12-03", store, currency, {Source.BATCH: Totals(orders, 1 if refunds else 0, gross, refunds)})
+    return Row(
+        "2026-12-03", store, currency, {Source.BATCH: Totals(orders, 1 if refunds else 0, gross, refunds)}
+    )
 
 
 def test_today_is_summed_per_currency_and_per_store_in_every_currency() -> None:
