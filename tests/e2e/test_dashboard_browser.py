@@ -292,14 +292,16 @@ def test_at_phone_width_nothing_overflows_sideways(
     wait_for("the headline", lambda: headline(page))
     widths = page.evaluate(
         "() => ({ page: document.documentElement.scrollWidth, body: document.body.scrollWidth,"
-        " screen: window.innerWidth, chart: document.querySelector('#chart canvas').getBoundingClientRect().right })"
+        " screen: window.innerWidth,"
+        " chart: document.querySelector('#chart canvas').getBoundingClientRect().right })"
     )
     assert widths["screen"] == PHONE["width"]
     assert max(widths["page"], widths["body"], widths["chart"]) <= PHONE["width"], widths
     # the headline cards stack: each as wide as the screen allows
     cards = page.locator("section.card").all()
     tops = [card.bounding_box()["y"] for card in cards]
-    assert tops == sorted(tops) and len(set(tops)) == len(tops)
+    assert tops == sorted(tops)
+    assert len(set(tops)) == len(tops)
     assert not errors, errors
     shot(page, "dashboard-phone.png", capsys)
     page.close()
