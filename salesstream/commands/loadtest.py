@@ -41,6 +41,12 @@ QUIET_HANDLERS: Final = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_
 DEFAULTS: Final = {"shards": 12, "window_seconds": 60, "rate": 20_000, "stores": 1_000}
 
 
+def _baseline(text: str) -> Any:
+    from load_tests.report import baseline_argument  # imported when the flag is given: a fast CLI
+
+    return baseline_argument(text)
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "loadtest", help="drive a POS fleet through the pipeline at a chosen rate; measure, check, draw"
@@ -95,6 +101,12 @@ def register(subparsers: Any) -> None:
     out = parser.add_argument_group("output")
     out.add_argument("--run-id", help="default: random; salts the event ids")
     out.add_argument("--out", type=Path, help="report folder (default reports/loadtest-<run id>)")
+    out.add_argument(
+        "--baseline",
+        type=_baseline,
+        metavar="REPORT_JSON",
+        help="compare with an earlier run's report.json",
+    )
     parser.add_argument(
         "--emulator-in-process",
         action="store_true",
@@ -184,8 +196,8 @@ def run(args: argparse.Namespace) -> int:
             report = test.run()
         except LoadTestError as error:
             raise CommandError(str(error)) from error
-    page = write_report(report, folder)
-    print_summary(report, console)
+    page = write_report(report, folder, args.baseline)
+    print_summary(report, console, args.baseline)
     console.print(f"report: {folder / 'report.json'} and {page}")
     if report.faults is not None and not report.faults.passed:
         console.print(f"[bold red]FAULT RUN FAILED[/]: {'; '.join(report.faults.failures)}")
