@@ -138,7 +138,7 @@ def test_a_baseline_that_is_not_a_report_is_refused_with_the_reason(tmp_path: Pa
     wrong.write_text('{"run": {}}')
     with pytest.raises(BaselineError, match=r"wrong.json is not a load test's report.json \(\d+ problem"):
         load_baseline(wrong)
-    with pytest.raises(argparse.ArgumentTypeError, match="cannot read the baseline .*missing.json"):
+    with pytest.raises(argparse.ArgumentTypeError, match=r"cannot read the baseline .*missing\.json"):
         baseline_argument(str(tmp_path / "missing.json"))
     assert baseline_argument(str(REPORT)).run.run_id == "d4a3edbcf0c4"
 
