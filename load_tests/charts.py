@@ -51,7 +51,7 @@ def _throughput(report: LoadTestReport, path: Path) -> None:
     rates.axhline(report.throughput.offered_rate, color="grey", linestyle=":", label="offered rate")
     rates.set_ylabel("events per second")
     rates.set_title("Throughput")
-    rates.legend(loc="lower right", fontsize="small")
+    rates.legend(loc="lower center", fontsize="small", ncol=3)  # rates dip to 0 only at the ends
     for label, values in series:
         totals.plot(times, values, label=label)
     totals.set_ylabel("events so far")
@@ -120,7 +120,6 @@ def _lag(report: LoadTestReport, path: Path) -> str:
     age.set_ylabel("iterator age (ms)")
     age.set_title("Consumer lag per shard: oldest record read but not yet done")
     age.grid(color="#e5e5e5")
-    age.legend(fontsize="x-small", ncol=min(4, max(1, len(shards))), loc="upper left")
     caption = ""
     if behind_seen:
         behind = panels[1][0]
@@ -134,7 +133,17 @@ def _lag(report: LoadTestReport, path: Path) -> str:
             "GetRecords' MillisBehindLatest was 0 throughout on every shard (moto reports 0 whenever a "
             "read returns everything), so it is not drawn."
         )
-    panels[-1][0].set_xlabel("seconds since the first event")
+    bottom = panels[-1][0]
+    bottom.set_xlabel("seconds since the first event")
+    # below the x axis, so no line runs under it
+    bottom.legend(
+        *age.get_legend_handles_labels(),
+        fontsize="x-small",
+        ncol=min(4, max(1, len(shards))),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.22),
+        frameon=False,
+    )
     _save(figure, path)
     return caption
 
@@ -156,11 +165,12 @@ def _shards(report: LoadTestReport, path: Path) -> None:
     axis.grid(axis="y", color="#e5e5e5")
     axis.set_axisbelow(True)
     axis.set_title("Write load per shard")
-    axis.legend(fontsize="small", loc="upper right")
+    # below the shard ids: clear of the bars and of the limit line, however high they go
+    axis.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3, frameon=False)
     _save(figure, path)
 
 
 def _save(figure: plt.Figure, path: Path) -> None:
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, dpi=100, bbox_inches="tight")  # legends placed outside the axes included
     plt.close(figure)
