@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -32,6 +33,7 @@ from salesstream.clients import CLIENT_CONFIG
 from salesstream.core.aggregation import StateLayoutChanged, WindowState, segment_of
 from salesstream.core.dedup import DedupIndex
 from salesstream.core.lambda_events import BatchItemFailure, KinesisTimeWindowEvent, TimeWindowEventResponse
+from salesstream.core.windows import parse_rfc3339
 
 logger = Logger()
 metrics = Metrics()
@@ -190,6 +192,10 @@ def report(
         name="Conflicts", unit=MetricUnit.Count, value=quarantined.get("duplicate_conflict", 0)
     )
     metrics.add_metric(name="StateBytes", unit=MetricUnit.Bytes, value=state_bytes)
+    if persisted is not None and window_event.isFinalInvokeForWindow:
+        # the window's totals are written: how fresh the speed layer is (the operators' dashboard)
+        visible_ms = time.time() * 1000 - parse_rfc3339(window_event.window.end)
+        metrics.add_metric(name="WindowEndToVisibleMs", unit=MetricUnit.Milliseconds, value=visible_ms)
     if state.lateness.count:
         metrics.add_metric(
             name="WindowLatenessMaxMs", unit=MetricUnit.Milliseconds, value=state.lateness.max_ms

@@ -2,8 +2,10 @@
 
 `GET /sales` merges the batch view (up to the snapshot horizon) with the speed layer (after it),
 `GET /shards` gives the running totals per shard and the consumers' lag, `GET /reconciliation`
-the latest reconciliation, `GET /` the dashboard page that shows all three. Settings, clients and
-readers live once per process; the route functions only translate between HTTP and them.
+the latest reconciliation, `GET /summary` the dashboard's headline figures, `GET /` the dashboard
+page that shows them all. Settings, clients and readers live once per process; the route functions
+only translate between HTTP and them. When the data stores cannot be read the answer is 503 with
+the cause, so the page can say what is wrong.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib.resources import files
 from typing import Any, Final
@@ -24,14 +26,16 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
+from botocore.exceptions import BotoCoreError, ClientError
 
 from consumers.aggregator.layout import SHARD_COUNTERS
 from consumers.api.batch import reconciliation_json, snapshot_rows, sources_of
 from consumers.api.lag import CloudWatchLag, LagSource, RuntimeStatsLag
-from consumers.api.merge import merge
-from consumers.api.query import BadRequest, SalesQuery, parse_sales_query
+from consumers.api.merge import Page, Row, merge
+from consumers.api.query import DAY_MS, BadRequest, Granularity, SalesQuery, parse_sales_query
 from consumers.api.settings import ApiSettings
 from consumers.api.speed import SpeedLayer
+from consumers.api.summary import RATE_SPAN_MS, summarize
 from consumers.batch.views import BatchViews
 from salesstream.clients import CLIENT_CONFIG
 from salesstream.core.currencies import minor_unit_exponent
@@ -39,18 +43,28 @@ from salesstream.core.windows import parse_rfc3339, rfc3339
 
 logger = Logger()
 app = APIGatewayHttpResolver()
-ROUTES: Final = ("GET /", "GET /sales", "GET /shards", "GET /reconciliation")
+ROUTES: Final = ("GET /", "GET /sales", "GET /summary", "GET /shards", "GET /reconciliation")
+# the page inlines the vendored chart library (uPlot, MIT): one self-contained answer, no build step
+VENDORED: Final = ("uplot.min.css", "uplot.min.js", "uplot.LICENSE.txt")
 
 
 def _dashboard() -> tuple[str, str]:
-    """The page, and a Content-Security-Policy that allows its one inline script and nothing
-    from elsewhere."""
-    page = files("consumers.api").joinpath("dashboard.html").read_text(encoding="utf-8")
-    (script,) = re.findall(r"<script>(.*?)</script>", page, flags=re.DOTALL)
-    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
-    policy = (
-        f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; connect-src 'self'"
+    """The page with the chart library inlined, and a Content-Security-Policy that allows its
+    inline scripts and nothing from elsewhere."""
+    folder = files("consumers.api")
+    style, library, licence = (folder.joinpath(name).read_text(encoding="utf-8") for name in VENDORED)
+    page = (
+        folder.joinpath("dashboard.html")
+        .read_text(encoding="utf-8")
+        .replace("<!--vendor:uplot.min.css-->", f"<style>{style}</style>")
+        .replace("<!--vendor:uplot.min.js-->", f"<script>/*!\n{licence}*/\n{library}</script>")
     )
+    digests = [
+        base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+        for script in re.findall(r"<script>(.*?)</script>", page, flags=re.DOTALL)
+    ]
+    scripts = " ".join(f"'sha256-{digest}'" for digest in digests)
+    policy = f"default-src 'none'; script-src {scripts}; style-src 'unsafe-inline'; connect-src 'self'"
     return page, policy
 
 
@@ -100,22 +114,41 @@ class Api:
 
     def sales(self, query: SalesQuery) -> dict[str, Any]:
         snapshot = self.views.latest_snapshot()
+        return {
+            **query.describe(),
+            "window_seconds": self.settings.window_seconds,
+            "sources": sources_of(snapshot),
+            **self._page(query).as_json(),
+        }
+
+    def _page(self, query: SalesQuery) -> Page:
+        snapshot = self.views.latest_snapshot()
         horizon = snapshot.horizon_ms if snapshot is not None else None
         window_ms = self.settings.window_seconds * 1000
         low, high = query.window_starts() or (0, self.now_ms() + window_ms)
         if horizon is not None:  # the speed layer answers for windows ending after the horizon only
             low = max(low, horizon - window_ms + 1)
-        page = merge(
+        return merge(
             query,
             horizon,
             snapshot_rows(self.views, snapshot, query) if snapshot is not None else (),
             self.speed.rows(low, high),
         )
+
+    def _all_rows(self, query: SalesQuery) -> list[Row]:
+        """Every row the query selects, in one pass (no page limit: the summary's own queries)."""
+        return self._page(replace(query, limit=2**62)).rows
+
+    def summary(self) -> dict[str, Any]:
+        now = self.now_ms()
+        midnight = now - now % DAY_MS  # today, UTC
+        day = SalesQuery(Granularity.DAY, from_ms=midnight, to_ms=midnight + DAY_MS)
+        # windows of the last 10 minutes: orders per minute over the 5 up to the newest closed one
+        recent_from = now - 2 * RATE_SPAN_MS - self.settings.window_seconds * 1000
+        windows = SalesQuery(Granularity.WINDOW, from_ms=recent_from, to_ms=now)
         return {
-            **query.describe(),
+            **summarize(day.from_day, self._all_rows(day), self._all_rows(windows), now),
             "window_seconds": self.settings.window_seconds,
-            "sources": sources_of(snapshot),
-            **page.as_json(),
         }
 
     def shards(self) -> dict[str, Any]:
@@ -176,6 +209,12 @@ def sales() -> dict[str, Any]:
     return current.sales(parse_sales_query(app.current_event.query_string_parameters, current.now_ms()))
 
 
+@app.get("/summary")
+def summary() -> dict[str, Any]:
+    _no_parameters()
+    return api().summary()
+
+
 @app.get("/shards")
 def shards() -> dict[str, Any]:
     _no_parameters()
@@ -191,6 +230,15 @@ def reconciliation() -> dict[str, Any]:
 @app.exception_handler(BadRequest)
 def bad_request(error: BadRequest) -> Response[str]:
     return _error(400, "bad_request", str(error))
+
+
+@app.exception_handler(BotoCoreError)
+@app.exception_handler(ClientError)
+def backend_unavailable(error: BotoCoreError | ClientError) -> Response[str]:
+    """The tables or the bucket could not be read (the emulator stopped, a table deleted, access
+    denied): 503 with the cause, logged with its traceback, instead of API Gateway's bare 500."""
+    logger.exception("the API could not read its data", extra={"route": app.current_event.path})
+    return _error(503, "backend_unavailable", f"the API cannot read its data: {error}")
 
 
 @app.not_found

@@ -34,9 +34,9 @@ PYTHON_VERSION: Final = "3.11"
 # Lambda's arm64 and x86_64 run Amazon Linux 2023 (glibc 2.34): manylinux2014 wheels run there.
 WHEEL_PLATFORMS: Final = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
 _NOT_PACKED: Final = ("bin", "__pycache__")  # console scripts of the wheels, bytecode
-# Data files a packed package reads at run time (the API's dashboard.html), as pyproject.toml's
-# [tool.setuptools.package-data] ships them in the wheel.
-PACKAGE_DATA: Final = ("*.html", "*.json", "*.yaml")
+# Data files a packed package reads at run time (the API's dashboard page, its vendored chart
+# library and its licence), as pyproject.toml's [tool.setuptools.package-data] ships them.
+PACKAGE_DATA: Final = ("*.html", "*.json", "*.yaml", "*.js", "*.css", "*.txt")
 
 
 class PackagingError(RuntimeError):

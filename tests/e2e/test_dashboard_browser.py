@@ -1,8 +1,13 @@
 """The dashboard in a real headless browser (Debian's chromium driven by playwright), on the whole
 pipeline through the CLI: `salesstream up` (consumers with 2-second windows, API and dashboard),
-`salesstream produce`, `salesstream snapshot`. The page loads, shows the numbers the API returns
-(the batch view's up to the snapshot horizon, the speed layer's after it, the reconciliation),
-and updates by itself when new windows close. The screenshot goes to reports/dashboard.png.
+`salesstream produce`, `salesstream snapshot`, and a second `salesstream serve` for the same stack.
+
+At desktop width the page shows what the API returns (the headline figures of `/summary`, the
+stores' day totals in every currency, the chart's stores, the reconciliation), answers a hover
+with values, marks the snapshot horizon and follows new windows without a reload. At phone width
+(390 px) nothing overflows the screen sideways. When the emulator stops, the error panel names
+the cause; when the server stops too, it says the server does not answer. The screenshots go to
+docs/images/ (docs/dashboard.md shows them).
 
 Chromium is found at $SALESSTREAM_CHROMIUM, on PATH, or at /usr/bin/chromium (`.ci/run` installs
 it). When it is missing the test fails if SALESSTREAM_REQUIRE_BROWSER is set (CI sets it) and is
@@ -13,24 +18,28 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from salesstream.core.currencies import format_minor
-from tests.api_support import all_rows, get_json, net_by_store
+from tests.api_support import all_rows, call, get_json, net_by_store
 
 ROOT = Path(__file__).parents[2]
-SCREENSHOT = ROOT / "reports" / "dashboard.png"
+IMAGES = ROOT / "docs" / "images"
 STAGE = "e2edash"
 COMMON = ("--stage", STAGE, "--shards", "2", "--window-seconds", "2")  # every command: the same template
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "POWERTOOLS_LOG_LEVEL": "WARNING"}
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -64,34 +73,74 @@ def wait_for(what: str, check: Callable[[], Any], seconds: float = 60) -> Any:
         time.sleep(0.5)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    """`salesstream up` in its own folder, 2-second windows; its stdout (one JSON line, then the
-    handlers' metrics) goes to a file so a full pipe never stalls it."""
-    home = tmp_path_factory.mktemp("dashboard")
-    out = home / "up.out"
-    with out.open("w") as stdout, (home / "up.err").open("w") as stderr:
+@dataclass
+class Stack:
+    home: Path
+    env: dict[str, str]
+    base: str  # the API of `salesstream up`
+    up: subprocess.Popen[str]
+
+
+def start(home: Path, env: dict[str, str], *command: str) -> tuple[subprocess.Popen[str], str]:
+    """A long-running command whose stdout (one JSON line with `api_url`, then the handlers'
+    metrics) goes to a file so a full pipe never stalls it."""
+    out = home / f"{command[0]}.out"
+    with out.open("w") as stdout, (home / f"{command[0]}.err").open("w") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "salesstream", "up", *COMMON],
+            [sys.executable, "-m", "salesstream", *command, *COMMON],
             cwd=home,
-            env=ENV,
+            env=env,
             stdout=stdout,
             stderr=stderr,
             text=True,
         )
-    try:
-        line = wait_for("salesstream up to be ready", lambda: "\n" in out.read_text() and out.read_text())
-        yield home, json.loads(line.splitlines()[0])["api_url"]
-    finally:
+    line = wait_for(
+        f"salesstream {command[0]} to be ready", lambda: "\n" in out.read_text() and out.read_text()
+    )
+    return process, str(json.loads(line.splitlines()[0])["api_url"])
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
         process.terminate()
         process.wait(timeout=30)
 
 
-def salesstream(home: Path, *args: str) -> str:
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """`salesstream up` in its own folder (its stack record there too), 2-second windows."""
+    home = tmp_path_factory.mktemp("dashboard")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "SALESSTREAM_HOME": str(home / "var"),
+    }
+    up, base = start(home, env, "up")
+    try:
+        yield Stack(home, env, base, up)
+    finally:
+        stop(up)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    executable = chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def salesstream(stack: Stack, *args: str) -> str:
     run = subprocess.run(
         [sys.executable, "-m", "salesstream", *args, *COMMON, "--json"],
-        cwd=home,
-        env=ENV,
+        cwd=stack.home,
+        env=stack.env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -101,8 +150,8 @@ def salesstream(home: Path, *args: str) -> str:
     return run.stdout
 
 
-def produce(home: Path, seed: int) -> dict[tuple[str, str], int]:
-    result = json.loads(salesstream(home, "produce", "--count", "300", "--stores", "5", "--seed", str(seed)))
+def produce(stack: Stack, seed: int) -> dict[tuple[str, str], int]:
+    result = json.loads(salesstream(stack, "produce", "--count", "300", "--stores", "5", "--seed", str(seed)))
     return {(row["store_id"], row["currency"]): row["net_minor"] for row in result["tally"]}
 
 
@@ -122,30 +171,48 @@ def settled(base: str, tally: dict[tuple[str, str], int]) -> bool:
     return idle and net_by_store(all_rows(base, "granularity=window")) == tally
 
 
-def expected_store_table(rows: list[dict[str, Any]]) -> list[list[str]]:
-    """The per-store table the page must show for these API rows."""
-    stores: dict[tuple[str, str], list[int]] = {}
-    sources: dict[tuple[str, str], set[str]] = {}
-    for row in rows:
-        key = (row["store_id"], row["currency"])
-        seen = stores.setdefault(key, [0, 0, 0, 0])
-        for i, name in enumerate(("orders", "refunds", "net_minor")):
-            seen[i] += row[name]
-        seen[3] += 1
-        sources.setdefault(key, set()).update(row["source"].split("+"))
-    table = []
-    for (store, currency), (orders, refunds, net, windows) in sorted(stores.items()):
-        source = "+".join(sorted(sources[store, currency]))
-        table.append(
-            [store, currency, str(orders), str(refunds), format_minor(net, currency), str(windows), source]
-        )
-    return table
+def open_page(browser: Any, base: str, viewport: dict[str, int]) -> tuple[Any, list[str]]:
+    page = browser.new_page(viewport=viewport)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{base}/?refresh=1")
+    page.wait_for_selector("body[data-refreshes]")
+    return page, errors
 
 
-def page_store_table(page: Any) -> list[list[str]]:
+def rate_text(value: float) -> str:
+    """How the page writes orders per minute: at most one decimal, thousands separated."""
+    return f"{value:,.1f}".removesuffix(".0")
+
+
+def headline(page: Any) -> dict[str, str]:
+    figures = page.locator("[data-testid=today] [data-currency]")
+    return {
+        figures.nth(i).get_attribute("data-currency"): figures.nth(i).inner_text()
+        for i in range(figures.count())
+    }
+
+
+def expected_headline(summary: dict[str, Any]) -> dict[str, str]:
+    return {code: totals["net"] for code, totals in summary["today"].items()}
+
+
+def store_table(page: Any) -> list[list[str]]:
     return [
         [cell.strip() for cell in row.locator("td").all_inner_texts()]
         for row in page.locator("tbody#stores tr").all()
+    ]
+
+
+def expected_store_table(summary: dict[str, Any]) -> list[list[str]]:
+    codes = list(summary["currencies"])
+    return [
+        [
+            store["store_id"],
+            *(store["currencies"][c]["net"] if c in store["currencies"] else "" for c in codes),
+            str(sum(t["orders"] for t in store["currencies"].values())),
+        ]
+        for store in summary["stores"]
     ]
 
 
@@ -153,67 +220,137 @@ def chart_windows(page: Any) -> int:
     return int(page.locator("[data-testid=chart]").get_attribute("data-windows") or 0)
 
 
-def test_the_dashboard_shows_what_the_api_returns_and_follows_new_windows(
-    stack: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+def test_the_dashboard_shows_the_apis_figures_answers_hovers_and_follows_new_windows(
+    stack: Stack, browser: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    executable = chromium()
-    from playwright.sync_api import sync_playwright
-
-    home, base = stack
-    first = produce(home, seed=21)
+    base = stack.base
+    first = produce(stack, seed=21)
     wait_for("the consumers to settle", lambda: settled(base, first))
     time.sleep(2.5)  # the snapshot's horizon stops 2 s short of now (clock slack)
-    snapshot = json.loads(salesstream(home, "snapshot"))
+    snapshot = json.loads(salesstream(stack, "snapshot"))
     assert snapshot["reconciliation"]["summary"]["status"] == "clean"
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(f"{base}/?refresh=1")
-            page.wait_for_selector("body[data-refreshes]")
+    page, errors = open_page(browser, base, DESKTOP)
+    # the headline figures: the API's, which are the day rows of /sales added up
+    summary = get_json(f"{base}/summary")
+    today = datetime.now(UTC).date()
+    day_rows = all_rows(base, f"granularity=day&from={today}&to={today + timedelta(days=1)}")
+    for code, totals in summary["today"].items():
+        assert totals["net_minor"] == sum(r["net_minor"] for r in day_rows if r["currency"] == code)
+    wait_for("the headline to show the API's figures", lambda: headline(page) == expected_headline(summary))
+    assert len(summary["today"]) >= 2  # the fleet sells in several currencies: all of them are shown
+    rate = summary["orders_per_minute"]
+    assert page.locator("[data-testid=orders-per-minute]").inner_text() == rate_text(rate["value"])
+    assert f"{rate['orders']:,} orders from" in page.locator("[data-testid=orders-note]").inner_text()
+    assert store_table(page) == expected_store_table(summary)
+    assert re.fullmatch(
+        r"updated \d+ s ago · newest sales shown \d+ s ago · refreshes every 1 s",
+        page.locator("[data-testid=freshness]").inner_text(),
+    )
 
-            # the numbers the API returns: rows of the batch view, totals per shard, reconciliation
-            rows = all_rows(base, "granularity=window")
-            assert {row["source"] for row in rows} == {"batch"}
-            wait_for(
-                "the page to show the API's rows",
-                lambda: page_store_table(page) == expected_store_table(rows),
-            )
-            currency = page.locator("[data-testid=currency]").input_value()
-            lines = page.locator("[data-testid=chart] polyline")
-            charted = {lines.nth(i).get_attribute("data-store") for i in range(lines.count())}
-            assert charted == {store for store, code in first if code == currency}
-            for shard in get_json(f"{base}/shards")["shards"]:
-                for code, totals in shard["currencies"].items():
-                    cells = page.locator(f'tr[data-shard="{shard["shard_id"]}"][data-currency="{code}"] td')
-                    assert cells.nth(4).inner_text() == format_minor(totals["net_sales_minor"], code)
-            assert get_json(f"{base}/reconciliation")["status"] == "clean"
-            assert page.locator("[data-testid=reconciliation] .badge").inner_text() == "clean"
-            snapshot_id = snapshot["snapshot"]["snapshot_id"]
-            assert f"(snapshot {snapshot_id})" in page.locator("[data-testid=sources]").inner_text()
-            windows_before = chart_windows(page)
-            assert windows_before >= 1
+    # the chart: the chosen currency's stores, axes, the horizon, values on hover
+    currency = page.locator("[data-testid=currency]").input_value()
+    chart = page.locator("[data-testid=chart]")
+    charted = set((chart.get_attribute("data-stores") or "").split(","))
+    assert charted == {store for store, code in first if code == currency}
+    assert page.locator("[data-testid=chart] .u-axis").count() == 2
+    assert chart.get_attribute("data-horizon") == "shown"
+    assert (
+        "snapshot " + snapshot["snapshot"]["snapshot_id"]
+        in page.locator("[data-testid=sources]").inner_text()
+    )
+    box = page.locator("[data-testid=chart] .u-over").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    values = page.locator("[data-testid=chart] .u-legend .u-series .u-value").all_inner_texts()
+    assert re.fullmatch(r"\d\d:\d\d:\d\d", values[0]), values  # the window hovered
+    assert all(re.fullmatch(rf"-?[\d,]+(\.\d+)? {currency}", v) for v in values[1:]), values
+    assert page.locator("[data-testid=reconciliation] .badge").inner_text() == "clean"
+    for shard in get_json(f"{base}/shards")["shards"]:
+        for code, totals in shard["currencies"].items():
+            cells = page.locator(f'tr[data-shard="{shard["shard_id"]}"][data-currency="{code}"] td')
+            assert cells.nth(3).inner_text() == format_minor(totals["net_sales_minor"], code)
+    windows_before = chart_windows(page)
+    assert windows_before >= 1
 
-            # new windows close while the page is open: it follows without a reload
-            both = added(first, produce(home, seed=22))
-            wait_for(
-                "the API to hold both runs",
-                lambda: net_by_store(all_rows(base, "granularity=window")) == both,
-            )
-            rows = all_rows(base, "granularity=window")
-            assert {row["source"] for row in rows} == {"batch", "speed"}
-            wait_for("the page to follow", lambda: page_store_table(page) == expected_store_table(rows))
-            assert chart_windows(page) > windows_before
-            assert page.locator("[data-testid=horizon]").count() == 1  # batch on its left, speed on its right
-            assert not errors, errors
+    # new windows close while the page is open: it follows without a reload
+    both = added(first, produce(stack, seed=22))
+    wait_for("the API to hold both runs", lambda: net_by_store(all_rows(base, "granularity=window")) == both)
+    wait_for("the page to follow", lambda: chart_windows(page) > windows_before)
+    summary = get_json(f"{base}/summary")
+    wait_for("the headline to follow", lambda: headline(page) == expected_headline(summary))
+    assert page.locator("[data-testid=error]").is_hidden()
+    assert not errors, errors
+    page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.4)
+    shot(page, "dashboard-desktop.png", capsys)
+    page.close()
 
-            SCREENSHOT.parent.mkdir(exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
-        finally:
-            browser.close()
+
+def test_at_phone_width_nothing_overflows_sideways(
+    stack: Stack, browser: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page, errors = open_page(browser, stack.base, PHONE)
+    wait_for("the headline", lambda: headline(page))
+    widths = page.evaluate(
+        "() => ({ page: document.documentElement.scrollWidth, body: document.body.scrollWidth,"
+        " screen: window.innerWidth,"
+        " chart: document.querySelector('#chart canvas').getBoundingClientRect().right })"
+    )
+    assert widths["screen"] == PHONE["width"]
+    assert max(widths["page"], widths["body"], widths["chart"]) <= PHONE["width"], widths
+    # the headline cards stack: each as wide as the screen allows
+    cards = page.locator("section.card").all()
+    tops = [card.bounding_box()["y"] for card in cards]
+    assert tops == sorted(tops)
+    assert len(set(tops)) == len(tops)
+    assert not errors, errors
+    shot(page, "dashboard-phone.png", capsys)
+    page.close()
+
+
+def test_when_the_backend_is_gone_the_error_panel_names_the_cause(
+    stack: Stack, browser: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    serve, served = start(stack.home, stack.env, "serve")  # the same stack, from its record
+    try:
+        page, errors = open_page(browser, served, DESKTOP)
+        wait_for("the headline", lambda: headline(page))
+        stop(stack.up)  # the emulator (and the pipeline) stop; `serve` goes on
+        endpoint = json.loads((stack.home / "up.out").read_text().splitlines()[0]).get("endpoint", "")
+        answer = call(f"{served}/summary")
+        assert answer.status == 503
+        assert answer.body["error"] == "backend_unavailable"
+        panel = page.locator("[data-testid=error]")
+        panel.wait_for(state="visible", timeout=60_000)
+        cause = page.locator("[data-testid=error-cause]").inner_text()
+        assert cause == answer.body["message"]
+        assert cause.startswith("the API cannot read its data: Could not connect to the endpoint URL")
+        if endpoint:
+            assert endpoint.rstrip("/") in cause
+        assert (
+            "is the emulator (or the stack) still running?"
+            in page.locator("[data-testid=error-hint]").inner_text()
+        )
+        assert "Internal Server Error" not in panel.inner_text()
+        shot(page, "dashboard-error.png", capsys)
+
+        stop(serve)  # now the server is gone too
+        wait_for(
+            "the panel to say the server does not answer",
+            lambda: "does not answer" in page.locator("[data-testid=error-cause]").inner_text(),
+        )
+        assert page.locator("[data-testid=error-cause]").inner_text() == (
+            f"The dashboard's server at {served} does not answer."
+        )
+        assert not errors, errors
+        page.close()
+    finally:
+        stop(serve)
+
+
+def shot(page: Any, name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    path = IMAGES / name
+    page.screenshot(path=str(path), full_page=True)
     with capsys.disabled():
-        print(f"\ndashboard screenshot: {SCREENSHOT}")
-    assert SCREENSHOT.stat().st_size > 10_000
+        print(f"\ndashboard screenshot: {path}")
+    assert path.stat().st_size > 10_000

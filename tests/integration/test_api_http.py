@@ -212,13 +212,57 @@ def test_routes_that_do_not_exist_get_404_and_parameterless_routes_refuse_parame
     assert call(f"{base}/reconciliation?x=").status == 400
 
 
-def test_the_dashboard_page_is_served_with_a_policy_that_allows_only_its_own_script(
+def test_the_dashboard_page_is_served_with_a_policy_that_allows_only_its_own_scripts(
     pipeline: Pipeline, serve: Serve
 ) -> None:
     answer = call(f"{serve(pipeline)}/")
     assert answer.status == 200
     assert answer.headers["content-type"] == "text/html; charset=utf-8"
-    (script,) = re.findall(r"<script>(.*?)</script>", answer.body, flags=re.DOTALL)
-    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
-    assert f"script-src 'sha256-{digest}'" in answer.headers["content-security-policy"]
-    assert "default-src 'none'" in answer.headers["content-security-policy"]
+    library, page_script = re.findall(r"<script>(.*?)</script>", answer.body, flags=re.DOTALL)
+    assert "The MIT License" in library  # the vendored chart library travels with its licence
+    assert "uPlot (v1.6.32)" in library
+    digests = [base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() for s in (library, page_script)]
+    policy = answer.headers["content-security-policy"]
+    assert f"script-src 'sha256-{digests[0]}' 'sha256-{digests[1]}';" in policy
+    assert "default-src 'none'" in policy
+    assert "<!--vendor:" not in answer.body
+
+
+def test_the_summary_gives_the_dashboards_headline_figures_from_the_sales_rows(
+    pipeline: Pipeline, serve: Serve
+) -> None:
+    pipeline.send(pipeline.fleet_events(200, seed=6))
+    pipeline.settle()
+    base = serve(pipeline)
+    summary = get_json(f"{base}/summary")
+    today = datetime.now(UTC).date()
+    assert summary["business_day"] == today.isoformat()
+    days = all_rows(base, f"granularity=day&from={today}&to={today + timedelta(days=1)}")
+    assert days  # the fleet's sales happen now
+    net: dict[str, int] = {}
+    for row in days:
+        net[row["currency"]] = net.get(row["currency"], 0) + row["net_minor"]
+    assert {code: totals["net_minor"] for code, totals in summary["today"].items()} == net
+    assert {s["store_id"] for s in summary["stores"]} == {row["store_id"] for row in days}
+
+    windows = all_rows(base, "granularity=window")
+    newest = max(parse_rfc3339(row["end"]) for row in windows)
+    assert summary["newest_window_end"] == rfc3339(newest)
+    rate = summary["orders_per_minute"]
+    since = parse_rfc3339(rate["from"])
+    assert rate["orders"] == sum(row["orders"] for row in windows if parse_rfc3339(row["start"]) >= since)
+    assert rate["value"] == round(rate["orders"] * 60 / rate["seconds"], 1)
+    assert call(f"{base}/summary?day=1").status == 400
+
+
+def test_when_the_data_cannot_be_read_the_api_answers_503_with_the_cause(
+    pipeline: Pipeline, serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    base = serve(pipeline)
+    for route in ("/summary", "/sales", "/shards", "/reconciliation"):
+        answer = call(f"{base}{route}")
+        assert answer.status == 503, (route, answer.body)
+        assert answer.body["error"] == "backend_unavailable"
+        assert answer.body["message"].startswith("the API cannot read its data: Could not connect")
+        assert "http://127.0.0.1:9" in answer.body["message"]
