@@ -13,7 +13,9 @@ And moto 5.2.5's TransactWriteItems backs itself up for a rollback by deep-copyi
 table once per item of the transaction: a transaction of 100 items on a table of a few thousand
 items (the aggregates table under load) copies it 100 times, seconds of CPU per persisted window
 segment, so the emulator, not the pipeline, was what a load test measured. The fix backs up only
-the items the transaction touches and puts exactly those back when it is cancelled.
+the items the transaction touches and puts exactly those back when it is cancelled, and runs one
+transaction at a time (moto does not isolate concurrent ones; a rollback could undo another's
+write).
 
 Every answer moto gives also runs a regular expression over the whole body to stamp a request id
 into XML; for a JSON answer (a GetRecords of several megabytes) it finds nothing, at about a
@@ -135,14 +137,22 @@ def _not_copying_tables(obj: Any, memo: dict[int, Any] | None = None) -> Any:
     return obj if isinstance(obj, Table) else copy.deepcopy(obj, memo)
 
 
+# moto's server answers in threads and runs a transaction item by item: two transactions on one
+# item at once (segments of several shards adding to one store's total, as mixed-key aggregates
+# make them) would interleave, and a cancelled one would put back copies taken before the other
+# wrote, undoing its ADD. DynamoDB isolates transactions (serializable): so does this lock.
+_TRANSACTIONS_LOCK: Final = threading.Lock()
+
+
 def _item_backups(original: Any) -> Any:
     def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
-        backups = _touched(self, transact_items)
-        try:
-            original(self, transact_items)
-        except Exception:
-            _restore(backups)  # moto "restored" the very same table objects: put the items back
-            raise
+        with _TRANSACTIONS_LOCK:
+            backups = _touched(self, transact_items)
+            try:
+                original(self, transact_items)
+            except Exception:
+                _restore(backups)  # moto "restored" the very same table objects: put the items back
+                raise
 
     return transact_write_items
 
