@@ -36,7 +36,7 @@ from consumers.api.query import DAY_MS, BadRequest, Granularity, SalesQuery, par
 from consumers.api.settings import ApiSettings
 from consumers.api.speed import SpeedLayer
 from consumers.api.summary import RATE_SPAN_MS, summarize
-from consumers.batch.views import BatchViews
+from consumers.batch.views import BatchViews, SnapshotInfo
 from salesstream.clients import CLIENT_CONFIG
 from salesstream.core.currencies import minor_unit_exponent
 from salesstream.core.windows import parse_rfc3339, rfc3339
@@ -118,11 +118,10 @@ class Api:
             **query.describe(),
             "window_seconds": self.settings.window_seconds,
             "sources": sources_of(snapshot),
-            **self._page(query).as_json(),
+            **self._page(query, snapshot).as_json(),
         }
 
-    def _page(self, query: SalesQuery) -> Page:
-        snapshot = self.views.latest_snapshot()
+    def _page(self, query: SalesQuery, snapshot: SnapshotInfo | None) -> Page:
         horizon = snapshot.horizon_ms if snapshot is not None else None
         window_ms = self.settings.window_seconds * 1000
         low, high = query.window_starts() or (0, self.now_ms() + window_ms)
@@ -135,9 +134,9 @@ class Api:
             self.speed.rows(low, high),
         )
 
-    def _all_rows(self, query: SalesQuery) -> list[Row]:
+    def _all_rows(self, query: SalesQuery, snapshot: SnapshotInfo | None) -> list[Row]:
         """Every row the query selects, in one pass (no page limit: the summary's own queries)."""
-        return self._page(replace(query, limit=2**62)).rows
+        return self._page(replace(query, limit=2**62), snapshot).rows
 
     def summary(self) -> dict[str, Any]:
         now = self.now_ms()
@@ -146,8 +145,9 @@ class Api:
         # windows of the last 10 minutes: orders per minute over the 5 up to the newest closed one
         recent_from = now - 2 * RATE_SPAN_MS - self.settings.window_seconds * 1000
         windows = SalesQuery(Granularity.WINDOW, from_ms=recent_from, to_ms=now)
+        snapshot = self.views.latest_snapshot()  # one horizon for both queries
         return {
-            **summarize(day.from_day, self._all_rows(day), self._all_rows(windows), now),
+            **summarize(day.from_day, self._all_rows(day, snapshot), self._all_rows(windows, snapshot), now),
             "window_seconds": self.settings.window_seconds,
         }
 
