@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the project with every extra (local stack, load tests, dev tools)
 
-# MYPY_TESTS=1 type-checks tests/ too (off for now: the test files are not annotated throughout yet).
+# MYPY_TESTS=1 type-checks tests/ too (off for now: the test files still have type errors to fix).
 MYPY_TESTS ?=
 check: lint docs ## what CI runs: ruff, ruff format --check, mypy, cfn-lint, the docs build (--strict), the whole suite
 	$(if $(MYPY_TESTS),$(BIN)/mypy tests)

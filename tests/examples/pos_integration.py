@@ -12,7 +12,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from producer import ProducerResult
-    from salesstream.core.reasons import RejectedEvent
 
 
 def aws_client() -> Any:
@@ -24,15 +23,14 @@ def aws_client() -> Any:
 
 def send_from_the_till(
     client: Any, stream: str, spool: Path, events_from_the_till: Iterable[bytes]
-) -> tuple[ProducerResult, list[RejectedEvent]]:
-    refused: list[RejectedEvent] = []
+) -> ProducerResult:
     # --8<-- [start:usage]
     with Producer(client, stream, spool=spool) as producer:
         for raw in events_from_the_till:  # JSON bytes (the wire format) or an OrderEvent
             refusal = producer.submit(raw)  # None, or a RejectedEvent (.reason, .detail)
-            if refusal is not None:
-                refused.append(refusal)  # counted by reason code and never sent
+            if refusal is not None:  # counted by reason code and never sent
+                print(f"refused: {refusal}")  # never repeats a field value: safe to log
         producer.poll()  # when the till goes quiet: send what lingered
     print(producer.result.model_dump_json())  # what happened, including the tally
     # --8<-- [end:usage]
-    return producer.result, refused
+    return producer.result
