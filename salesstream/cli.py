@@ -19,7 +19,7 @@ import argparse
 import importlib
 import sys
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Final, NoReturn
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -79,11 +79,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from salesstream.commands.common import CommandError
-    from salesstream.template import TemplateError
+# The distributions the local tooling needs beyond the base install (a POS integration that only
+# imports `producer` installs none of them): named in the error instead of a traceback.
+LOCAL_EXTRA: Final = frozenset({"moto", "yaml", "rich", "localstack_client", "shtab"})
 
-    parser = build_parser()
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        from salesstream.commands.common import CommandError
+        from salesstream.template import TemplateError
+
+        parser = build_parser()
+    except ModuleNotFoundError as missing:
+        if (missing.name or "").split(".")[0] not in LOCAL_EXTRA:
+            raise
+        print(
+            f"salesstream: the command line needs the 'local' extra ({missing.name} is not installed): "
+            "pip install 'salesstream[local]'",
+            file=sys.stderr,
+        )
+        return 2
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)

@@ -106,3 +106,16 @@ def test_the_wheel_without_extras_serves_a_pos_integration_without_the_emulator(
     )
     completed = _run([str(python), "-c", probe], tmp_path)
     assert completed.stdout.strip() == "moto,yaml,rich,localstack_client"
+
+    # the command line is local tooling: without its extra it says which one to install
+    cli = subprocess.run(
+        [str(tmp_path / "venv" / "bin" / "salesstream"), "status"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert cli.returncode == 2
+    assert "pip install 'salesstream[local]'" in cli.stderr
+    assert "Traceback" not in cli.stderr
