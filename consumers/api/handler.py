@@ -26,6 +26,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from botocore.exceptions import BotoCoreError, ClientError
 
 from consumers.aggregator.layout import SHARD_COUNTERS
@@ -238,6 +240,10 @@ def backend_unavailable(error: BotoCoreError | ClientError) -> Response[str]:
     """The tables or the bucket could not be read (the emulator stopped, a table deleted, access
     denied): 503 with the cause, logged with its traceback, instead of API Gateway's bare 500."""
     logger.exception("the API could not read its data", extra={"route": app.current_event.path})
+    # the invocation succeeds (a 503 is an answer), so Lambda's Errors miss it: count it here
+    if not is_metrics_disabled():  # single_metric prints at once and ignores the switch itself
+        with single_metric(name="ApiBackendUnavailable", unit=MetricUnit.Count, value=1):
+            pass
     return _error(503, "backend_unavailable", f"the API cannot read its data: {error}")
 
 

@@ -243,6 +243,8 @@ def test_the_dashboard_shows_the_apis_figures_answers_hovers_and_follows_new_win
     assert page.locator("[data-testid=orders-per-minute]").inner_text() == rate_text(rate["value"])
     assert f"{rate['orders']:,} orders from" in page.locator("[data-testid=orders-note]").inner_text()
     assert store_table(page) == expected_store_table(summary)
+    note = "Sales show up once the 2-second period they arrived in has closed."
+    assert page.locator("#newest-note").inner_text() == note
     assert re.fullmatch(
         r"updated \d+ s ago · newest sales shown \d+ s ago · refreshes every 1 s",
         page.locator("[data-testid=freshness]").inner_text(),

@@ -433,7 +433,7 @@ def test_the_batch_and_serving_packages_run_their_handlers_within_their_roles(
         "value": [0.0],  # powertools writes each metric's values as a list
     }
 
-    routes = ["/sales", "/shards", "/reconciliation", "/"]
+    routes = ["/sales", "/shards", "/reconciliation", "/", "/summary"]
     no_op = FunctionInvoker(
         lambda event, context: None, function_name="-", function_arn="-", memory_mb=1, timeout_seconds=1
     )
@@ -441,8 +441,8 @@ def test_the_batch_and_serving_packages_run_their_handlers_within_their_roles(
         http_api_event("GET", path, [], b"", Route("GET", path, no_op), {}, "api.local") for path in routes
     ]
     api = run_packaged("ApiFunction", template, endpoint, [{"event": e} for e in events], tmp_path)
-    sales, shards, reconciliation, page = api.responses
-    assert [r["statusCode"] for r in api.responses] == [200, 200, 200, 200]
+    sales, shards, reconciliation, page, summary = api.responses
+    assert [r["statusCode"] for r in api.responses] == [200, 200, 200, 200, 200]
     answer = json.loads(sales["body"])
     assert answer["sources"]["batch"]["snapshot"] == outcome["snapshot_id"]
     assert net_by_store(answer["rows"]) == tally  # every event, from the batch view, to the cent
@@ -450,6 +450,10 @@ def test_the_batch_and_serving_packages_run_their_handlers_within_their_roles(
     assert json.loads(shards["body"])["lag"]["source"] == "cloudwatch"  # on AWS: IteratorAge
     assert json.loads(reconciliation["body"])["status"] == "clean"
     assert page["headers"]["Content-Type"].startswith("text/html")
+    assert "uPlot (v1.6.32)" in page["body"]  # the vendored chart library travels in the package
+    headline = json.loads(summary["body"])  # the dashboard's figures, from the same reads
+    assert headline["newest_window_end"] is not None
+    assert {store["store_id"] for store in headline["stores"]} <= {store for store, _ in tally}
     assert ("cloudwatch", "GetMetricData") in api.made()
     print(f"\narchiver, aggregator, snapshot and API packages: {len(records)} records, calls within roles")
 

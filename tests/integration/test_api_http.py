@@ -256,7 +256,7 @@ def test_the_summary_gives_the_dashboards_headline_figures_from_the_sales_rows(
 
 
 def test_when_the_data_cannot_be_read_the_api_answers_503_with_the_cause(
-    pipeline: Pipeline, serve: Serve, monkeypatch: pytest.MonkeyPatch
+    pipeline: Pipeline, serve: Serve, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
     base = serve(pipeline)
@@ -266,3 +266,5 @@ def test_when_the_data_cannot_be_read_the_api_answers_503_with_the_cause(
         assert answer.body["error"] == "backend_unavailable"
         assert answer.body["message"].startswith("the API cannot read its data: Could not connect")
         assert "http://127.0.0.1:9" in answer.body["message"]
+    # counted for the operators' dashboard: the invocations themselves succeeded
+    assert capsys.readouterr().out.count('"ApiBackendUnavailable":[1.0]') == 4

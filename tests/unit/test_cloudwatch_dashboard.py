@@ -91,6 +91,7 @@ def test_the_dashboard_shows_the_operators_figures() -> None:
         "Quarantined",
         "UnexplainedDifferences",
         "WindowEndToVisibleMs",
+        "ApiBackendUnavailable",
     ):
         assert wanted in metrics, wanted
 
