@@ -214,7 +214,7 @@ def test_a_card_number_glued_to_an_aggregates_framing_is_masked_in_the_archive()
     stored = screen(kinesis.sequenceNumber, kinesis.approximateArrivalTimestamp, "store-1", kinesis.data)
     assert stored.masked == (1,)
     assert b"4111111111111111" not in base64.b64decode(stored.data)
-    assert [r.reason for r in decode_records(event.Records, WHOLE).refused] == [Reason.CARD_NUMBER]
+    assert [r.reason for r in decode_records(event.Records).refused] == [Reason.CARD_NUMBER]
 
 
 def test_an_aggregate_of_real_world_ids_is_archived_as_received() -> None:
