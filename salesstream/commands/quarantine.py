@@ -27,7 +27,7 @@ from salesstream.commands.common import (
     print_json,
     session,
 )
-from salesstream.commands.tables import print_table, text
+from salesstream.commands.tables import Column, print_table, text
 from salesstream.core.cards import redact_card_numbers
 from salesstream.core.reasons import Reason
 from salesstream.core.windows import parse_rfc3339
@@ -217,7 +217,14 @@ def print_records(
     # in 80 columns the window goes (it is in --json) and one day's arrivals show their time only
     short = not wide and len(days) == 1
     title = f"records (first {len(shown)}; --json lists all)" + (f", arrived {days.pop()}" if short else "")
-    columns = ["arrival", "shard", *(["window"] if wide else []), "reason", "field", text("detail (masked)")]
+    columns: list[Column | str] = [
+        "arrival",
+        "shard",
+        *(["window"] if wide else []),
+        "reason",
+        "field",
+        text("detail (masked)"),
+    ]
     rows = [
         [
             _arrival(record["arrival"], short=short),
