@@ -66,7 +66,7 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="salesstream",
-        description="Near-real-time sales aggregation on Amazon Kinesis. "
+        description="Near-real-time sales aggregation on Amazon Kinesis.\n"
         "`salesstream COMMAND --help` shows a command's flags and examples.",
         epilog=EXIT_CODES
         + "\nstate (stack record, spools): $SALESSTREAM_HOME, default ~/.local/state/salesstream",

@@ -277,6 +277,8 @@ def _print_summary(console: Console, result: ProducerResult, source: str, elapse
         ]
         for shard_id, count in result.shards.items()
     ]
+    if not result.shards:
+        return  # nothing was acknowledged: the counts above say why
     print_table(
         console,
         "acknowledged per shard" + (" (compressed aggregates)" if result.compressed else ""),

@@ -19,6 +19,7 @@ from salesstream.commands.common import (
     add_command,
     add_endpoint_arguments,
     add_template_arguments,
+    handlers_print_to_stderr,
     port,
     session,
     stats_file,
@@ -74,10 +75,10 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    with session(args, start_embedded=False) as current:
+    with handlers_print_to_stderr() as stdout, session(args, start_embedded=False) as current:
         api = start_api(current.template, args.port)
         try:
-            print(json.dumps({"api_url": api.url, "dashboard": api.url + "/"}), flush=True)
+            print(json.dumps({"api_url": api.url, "dashboard": api.url + "/"}), file=stdout, flush=True)
             print(f"salesstream serve: dashboard at {api.url}/ (Ctrl-C to stop)", file=sys.stderr)
             while not stopped.wait(1.0):
                 pass

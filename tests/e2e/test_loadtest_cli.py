@@ -147,3 +147,26 @@ def test_a_day_or_a_ramp_is_counted_just_as_well(tmp_path: Path, shape: list[str
     report = run_load_test(tmp_path, "--rate", "1500", "--duration", "6", *shape)
     check_plausible(report, planned=report["throughput"]["planned_events"])
     assert 0 < report["throughput"]["planned_events"] < 9_000  # below the peak most of the time
+
+
+def test_json_prints_the_report_alone_and_a_small_run_judges_only_correctness(tmp_path: Path) -> None:
+    folder = tmp_path / "report"
+    completed = subprocess.run(
+        [
+            *(sys.executable, "-m", "salesstream", "loadtest", "--shards", "1", "--window-seconds", "2"),
+            *("--stores", "10", "--rate", "300", "--duration", "2", "--no-reconcile"),
+            *("--out", str(folder), "--json"),
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-4000:]
+    printed = json.loads(completed.stdout)  # the whole of stdout is the report
+    assert printed == json.loads((folder / "report.json").read_text())
+    assert "lost / double-counted" in completed.stderr  # the summary went to stderr
+    assert "not judged" in completed.stderr
+    assert "TARGETS MISSED" not in completed.stderr
