@@ -69,7 +69,9 @@ def check_plausible(report: dict[str, Any], planned: int) -> None:
     assert [path for path in nulls(figures) if path not in ALLOWED_NULLS] == []
     assert throughput["planned_events"] == throughput["sent_events"] == planned
     assert throughput["acknowledged_events"] == planned
-    assert 20 < throughput["events_per_payload_unit"] < 130
+    # aggregated and compressed (a plain record is 1 event per unit), and physically plausible: a
+    # 25 KiB unit cannot hold more than ~500 compressed baskets; the figure moves with the lingering
+    assert 20 < throughput["events_per_payload_unit"] < 500
     assert correctness["ok"] is True
     assert (correctness["lost"], correctness["double_counted"]) == (0, 0)
     assert (correctness["bad_counted"], correctness["good_quarantined"], correctness["phantom"]) == (0, 0, 0)
