@@ -122,6 +122,7 @@ class Fleet:
         self._event_prefix = f"e.{salt}."
         self._order_prefix = f"o.{salt}."
         self._realistic = config.ids == "realistic"
+        self._salt = salt
         uuid_salt = hashlib.blake2b(f"uuid:{seed_text}".encode(), digest_size=8).digest()
         self._salt_bits = int.from_bytes(uuid_salt) << 64
         self._events = 0
@@ -247,7 +248,7 @@ class Fleet:
 
     def _order_id(self, store: int, number: int) -> str:
         if self._realistic:
-            return f"S{store:03d}-{self._order_prefix[2:-1]}{number:x}"
+            return f"S{store:03d}-{self._salt}{number:x}"
         return f"{self._order_prefix}{number:x}"
 
     def events(self, count: int) -> list[bytes]:

@@ -216,3 +216,16 @@ def test_the_style_of_ids_changes_no_other_draw() -> None:
 def test_an_unknown_style_of_ids_is_refused() -> None:
     with pytest.raises(ValueError, match="ids must be one of"):
         FleetConfig(ids="guid")
+
+
+def test_the_load_tests_fleet_takes_the_style_of_ids_from_its_config() -> None:
+    from load_tests.loadtest import LoadTestConfig
+
+    config = LoadTestConfig(run_id="ids-test", rate=100, duration=1, stores=5, ids="realistic")
+    simulated = Fleet(config.fleet_config(), clock=lambda: NOON)
+    event = json.loads(simulated.events(1)[0])
+    assert uuid.UUID(event["event_id"]).version == 4
+    assert simulated.event_number(event["event_id"]) == 1
+    assert Fleet(LoadTestConfig(run_id="ids-test").fleet_config()).event_id(1).startswith("e.")
+    with pytest.raises(ValueError, match="ids"):
+        LoadTestConfig(run_id="ids-test", ids="guid")
