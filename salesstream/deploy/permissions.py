@@ -89,7 +89,7 @@ CODE_ACCESS: Final[dict[str, tuple[Access, ...]]] = {
     "consumers.archiver.handler": (
         # one object per invocation, keyed by the batch's first and last position
         Access("s3.put_object", on=("ArchiveBucket/archive/*",)),
-        Access("kinesis.list_shards", on=("OrdersStream",), why="the shard's hash range, in each archive object's header"),
+        Access("kinesis.list_shards", on=("OrdersStream",), why="the shard's hash range: archive header"),
     ),
     "consumers.batch.snapshot": (
         # the cursor and lease (UpdateItem, PutItem, DeleteItem), the manifest and the
