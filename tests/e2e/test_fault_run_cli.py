@@ -34,6 +34,7 @@ transaction_cancel: 0.5
 reshards: 1
 malformed: 0.02
 conflicting_duplicate: 0.005
+foreign_mixed_key: 0.05
 """
 
 
@@ -104,6 +105,7 @@ def test_the_standard_profile_at_a_reduced_size(tmp_path: Path) -> None:
     injected = summary["faults_injected"]
     assert injected["put_entry_failed"] > 0
     assert injected["shard_split"] == 1
+    assert injected["foreign_mixed_key"] > 0  # good events from a foreign producer, counted once
     assert report["run"]["shards"] == 4 + 2  # the parent and its two children, all read
     assert report["correctness"]["ok"] is True
     assert "PASS" in printed

@@ -76,3 +76,12 @@ def test_every_foreign_shape_carries_each_event_exactly_once(name: str) -> None:
         keys = [{r.partition_key for r in deaggregate(e["Data"], e["PartitionKey"])} for e in entries]
         assert all(len(k) > 1 for k in keys)  # partition keys really mixed in each aggregate
         assert all("ExplicitHashKey" not in entry for entry in entries)
+
+
+def test_the_standard_fault_profile_writes_a_foreign_share() -> None:
+    from salesstream.faults.profile import FaultProfile
+
+    standard = FaultProfile.load("standard")
+    assert standard.foreign_mixed_key == 0.02
+    assert standard.injects_anything
+    assert FaultProfile.load("none").foreign_mixed_key == 0
