@@ -13,7 +13,7 @@ SHIPPED = ("template.yaml", "requirements.txt")
 class BuildWithTemplate(build_py):
     def run(self) -> None:
         super().run()
-        if self.editable_mode:  # salesstream.template falls back to the checkout's deploy/
+        if self.editable_mode:  # salesstream.deploy.template falls back to the checkout's deploy/
             return
         target = Path(self.build_lib, "salesstream", "_deploy")
         self.mkpath(str(target))

@@ -1,9 +1,9 @@
 """What the archiver kept of a load test's events: the S3 archive read back, per event id.
 
-The archiver (consumers/archiver) writes one gzip JSON-lines object per invocation under
+The archiver (consumers/archive) writes one gzip JSON-lines object per invocation under
 `archive/<hour>/`, the Kinesis records as received (format: salesstream/core/archive.py); they
 are read back as the batch layer reads them, decoded by the aggregator's pipeline
-(consumers/batch/archive.py), and only the accepted events count. A resent event (the producer
+(consumers/batch/archive_reader.py), and only the accepted events count. A resent event (the producer
 retried a write that had been stored) or a replayed batch appears more than once, so the archive
 is judged per event id: every accepted event of the run (acknowledged, not corrupted) must be in
 it at least once, and nothing else of the run may be (a corrupted event is archived raw, but
@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from consumers.batch.archive import read_back
+from consumers.batch.archive_reader import read_back
 from load_tests.truth import EXAMPLES, SATURATED, EventIds, SendLedger
 from salesstream.core.archive import ARCHIVE_PREFIX, hour_prefix
 

@@ -36,8 +36,6 @@ from aws_lambda_powertools.utilities.parser.envelopes import KinesisDataStreamEn
 from rich.console import Console
 from rich.table import Table
 
-from consumers.aggregator.window import apply, plan
-from consumers.records import decode_records
 from load_tests.bench import Figure
 from salesstream.core.aggregation import WindowState
 from salesstream.core.cards import contains_card_number
@@ -50,6 +48,8 @@ from salesstream.core.lambda_events import (
     KinesisTimeWindowEvent,
     WindowBounds,
 )
+from salesstream.core.records import decode_records
+from salesstream.core.window_fold import apply, plan
 from salesstream.core.windows import Window
 
 EVENTS_PER_AGGREGATE: Final = 100  # the producer's KPL aggregates hold ~100 orders

@@ -2,7 +2,7 @@
 cost model in docs/deploy.md ("What it costs per million events") takes the archiver's Lambda
 duration from.
 
-- raw path: `consumers.archiver.handler.archive_object`, the handler's whole work but the S3
+- raw path: `consumers.archive.handler.archive_object`, the handler's whole work but the S3
   PUT: the event model, one card scan per Kinesis record's bytes, one JSON line per Kinesis
   record (its base64 text as received), gzip. No de-aggregation, no per-event work.
 - decoded path (the archiver before, kept here as the baseline): the event model, the shared
@@ -28,11 +28,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from consumers.archiver.handler import archive_object
-from consumers.records import decode_records
+from consumers.archive.handler import archive_object
 from load_tests.bench import Figure
 from load_tests.bench_aggregator import SHARD, fold_path, order_payloads, windowed_invocations
 from salesstream.core.lambda_events import KinesisEvent, KinesisEventRecord
+from salesstream.core.records import decode_records
 from salesstream.core.sharding import Shard
 
 EVENTS: Final = 100_000

@@ -29,7 +29,7 @@ from typing import Final
 
 from load_tests.bench import Figure
 from salesstream.deploy.package import build
-from salesstream.template import Template
+from salesstream.deploy.template import Template
 
 REPORT: Final = Path("reports") / "bench_coldstart.json"
 # What the python3.11 runtime brings (/var/runtime): the SDK. Linked from this environment.

@@ -1,12 +1,12 @@
 """What one window boundary costs the embedded emulator: TransactWriteItems of a real segment.
 
 At each window boundary every shard persists its segment in one TransactWriteItems built by
-`SegmentStore` (consumers/aggregator/persistence.py): one guarded update per store-day of the
+`SegmentStore` (consumers/speed/segments.py): one guarded update per store-day of the
 shard (~85 with 1,000 stores on 12 shards), the shard's counters and totals, and the segment's
 put, each update conditional on the shard's watermark. This benchmark starts the embedded moto
 server in this process, provisions the template's aggregates table, and times those
 transactions (wall time per call, as the aggregator sees it) with moto's expression code as
-shipped and with each of `salesstream.moto_fixes.EXPRESSION_PATCHES` (alone and all together),
+shipped and with each of `salesstream.emulator.moto_fixes.EXPRESSION_PATCHES` (alone and all together),
 the variants interleaved round by round on the same table. In the same run: a plain PutItem and
 a plain UpdateItem of the same guarded shape, the floor of one request. Then the server side of
 the transactions is profiled (cProfile, in the server's request threads) with every patch on.
@@ -34,16 +34,16 @@ from moto.dynamodb.responses import DynamoHandler
 from rich.console import Console
 from rich.table import Table
 
-from consumers.aggregator.persistence import SegmentStore
+from consumers.speed.segments import SegmentStore
 from load_tests.bench import Figure
-from salesstream import moto_fixes
-from salesstream.aws import Endpoint
 from salesstream.core.aggregation import Segment, WindowState, segment_of
 from salesstream.core.positions import Position
 from salesstream.core.windows import Window
-from salesstream.embedded import EmbeddedEmulator
-from salesstream.provision import provision
-from salesstream.template import Template
+from salesstream.deploy.template import Template
+from salesstream.emulator import moto_fixes
+from salesstream.emulator.embedded import EmbeddedEmulator
+from salesstream.emulator.provision import provision
+from salesstream.emulator.targets import Endpoint
 
 REPORT: Final = Path("reports") / "bench_emulator.json"
 STORES_PER_SHARD: Final = 85  # 1,000 stores over 12 shards, one business day, one currency

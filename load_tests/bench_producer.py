@@ -22,7 +22,6 @@ from typing import Final
 
 from aws_kinesis_agg.aggregator import RecordAggregator
 
-from consumers.records import decode_records
 from load_tests.bench import Figure, per_second
 from load_tests.bench_aggregator import T0_MS, kinesis_record
 from producer.aggregation import PAYLOAD_UNIT_BYTES, Accepted, AggregateBuilder, Compression, Entry
@@ -33,6 +32,7 @@ from producer.simulator import CHUNK, Fleet, FleetConfig
 from salesstream.core.contract import screen_many
 from salesstream.core.kpl import deaggregate, unwrap
 from salesstream.core.lambda_events import KinesisEventRecord
+from salesstream.core.records import decode_records
 
 NAME: Final = "producer"
 EVENTS: Final = 20_000

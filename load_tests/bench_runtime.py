@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from load_tests.bench import Figure
-from salesstream.embedded import EmbeddedEmulator
-from salesstream.provision import provision
+from salesstream.deploy.template import Template
+from salesstream.emulator.embedded import EmbeddedEmulator
+from salesstream.emulator.provision import provision
 from salesstream.runtime import Runtime, RuntimeOptions, VirtualClock, WallClock
-from salesstream.template import Template
 
 _MEASURED: Final = "AggregatorFunction"  # the mapping whose feed rate is measured
 

@@ -32,13 +32,13 @@ from typing import Any, Final
 
 from load_tests.bench import Figure
 from producer.simulator import Fleet, FleetConfig
-from salesstream.aws import Endpoint
 from salesstream.core.archive import ArchivedRecord, archive_key, encode_object
 from salesstream.core.kpl import aggregate
 from salesstream.core.sharding import HASH_KEY_MAX, Shard
-from salesstream.embedded import EmbeddedEmulator
-from salesstream.provision import provision
-from salesstream.template import Template
+from salesstream.deploy.template import Template
+from salesstream.emulator.embedded import EmbeddedEmulator
+from salesstream.emulator.provision import provision
+from salesstream.emulator.targets import Endpoint
 
 REPORT: Final = Path("reports") / "bench_snapshot.json"
 SHARDS: Final = 4
@@ -118,8 +118,8 @@ def write_archive(endpoint: Endpoint, template: Template, events: int, seed: int
 
 _CHILD = """
 import json, resource, sys, time
-from salesstream.aws import Endpoint, Target
-from salesstream.template import Template
+from salesstream.emulator.targets import Endpoint, Target
+from salesstream.deploy.template import Template
 from consumers.batch.resources import BatchResources
 endpoint = Endpoint(Target.EMBEDDED, sys.argv[2])
 template = Template.load(parameters=json.loads(sys.argv[3]), region="us-east-1",

@@ -1,5 +1,5 @@
 """The fault run: the load test with a `FaultProfile`'s faults injected, ending with a
-Jepsen-style count (salesstream/faults/summary.py).
+Jepsen-style count (load_tests/faults/summary.py).
 
     report = FaultRun(profile, config, template, endpoint, meter, console, spool=...).run()
     report.faults.passed
@@ -10,7 +10,7 @@ Where each fault goes in:
   and conflicting copies of acknowledged events put past the producer, each one's position in
   the stream kept so its quarantine item can be found; and good events written past it by a
   foreign producer (aws-kinesis-agg aggregates with mixed partition keys and no explicit hash key,
-  salesstream/faults/foreign.py), which must be counted like every other, on the shard they land;
+  load_tests/faults/foreign.py), which must be counted like every other, on the shard they land;
 - this process: DynamoDB writes to the pipeline's tables throttled, cancelled or their response
   lost, on every client the Lambda handlers create (`ClientFaults.installed()` before their
   first invocation); batches replayed, invocations crashed after the write, finals held back
@@ -40,21 +40,21 @@ from typing import TYPE_CHECKING, Any, Final
 from rich.console import Console
 from rich.table import Table
 
+from load_tests.faults.catalogue import CATALOGUE, conflicting_copy, kind_for
+from load_tests.faults.clients import ClientFaults
+from load_tests.faults.draw import Draws
+from load_tests.faults.foreign import FOREIGN_SHAPES
+from load_tests.faults.kinds import Injected
+from load_tests.faults.profile import FaultProfile
+from load_tests.faults.runtime import RuntimeFaults, Split, split_a_shard
+from load_tests.faults.security import LogCapture, file_source, scan, stored_everywhere
+from load_tests.faults.summary import FaultSummary, KindCheck
 from load_tests.generator import GeneratorOutcome, GeneratorProcess, _Sender
 from load_tests.loadtest import LoadTest, Monitor
 from load_tests.report import Reconciled
 from producer.encoder import accept
 from producer.result import StoreTally, Tally
 from salesstream.core.kpl import payloads
-from salesstream.faults.catalogue import CATALOGUE, conflicting_copy, kind_for
-from salesstream.faults.clients import ClientFaults
-from salesstream.faults.draw import Draws
-from salesstream.faults.foreign import FOREIGN_SHAPES
-from salesstream.faults.kinds import Injected
-from salesstream.faults.profile import FaultProfile
-from salesstream.faults.runtime import RuntimeFaults, Split, split_a_shard
-from salesstream.faults.security import LogCapture, file_source, scan, stored_everywhere
-from salesstream.faults.summary import FaultSummary, KindCheck
 from salesstream.runtime.kinesis import list_shards
 from salesstream.runtime.log import logger as runtime_logger
 

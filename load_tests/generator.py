@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from load_tests.faults.security import LogCapture
 from load_tests.meters import RequestCounts, RequestMeter
 from producer.producer import Producer
 from producer.result import ProducerResult
 from producer.sender import PRODUCER_CLIENT_CONFIG
 from producer.simulator import Fleet
 from producer.spool import SpoolEntry
-from salesstream.aws import Endpoint, Target
-from salesstream.faults.security import LogCapture
+from salesstream.emulator.targets import Endpoint, Target
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection

@@ -66,7 +66,7 @@ from load_tests.serving import serving_api
 from load_tests.truth import Reckoning, SendLedger, reckon
 from load_tests.visibility import AggregatesTableProbe, ApiShardsProbe, Seen, Sighting, VisibilityProbe
 from producer.simulator import Fleet, FleetConfig
-from salesstream.commands.report import report_from_items
+from salesstream.cli.commands.report import report_from_items
 from salesstream.core.checks import compare_totals
 from salesstream.core.dedup import decode_log, log_prefix, log_start_after
 from salesstream.runtime import Hooks, Runtime, RuntimeOptions, RuntimeStats, WallClock
@@ -77,8 +77,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from producer.result import ProducerResult
-    from salesstream.aws import Endpoint
-    from salesstream.template import Template
+    from salesstream.deploy.template import Template
+    from salesstream.emulator.targets import Endpoint
 
 STREAM: Final = "OrdersStream"
 AGGREGATES: Final = "AggregatesTable"

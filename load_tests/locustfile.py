@@ -33,8 +33,8 @@ from locust import User, constant_throughput, task
 from producer.producer import Producer
 from producer.sender import PRODUCER_CLIENT_CONFIG
 from producer.simulator import Fleet, FleetConfig
-from salesstream.aws import DEFAULT_REGION, Endpoint, Target
-from salesstream.commands.common import stack_file
+from salesstream.cli.commands.common import stack_file
+from salesstream.emulator.targets import DEFAULT_REGION, Endpoint, Target
 
 
 class ProducerRefused(RuntimeError):

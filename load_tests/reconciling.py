@@ -13,8 +13,8 @@ from load_tests.report import Reconciled
 from salesstream.core.windows import rfc3339
 
 if TYPE_CHECKING:
-    from salesstream.aws import Endpoint
-    from salesstream.template import Template
+    from salesstream.deploy.template import Template
+    from salesstream.emulator.targets import Endpoint
 
 # past the snapshot's own horizon grace, so the horizon falls after the run's last window
 _MARGIN_SECONDS = 0.5

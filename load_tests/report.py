@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 from rich.table import Table
 
 from load_tests.cost import CostModel
-from salesstream.faults.summary import FaultSummary
+from load_tests.faults.summary import FaultSummary
 
 if TYPE_CHECKING:
     from rich.console import Console

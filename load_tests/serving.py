@@ -1,5 +1,5 @@
 """The serving API during a load test: the template's API function behind the local stand-in for
-API Gateway (salesstream/local_api.py), in this process, as `salesstream serve` runs it.
+API Gateway (salesstream/emulator/local_api.py), in this process, as `salesstream serve` runs it.
 
 Its requests are a reader's, not the pipeline's: once the API has built its clients (on the
 first request, as a cold start does), they are taken out of the request meter, so the probe's
@@ -15,13 +15,13 @@ from http.client import HTTPConnection
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from salesstream.local_api import LocalHttpApi
+from salesstream.emulator.local_api import LocalHttpApi
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from load_tests.meters import RequestMeter
-    from salesstream.template import Template
+    from salesstream.deploy.template import Template
 
 
 class ApiStartError(RuntimeError):
@@ -32,7 +32,7 @@ class ApiStartError(RuntimeError):
 def serving_api(template: Template, meter: RequestMeter, stats_file: Path) -> Iterator[LocalHttpApi]:
     """The API on 127.0.0.1 (a free port) for the duration of the block; `/shards` reports the lag
     from `stats_file`, the runtime's stats (else it would ask CloudWatch)."""
-    from consumers.api.handler import api as served
+    from consumers.serving.handler import api as served
 
     os.environ["RUNTIME_STATS_FILE"] = str(stats_file.resolve())
     served.cache_clear()  # a cold start with this stack's environment (a process may serve several)
@@ -60,7 +60,7 @@ def _cold_start(url: str) -> None:
 
 def _exclude_api_clients(meter: RequestMeter) -> None:
     # imported only now: the function's environment is set once its route is built
-    from consumers.api.handler import api
+    from consumers.serving.handler import api
 
     served = api()  # the process's API object, built by the first request
     clients = (served.views.dynamodb, served.views.s3, served.speed.dynamodb, served.speed.kinesis)

@@ -10,8 +10,9 @@ visible so far. What exists now:
   segment persisted in several transactions of 100 items moves the counter in the first and
   writes its SEGMENT item in the last, so the probe keeps looking until the item is there.
 
-- `ApiShardsProbe`: the serving API (consumers/api, served in-process by salesstream/local_api.py),
-  through HTTP: GET /shards, which reads each shard's counters and running totals. It reports a
+- `ApiShardsProbe`: the serving API (consumers/serving, served in-process by
+  salesstream/emulator/local_api.py), through HTTP: GET /shards, which reads each shard's counters
+  and running totals. It reports a
   shard's window the first time /shards shows it closed (`WindowSeen`: the API shows totals, not
   segment positions). To keep probing cheap on a shared machine it asks only while the aggregates
   table holds a segment the API has not shown yet (the API reads that table, so it cannot show one
@@ -103,7 +104,7 @@ def _text(item: dict[str, Any], name: str) -> str:
 
 
 def sighting_of(shard_id: str, item: dict[str, Any], seen_at: float) -> Sighting:
-    """A SEGMENT item of the aggregates table (consumers/aggregator/persistence.py) as a Sighting."""
+    """A SEGMENT item of the aggregates table (consumers/speed/segments.py) as a Sighting."""
     return Sighting(
         shard_id=shard_id,
         key=_text(item, "sk"),

@@ -1,5 +1,5 @@
 import sys
 
-from salesstream.cli import main
+from salesstream.cli.main import main
 
 sys.exit(main())

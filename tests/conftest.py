@@ -67,8 +67,8 @@ def load_event(name: str) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def endpoint() -> Iterator[Any]:
     """One emulator endpoint for the whole session (embedded moto unless overridden)."""
-    from salesstream.aws import Endpoint, Target
-    from salesstream.embedded import EmbeddedEmulator
+    from salesstream.emulator.embedded import EmbeddedEmulator
+    from salesstream.emulator.targets import Endpoint, Target
 
     url = os.environ.get("SALESSTREAM_TEST_ENDPOINT")
     if url:
@@ -87,8 +87,8 @@ def make_stack(endpoint: Any) -> Iterator[Callable[..., Any]]:
     """Factory: provision the template under a unique Stage; deleted after the test.
 
     make_stack(ShardCount=2, WindowSeconds=5) -> (template, provisioned)"""
-    from salesstream.provision import provision
-    from salesstream.template import Template
+    from salesstream.deploy.template import Template
+    from salesstream.emulator.provision import provision
 
     created: list[Any] = []
 
@@ -113,7 +113,7 @@ def make_stack(endpoint: Any) -> Iterator[Callable[..., Any]]:
 def provision_template(endpoint: Any) -> Iterator[Callable[[Any], Any]]:
     """Factory: provision a Template the test built itself (e.g. with extra functions, as the
     runtime's tests do); deleted after the test. provision_template(template) -> provisioned"""
-    from salesstream.provision import provision
+    from salesstream.emulator.provision import provision
 
     created: list[Any] = []
 

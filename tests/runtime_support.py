@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from salesstream.core.lambda_events import KinesisEvent, KinesisTimeWindowEvent
-from salesstream.template import Template, load_template_document
+from salesstream.deploy.template import Template, load_template_document
 
 
 def amount_of(data: bytes) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 
 from boto3.dynamodb.types import Binary, TypeDeserializer
 
-from consumers.retry import Backoff
+from consumers.common.retry import Backoff
 from salesstream.core.aggregation import Totals
 from salesstream.core.archive import ARCHIVE_PREFIX, stored_payloads
 from salesstream.core.batch import totals_of
@@ -280,9 +280,9 @@ def captured_logs() -> Iterator[io.StringIO]:
     """Every line the handlers' (aggregator, archiver, snapshot) and the runtime's powertools
     loggers write while inside, as their own formatter writes it (their stream handlers were bound
     before any capture)."""
-    from consumers.aggregator.handler import logger as handler_logger
-    from consumers.archiver.handler import logger as archiver_logger
+    from consumers.archive.handler import logger as archiver_logger
     from consumers.batch.snapshot import logger as snapshot_logger
+    from consumers.speed.handler import logger as handler_logger
     from salesstream.runtime.log import logger as runtime_logger
 
     sink = io.StringIO()

@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
 
-from consumers.aggregator.layout import DAY_PREFIX, SHARD_PREFIX, STORE_PREFIX, TOTAL_PREFIX
 from consumers.batch import layout
-from consumers.batch.archive import read_back
+from consumers.batch.archive_reader import read_back
 from consumers.batch.resources import BatchResources, wall_ms
 from consumers.batch.views import segment_rows, stream_shard_ids
+from consumers.speed.layout import DAY_PREFIX, SHARD_PREFIX, STORE_PREFIX, TOTAL_PREFIX
 from salesstream.core.aggregation import Effect, Totals
 from salesstream.core.archive import ArchiveKey, hour_prefix
 from salesstream.core.batch import (

@@ -27,25 +27,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from consumers.aggregator.layout import (
+from consumers.batch import layout
+from consumers.batch.reconcile import Reconciler
+from consumers.batch.resources import BatchResources, wall_ms
+from consumers.batch.views import segment_rows, stream_shard_ids
+from consumers.speed.layout import (
     DAY_PREFIX,
     SEGMENT_PREFIX,
     SHARD_PREFIX,
     STORE_PREFIX,
     TOTAL_PREFIX,
 )
-from consumers.batch import layout
-from consumers.batch.reconcile import Reconciler
-from consumers.batch.resources import BatchResources, wall_ms
-from consumers.batch.views import segment_rows, stream_shard_ids
 from salesstream.core.aggregation import Totals, day_key
 from salesstream.core.batch import Difference, KeyKind, Reconciliation, SnapshotInfo, WindowRow, totals_of
 from salesstream.core.reconciliation import involves_late_window
 from salesstream.core.windows import rfc3339
 
 if TYPE_CHECKING:
-    from salesstream.aws import Endpoint
-    from salesstream.template import Template
+    from consumers.batch.resources import Endpoint, Template
 
 _ATTEMPTS: Final = 5
 _AMOUNTS: Final = ("orders", "refunds", "gross_minor", "refunds_minor")

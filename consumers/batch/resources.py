@@ -4,19 +4,32 @@ Lambda, or from the template for the CLI and `make demo` (`BatchResources.from_t
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import boto3
 
 from consumers.batch.views import BatchViews
-from consumers.settings import BatchSettings
-from salesstream.clients import CLIENT_CONFIG
+from consumers.common.clients import CLIENT_CONFIG
+from consumers.common.settings import BatchSettings
 
-if TYPE_CHECKING:
-    from salesstream.aws import Endpoint
-    from salesstream.template import Template
+
+# What the local tooling hands over (salesstream's Endpoint and Template fit these shapes): the
+# layer names only what it uses, so it never imports the tooling that runs it.
+class Endpoint(Protocol):
+    def client(self, service: str) -> Any: ...
+
+
+class _Function(Protocol):
+    @property
+    def environment(self) -> Mapping[str, str]: ...
+
+
+class Template(Protocol):
+    def function(self, logical_id: str) -> _Function: ...
+
 
 _FUNCTION = "SnapshotFunction"
 

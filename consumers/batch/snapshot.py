@@ -7,7 +7,7 @@ same schedule, and by `salesstream snapshot`. One run:
    each shard's last archived record, fix the horizon (salesstream/core/recompute.py) and the
    number of partitions (from the archive's size, so a partition fits in memory);
 1. scan: read the archive objects in key order up to the horizon's hour, decode their records
-   with the aggregator's pipeline (consumers/batch/archive.py), one sighting per accepted user
+   with the aggregator's pipeline (consumers/batch/archive_reader.py), one sighting per accepted user
    record before the horizon into its partition (refused ones are counted by reason); every
    `snapshot_chunk_lines` sightings the partitions' chunks are written to S3 and the cursor saved;
 2. reduce: per partition, judge every event id and total the counted sightings with the speed
@@ -39,11 +39,11 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from consumers.batch import layout
-from consumers.batch.archive import read_back
+from consumers.batch.archive_reader import read_back
 from consumers.batch.resources import BatchResources, wall_ms
 from consumers.batch.runs import Cursor, Phase, SnapshotBusy, SnapshotRuns
 from consumers.batch.views import snapshot_from_item
-from consumers.telemetry import log_metrics
+from consumers.common.telemetry import log_metrics
 from salesstream.core.archive import ARCHIVE_PREFIX, ArchiveKey
 from salesstream.core.batch import Reconciliation, ShardHorizon, ShardState, SnapshotInfo, StoreDayRow
 from salesstream.core.batch import shard_horizon_to_json as _shard_json

@@ -22,8 +22,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from consumers.aggregator.layout import SEGMENT_PREFIX
 from consumers.batch import layout
+from consumers.speed.layout import SEGMENT_PREFIX
 from salesstream.core.aggregation import split_day_key
 from salesstream.core.batch import (
     Reconciliation,

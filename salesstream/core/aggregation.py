@@ -103,7 +103,7 @@ class WindowState:
     `totals` maps (store, currency, business day) to [orders, refunds, gross_minor, refunds_minor]:
     lists, so folding an event is two in-place additions. `first` identifies the segment (the
     position of its first record, accepted or not); `log_key` is the dedup-log object written by
-    the invocation that produced this state (see consumers/aggregator/dedup_log.py)."""
+    the invocation that produced this state (see consumers/speed/dedup_log.py)."""
 
     totals: dict[TotalsKey, list[int]] = field(default_factory=dict)
     events: int = 0

@@ -16,7 +16,7 @@ the records were archived):
 
 Then one line per Kinesis record, in stream order, its fields exactly as the Lambda event
 carried them: `data` is the event's base64 text (no decode, no re-encode: the batch layer hands
-the very same string to the shared decoder, consumers/records.py `decode_records`), `arrival`
+the very same string to the shared decoder, salesstream/core/records.py `decode_records`), `arrival`
 the `approximateArrivalTimestamp` (JSON round-trips a float exactly):
 
     {"sequence_number":"4959...","arrival":1795428001.234,"partition_key":"store-1","data":"84ma..."}

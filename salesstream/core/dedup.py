@@ -14,7 +14,7 @@ A sighting more than `horizon_ms` after the remembered one is judged NEW: the sp
 after the horizon (the batch layer's reconciliation catches later resends). The rule depends only
 on what was seen, never on what happens to be in memory, so a replay after a cold start decides
 exactly as the first attempt did, provided the index was caught up from the durable log (the S3
-objects encoded and decoded here; consumers/aggregator/dedup_log.py reads and writes them).
+objects encoded and decoded here; consumers/speed/dedup_log.py reads and writes them).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The batch recompute, pure: sightings -> one verdict per event id -> totals.
 
 A sighting is one archived user record as the aggregator's own decoding pipeline read it
-(consumers/batch/archive.py: the accepted events, each on the shard it was read from; refused ones
+(consumers/batch/archive_reader.py: the accepted events, each on the shard it was read from; refused ones
 are no sighting).
 
 Memory stays bounded however big the archive: the scan writes each sighting (one line of text)

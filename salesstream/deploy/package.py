@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from salesstream.deploy.imports import SOURCE_ROOT, closure, is_package, source_file
-from salesstream.template import DEFAULT_TEMPLATE, Template
+from salesstream.deploy.template import DEFAULT_TEMPLATE, Template
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

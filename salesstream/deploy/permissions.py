@@ -27,7 +27,7 @@ from salesstream.deploy.imports import closure
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from salesstream.template import Template
+    from salesstream.deploy.template import Template
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class ManagedPolicySpec:
 # --- the declarations -----------------------------------------------------------------------------
 
 CODE_ACCESS: Final[dict[str, tuple[Access, ...]]] = {
-    "consumers.aggregator.handler": (
+    "consumers.speed.handler": (
         Access(
             "dynamodb.transact_write_items",
             on=("AggregatesTable",),
@@ -86,7 +86,7 @@ CODE_ACCESS: Final[dict[str, tuple[Access, ...]]] = {
         ),
         Access("kinesis.list_shards", on=("OrdersStream",), why="parent shards for the dedup catch-up"),
     ),
-    "consumers.archiver.handler": (
+    "consumers.archive.handler": (
         # one object per invocation, keyed by the batch's first and last position
         Access("s3.put_object", on=("ArchiveBucket/archive/*",)),
         Access(
@@ -139,7 +139,7 @@ CODE_ACCESS: Final[dict[str, tuple[Access, ...]]] = {
         Access("sqs.receive_message", on=("ConsumerFailuresQueue",)),
         Access("sqs.delete_message", on=("ConsumerFailuresQueue",)),
     ),
-    "consumers.api.handler": (
+    "consumers.serving.handler": (
         # segments and running totals; the newest snapshot and reconciliation items
         Access("dynamodb.query", on=("AggregatesTable", "BatchTable")),
         Access("s3.get_object", on=("ArchiveBucket/snapshots/*", "ArchiveBucket/reconciliations/*")),

@@ -14,7 +14,7 @@ import boto3
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
-from salesstream.template import DEFAULT_TEMPLATE, load_template_document
+from salesstream.deploy.template import DEFAULT_TEMPLATE, load_template_document
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

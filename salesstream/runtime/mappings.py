@@ -1,7 +1,7 @@
 """The event source mappings of the template, resolved for the runtime (no AWS calls here).
 
 Every `Type: Kinesis` event of every function is one mapping; its settings are read from the
-template (salesstream.template.KinesisEventSpec) and nowhere else.
+template (salesstream.deploy.template.KinesisEventSpec) and nowhere else.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from salesstream.deploy.template import FunctionSpec, KinesisEventSpec, TableSpec, Template
 from salesstream.runtime.filters import FilterPatternError, RecordFilter
 from salesstream.runtime.model import RuntimeConfigError
-from salesstream.template import FunctionSpec, KinesisEventSpec, TableSpec, Template
 
 CHECKPOINT_TABLE_ID = "RuntimeCheckpointsTable"
 _STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")

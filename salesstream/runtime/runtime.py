@@ -23,8 +23,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from salesstream.aws import Endpoint
-from salesstream.provision import ensure_table
+from salesstream.deploy.template import Template
+from salesstream.emulator.provision import ensure_table
+from salesstream.emulator.targets import Endpoint
 from salesstream.runtime.checkpoints import DynamoCheckpointStore
 from salesstream.runtime.clock import Clock, WallClock
 from salesstream.runtime.consumer import ShardConsumer
@@ -47,7 +48,6 @@ from salesstream.runtime.model import (
 )
 from salesstream.runtime.options import RuntimeOptions
 from salesstream.runtime.schedules import schedules_of
-from salesstream.template import Template
 
 Key = tuple[str, str]  # (mapping id, shard id)
 _ERROR_BACKOFF_SECONDS = (0.5, 1, 2, 5, 10, 30)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from salesstream.deploy.template import FunctionSpec, Template
 from salesstream.runtime.model import RuntimeConfigError
-from salesstream.template import FunctionSpec, Template
 
 _MINUTE_MS: Final = 60_000
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")

@@ -75,7 +75,11 @@ def test_the_wheel_with_the_local_extra_runs_the_demo_outside_the_checkout(
     workdir.mkdir()
 
     where = _run(
-        [str(python), "-c", "from salesstream.template import DEFAULT_TEMPLATE; print(DEFAULT_TEMPLATE)"],
+        [
+            str(python),
+            "-c",
+            "from salesstream.deploy.template import DEFAULT_TEMPLATE; print(DEFAULT_TEMPLATE)",
+        ],
         workdir,
     )
     template = Path(where.stdout.strip())
@@ -99,7 +103,7 @@ def test_the_wheel_without_extras_serves_a_pos_integration_without_the_emulator(
     probe = (
         "import importlib.util, sys\n"
         "from producer import Producer, producer_client\n"
-        "import consumers.aggregator.handler\n"
+        "import consumers.speed.handler\n"
         "local = ('moto', 'yaml', 'rich', 'localstack_client')\n"
         "absent = [m for m in local if importlib.util.find_spec(m) is None]\n"
         "print(','.join(absent))\n"

@@ -14,8 +14,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from salesstream.faults.catalogue import CATALOGUE
-from salesstream.faults.kinds import Injected
+from load_tests.faults.catalogue import CATALOGUE
+from load_tests.faults.kinds import Injected
 
 ROOT = Path(__file__).parents[2]
 HARSH = """

@@ -41,10 +41,10 @@ from salesstream.core.windows import Window
 from salesstream.deploy.imports import SOURCE_ROOT, closure, source_file
 from salesstream.deploy.package import Package, build, handler_module
 from salesstream.deploy.permissions import Grant, expected_grants
-from salesstream.local_api import Route, http_api_event
+from salesstream.deploy.template import Template, load_template_document
+from salesstream.emulator.local_api import Route, http_api_event
 from salesstream.runtime.invoker import FunctionInvoker
 from salesstream.runtime.schedules import schedules_of
-from salesstream.template import Template, load_template_document
 from tests.api_support import net_by_store
 from tests.window_events import Shard, kpl, order
 
@@ -57,7 +57,7 @@ REPORT = ROOT / "reports" / "lambda_packages.json"
 RUNTIME_SDK = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3")
 ZIP_LIMIT = 10 * 2**20  # far below Lambda's 50 MB; the figures themselves are in docs/deploy.md
 FIRST_PARTY = ("consumers", "producer", "salesstream")
-TOOLING = ("moto", "yaml", "rich", "localstack_client", "salesstream.aws", "salesstream.runtime")
+TOOLING = ("moto", "yaml", "rich", "localstack_client", "salesstream.emulator.targets", "salesstream.runtime")
 
 
 @pytest.fixture(scope="module")

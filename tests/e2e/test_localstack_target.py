@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from salesstream.aws import Endpoint, Target
+from salesstream.emulator.targets import Endpoint, Target
 from tests.api_support import get_json
 
 ROOT = Path(__file__).parents[2]
@@ -44,7 +44,7 @@ def localstack() -> Iterator[str]:
     """LOCALSTACK_HOST of a stand-in LocalStack: moto as account 000000000000."""
     port = free_port()
     emulator = subprocess.Popen(
-        [sys.executable, "-m", "salesstream.moto_fixes", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "salesstream.emulator.moto_fixes", "-H", "127.0.0.1", "-p", str(port)],
         env={**os.environ, "MOTO_ACCOUNT_ID": LOCALSTACK_ACCOUNT},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

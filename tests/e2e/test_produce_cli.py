@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from salesstream.aws import Endpoint, Target
+from salesstream.emulator.targets import Endpoint, Target
 from tests.kinesis_reading import all_event_ids, read_stream
 
 ROOT = Path(__file__).parents[2]

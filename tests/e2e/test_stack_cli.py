@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from producer.simulator import Fleet, FleetConfig
-from salesstream.aws import Endpoint, Target
 from salesstream.core.windows import parse_rfc3339
+from salesstream.emulator.targets import Endpoint, Target
 
 ROOT = Path(__file__).parents[2]
 STAGE = "e2ecli"

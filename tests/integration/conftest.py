@@ -30,20 +30,20 @@ class AggregatorStack:
         return self.environment["ARCHIVE_BUCKET"]
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
-        from consumers.aggregator.handler import lambda_handler
+        from consumers.speed.handler import lambda_handler
 
         return lambda_handler(event, None)
 
     def cold_start(self) -> None:
         """A new Lambda process: settings, clients and the in-memory dedup index are gone."""
-        from consumers.aggregator.handler import aggregator
+        from consumers.speed.handler import aggregator
 
         aggregator.cache_clear()
 
     @property
     def app(self) -> Any:
         """This process's aggregator (built from the environment on first use)."""
-        from consumers.aggregator.handler import aggregator
+        from consumers.speed.handler import aggregator
 
         return aggregator()
 
@@ -86,7 +86,7 @@ def aggregator_stack(
     make_stack: Callable[..., Any], endpoint: Any, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[..., AggregatorStack]]:
     """Factory: make_stack(...) plus the AggregatorFunction's environment, set for the handler."""
-    from consumers.aggregator.handler import aggregator
+    from consumers.speed.handler import aggregator
 
     def make(**parameters: Any) -> AggregatorStack:
         template, provisioned = make_stack(**parameters)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from consumers.aggregator import handler
+from consumers.speed import handler
 from salesstream.core.aggregation import Totals
 from tests.integration.conftest import AggregatorStack
 from tests.window_events import Shard, kpl, order

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from consumers.aggregator.persistence import PersistenceError, SegmentConflict
-from consumers.retry import Backoff
+from consumers.common.retry import Backoff
+from consumers.speed.segments import PersistenceError, SegmentConflict
 from salesstream.core.aggregation import Totals
 from tests.integration.conftest import AggregatorStack, Crash, answer_with_error, crash_after, error
 from tests.window_events import Shard, kpl, order

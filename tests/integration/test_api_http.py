@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from consumers.api.handler import api
+from consumers.serving.handler import api
 from salesstream.core.windows import parse_rfc3339, rfc3339
-from salesstream.local_api import LocalHttpApi
+from salesstream.emulator.local_api import LocalHttpApi
 from tests.api_support import all_rows, call, get_json, net_by_store
 from tests.batch_support import Pipeline, cold_start
 

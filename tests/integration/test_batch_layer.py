@@ -202,7 +202,7 @@ def test_r1_a_resend_later_than_the_dedup_horizon_is_traced_to_that_record_and_r
 def test_records_the_aggregator_gave_up_on_are_explained_by_the_on_failure_notice(
     pipeline: PipelineFactory,
 ) -> None:
-    from consumers.aggregator.handler import lambda_handler
+    from consumers.speed.handler import lambda_handler
 
     poisoned: set[str] = set()
 
@@ -232,11 +232,11 @@ def test_records_the_aggregator_gave_up_on_are_explained_by_the_on_failure_notic
 def test_r1_a_record_only_the_speed_layer_quarantined_is_traced_to_its_quarantine_item(
     pipeline: PipelineFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import consumers.records
-    from consumers.aggregator.handler import lambda_handler
+    import salesstream.core.records
+    from consumers.speed.handler import lambda_handler
 
     in_aggregator = contextvars.ContextVar("in_aggregator", default=False)
-    real = consumers.records.validate_wire
+    real = salesstream.core.records.validate_wire
 
     def fails_in_the_aggregator(raw: bytes, *, screened: bool = False) -> dict[str, Any]:
         if in_aggregator.get() and poison_id.encode() in raw:
@@ -247,7 +247,7 @@ def test_r1_a_record_only_the_speed_layer_quarantined_is_traced_to_its_quarantin
         in_aggregator.set(True)  # this invocation's thread only; the archiver reads normally
         return lambda_handler(event, context)
 
-    monkeypatch.setattr(consumers.records, "validate_wire", fails_in_the_aggregator)
+    monkeypatch.setattr(salesstream.core.records, "validate_wire", fails_in_the_aggregator)
     run = pipeline(handlers={"AggregatorFunction": aggregator})
     events = run.fleet_events(100)
     poison = json.loads(events[37])

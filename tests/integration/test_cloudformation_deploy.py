@@ -26,7 +26,7 @@ from salesstream.deploy.imports import closure
 from salesstream.deploy.package import Package, copy_modules, handler_module
 from salesstream.deploy.permissions import Granted, expected_grants
 from salesstream.deploy.sam import transform
-from salesstream.template import Template
+from salesstream.deploy.template import Template
 
 # what moto's CloudFormation cannot create (it warns and skips them)
 NOT_IN_MOTO = {

@@ -14,11 +14,11 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ReadTimeoutError
 
+from load_tests.faults.clients import CANCEL_CODES, THROTTLE_CODES, ClientFaults
+from load_tests.faults.draw import Draws
 from producer import Producer, ProducerSettings
 from producer.sender import PRODUCER_CLIENT_CONFIG
 from producer.simulator import Fleet, FleetConfig
-from salesstream.faults.clients import CANCEL_CODES, THROTTLE_CODES, ClientFaults
-from salesstream.faults.draw import Draws
 from tests.kinesis_reading import read_stream
 
 ALWAYS = 0.999_999  # a share below 1 that every draw of these tests falls under

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
+from load_tests.faults.catalogue import conflicting_copy
 from salesstream.core.aggregation import Totals
 from salesstream.core.batch import Cause, KeyKind, Reconciliation, Status
 from salesstream.core.kpl import payloads
 from salesstream.core.sharding import HASH_KEY_MAX, hash_key
-from salesstream.faults.catalogue import conflicting_copy
 from tests.batch_support import Pipeline, cold_start
 from tests.foreign_support import (
     ForeignPOS,

@@ -1,6 +1,6 @@
 """The load test's API probe: the serving API served as during a load test (load_tests/serving.py),
 asked through HTTP (load_tests/visibility.py), on a stack of the embedded emulator. The shard
-counters are written as the aggregator's persistence writes them (consumers/aggregator/layout.py)."""
+counters are written as the aggregator's persistence writes them (consumers/speed/layout.py)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from consumers.api.handler import api
+from consumers.serving.handler import api
 from load_tests.meters import RequestMeter
 from load_tests.serving import serving_api
 from load_tests.visibility import ApiShardsProbe
-from salesstream.aws import Endpoint
 from salesstream.core.windows import rfc3339
+from salesstream.emulator.targets import Endpoint
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Any
 
 from load_tests.meters import InvocationMeter, RequestMeter, write_units
 from load_tests.visibility import AggregatesTableProbe
-from salesstream.aws import Endpoint
+from salesstream.emulator.targets import Endpoint
 
 
 def fresh(endpoint: Any) -> Endpoint:

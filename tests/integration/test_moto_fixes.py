@@ -1,5 +1,5 @@
 """The embedded emulator reshards like Kinesis, and its DynamoDB transactions back up only the
-items they touch (salesstream/moto_fixes.py)."""
+items they touch (salesstream/emulator/moto_fixes.py)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def test_a_merge_does_not_copy_the_parents_records_into_the_child(make_stack: An
 
 
 def test_the_child_process_emulator_has_the_fixes_too() -> None:
-    from salesstream.embedded import EmbeddedEmulator
+    from salesstream.emulator.embedded import EmbeddedEmulator
 
     with EmbeddedEmulator(in_subprocess=True) as endpoint:
         kinesis = endpoint.client("kinesis")
@@ -122,7 +122,7 @@ def test_a_transaction_never_copies_a_whole_table() -> None:
     import moto.dynamodb.models as models
     from moto.dynamodb.models.table import Table
 
-    from salesstream import moto_fixes
+    from salesstream.emulator import moto_fixes
 
     moto_fixes.apply()
     table = Table(
@@ -250,7 +250,7 @@ def test_two_clauses_of_one_kind_are_refused_every_time(make_stack: Any, endpoin
 def test_the_expression_patches_are_in_force_and_can_be_switched_for_a_benchmark(endpoint: Any) -> None:
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 
-    from salesstream import moto_fixes
+    from salesstream.emulator import moto_fixes
 
     patched = vars(UpdateExpressionParser)["make"]
     assert patched.__func__ is moto_fixes._make_update_expression  # applied with the emulator
@@ -273,7 +273,7 @@ def test_the_expression_patches_are_tied_to_the_pinned_moto() -> None:
 
     import moto
 
-    from salesstream import moto_fixes
+    from salesstream.emulator import moto_fixes
 
     pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     pinned = [d for d in pyproject["project"]["dependencies"] if d.startswith("moto")]

@@ -1,5 +1,5 @@
 """The embedded emulator isolates transactions as DynamoDB does: several writers adding to one
-item at once, some of their transactions cancelled, lose no update (salesstream/moto_fixes.py).
+item at once, some of their transactions cancelled, lose no update (salesstream/emulator/moto_fixes.py).
 
 Segments of several shards add to one store's running totals when producers mix partition keys
 in their aggregates; a cancelled transaction's rollback must not undo another one's ADD."""

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from salesstream.cli import main
+from salesstream.cli.main import main
 from tests.integration.conftest import AggregatorStack
 from tests.window_events import Shard, kpl, order
 

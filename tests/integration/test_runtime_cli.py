@@ -11,7 +11,7 @@ from pathlib import Path
 
 import boto3
 
-from salesstream.template import DEFAULT_TEMPLATE
+from salesstream.deploy.template import DEFAULT_TEMPLATE
 
 ROOT = Path(__file__).parents[2]
 HANDLER = "AggregatorFunction=tests.cli_handlers.count_records"
@@ -110,7 +110,7 @@ def test_up_runs_the_consumers_too(tmp_path: Path) -> None:
 def test_up_names_a_handler_it_cannot_import(tmp_path: Path) -> None:
     template = tmp_path / "template.yaml"
     template.write_text(
-        DEFAULT_TEMPLATE.read_text().replace("consumers.aggregator.handler", "consumers.nowhere.handler")
+        DEFAULT_TEMPLATE.read_text().replace("consumers.speed.handler", "consumers.nowhere.handler")
     )
     up = salesstream("up", "--stage", "badhandler", "--template", str(template), cwd=tmp_path)
     _, stderr = up.communicate(timeout=60)

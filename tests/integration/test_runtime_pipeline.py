@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from salesstream.core.windows import Window
-from salesstream.provision import provision
+from salesstream.emulator.provision import provision
 from salesstream.runtime import RuntimeOptions, SeededFaults, VirtualClock
 from tests.conftest import _delete_stack
 from tests.runtime_support import Env, RecordLog, WindowSum, plain_function, template_with

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from salesstream.provision import provision
+from salesstream.emulator.provision import provision
 
 
 def test_provisioning_creates_what_the_template_defines(make_stack: Any, endpoint: Any) -> None:

@@ -34,7 +34,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from consumers.aggregator.handler import lambda_handler
+from consumers.speed.handler import lambda_handler
 from salesstream.core.batch import Status
 from salesstream.core.contract import OrderEvent
 from salesstream.runtime import Call, Fault, Hooks

@@ -6,10 +6,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumers.api.merge import Source, answered_by, merge
-from consumers.api.query import Granularity, SalesQuery, decode_cursor
 from salesstream.core.aggregation import Totals
 from salesstream.core.batch import WindowRow
+from salesstream.core.merge import Source, answered_by, merge
+from salesstream.core.query import Granularity, SalesQuery, decode_cursor
 from salesstream.core.windows import parse_rfc3339
 
 W = 60_000  # one-minute windows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.api.query import (
+from salesstream.core.query import (
     MAX_LIMIT,
     BadRequest,
     Granularity,

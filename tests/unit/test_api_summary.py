@@ -3,9 +3,9 @@ and per store, orders per minute over the last closed windows, the newest window
 
 from __future__ import annotations
 
-from consumers.api.merge import Row, Source
-from consumers.api.summary import summarize
+from consumers.serving.summary import summarize
 from salesstream.core.aggregation import Totals
+from salesstream.core.merge import Row, Source
 from salesstream.core.windows import parse_rfc3339
 
 NOW = parse_rfc3339("2026-12-03T12:00:00Z")

@@ -11,9 +11,9 @@ import json
 
 import pytest
 
-from consumers.archiver.handler import archive_object
-from consumers.batch.archive import read_back
-from consumers.records import decode_records
+from consumers.archive.handler import archive_object
+from consumers.batch.archive_reader import read_back
+from load_tests.faults.security import card_numbers_in
 from salesstream.core.aggregation import effect_of
 from salesstream.core.archive import (
     ArchivedRecord,
@@ -28,9 +28,9 @@ from salesstream.core.archive import (
 from salesstream.core.kpl import aggregate, compress
 from salesstream.core.lambda_events import KinesisTimeWindowEvent
 from salesstream.core.reasons import Reason
+from salesstream.core.records import decode_records
 from salesstream.core.sharding import HASH_KEY_MAX, hash_key
 from salesstream.core.sharding import Shard as KinesisShard
-from salesstream.faults.security import card_numbers_in
 from tests.window_events import T0_MS, Shard, order
 
 SHARD = "shardId-000000000007"

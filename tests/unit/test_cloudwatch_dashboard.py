@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from load_tests.loadtest import TARGET_VISIBLE_P95
-from salesstream.template import Template, load_template_document
+from salesstream.deploy.template import Template, load_template_document
 
 ROOT = Path(__file__).parents[2]
 PARAMETERS = {"Stage": "ci", "AlarmTopicArn": ""}

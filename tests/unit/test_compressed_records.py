@@ -16,7 +16,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumers.records import WHOLE_RECORD, DecodedBatch, decode_records
 from producer.aggregation import MAX_RECORD_BYTES, PAYLOAD_UNIT_BYTES, Compression, Entry
 from producer.encoder import Encoder, accept
 from producer.settings import ProducerSettings
@@ -35,6 +34,7 @@ from salesstream.core.kpl import (
 )
 from salesstream.core.lambda_events import KinesisTimeWindowEvent
 from salesstream.core.reasons import Reason
+from salesstream.core.records import WHOLE_RECORD, DecodedBatch, decode_records
 from tests.window_events import Shard, kpl, order
 
 CARD = b"4111 1111 1111 1111"

@@ -10,7 +10,7 @@ import pytest
 from cfnlint.api import lint_file
 
 from salesstream.deploy.sam import transform
-from salesstream.template import DEFAULT_TEMPLATE, Template, load_template_document
+from salesstream.deploy.template import DEFAULT_TEMPLATE, Template, load_template_document
 
 PARAMETERS = {"Stage": "ci", "WindowSeconds": 30, "BatchSize": 50, "AlarmTopicArn": ""}
 SAM = Template(load_template_document(), PARAMETERS)

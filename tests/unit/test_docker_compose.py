@@ -9,17 +9,17 @@ from pathlib import Path
 
 import yaml
 
-from salesstream.cli import COMMANDS
+from salesstream.cli.main import COMMANDS
 from salesstream.deploy.calls import calls_of
 from salesstream.deploy.imports import closure
 from salesstream.deploy.package import handler_module
-from salesstream.template import Template
+from salesstream.deploy.template import Template
 
 COMPOSE = Path(__file__).parents[2] / "docker-compose.yml"
 TEMPLATE = Template.load()
 HANDLERS = sorted({handler_module(TEMPLATE, f.logical_id) for f in TEMPLATE.functions()})
 # `demo` runs on the embedded emulator only; every other command takes --target localstack
-LOCAL_PATH = [f"salesstream.commands.{name}" for name in COMMANDS if name != "demo"]
+LOCAL_PATH = [f"salesstream.cli.commands.{name}" for name in COMMANDS if name != "demo"]
 # Calls whose name is an AWS operation but which never reach LocalStack:
 # - `invoke` there is the local runtime's FunctionInvoker.invoke (salesstream/runtime/invoker.py):
 #   the event source mappings, the schedules and the local HTTP API run each handler in this
@@ -29,8 +29,8 @@ LOCAL_PATH = [f"salesstream.commands.{name}" for name in COMMANDS if name != "de
 NOT_ON_LOCALSTACK = {
     ("invoke", "salesstream.runtime.consumer"),
     ("invoke", "salesstream.runtime.runtime"),
-    ("invoke", "salesstream.local_api"),
-    ("get_metric_data", "consumers.api.lag"),
+    ("invoke", "salesstream.emulator.local_api"),
+    ("get_metric_data", "consumers.serving.lag"),
 }
 
 

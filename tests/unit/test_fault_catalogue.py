@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from consumers.records import WHOLE_RECORD, decode_records
+from load_tests.faults.catalogue import CATALOGUE, KINDS, TEST_CARD_NUMBERS, conflicting_copy, kind_for
+from load_tests.faults.draw import Draws
+from load_tests.faults.profile import FaultProfile, UnknownProfile
 from producer.simulator import Fleet, FleetConfig
 from salesstream.core.cards import contains_card_number
 from salesstream.core.lambda_events import KinesisTimeWindowEvent
-from salesstream.faults.catalogue import CATALOGUE, KINDS, TEST_CARD_NUMBERS, conflicting_copy, kind_for
-from salesstream.faults.draw import Draws
-from salesstream.faults.profile import FaultProfile, UnknownProfile
+from salesstream.core.records import WHOLE_RECORD, decode_records
 from tests.window_events import Shard
 
 GOOD = Fleet(FleetConfig(stores=30, seed=3)).events(60)

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from consumers.records import decode_records
+from load_tests.faults.foreign import FOREIGN_SHAPES
 from producer.schema import SCHEMA_PATH, contract_schema
 from salesstream.core.contract import parse_order
 from salesstream.core.kpl import deaggregate
 from salesstream.core.lambda_events import KinesisTimeWindowEvent
-from salesstream.faults.foreign import FOREIGN_SHAPES
+from salesstream.core.records import decode_records
 from tests.foreign_support import ForeignPOS, encode, is_valid_gtin13, spec_aggregate
 from tests.window_events import Shard
 
@@ -79,7 +79,7 @@ def test_every_foreign_shape_carries_each_event_exactly_once(name: str) -> None:
 
 
 def test_the_standard_fault_profile_writes_a_foreign_share() -> None:
-    from salesstream.faults.profile import FaultProfile
+    from load_tests.faults.profile import FaultProfile
 
     standard = FaultProfile.load("standard")
     assert standard.foreign_mixed_key == 0.02

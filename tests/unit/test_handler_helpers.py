@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from consumers.aggregator.handler import failures, resume
-from consumers.records import DecodedBatch, RecordInfo
+from consumers.speed.handler import failures, resume
 from salesstream.core.aggregation import LAYOUT, WindowState
 from salesstream.core.lambda_events import BatchItemFailure
+from salesstream.core.records import DecodedBatch, RecordInfo
 from tests.conftest import load_event
 
 

@@ -16,11 +16,11 @@ from salesstream.deploy.calls import calls_in, calls_of, dynamic_lookups
 from salesstream.deploy.imports import closure, source_file
 from salesstream.deploy.permissions import Access, code_problems, code_roots, policy_problems
 from salesstream.deploy.sam import transform
-from salesstream.template import Template, load_template_document
+from salesstream.deploy.template import Template, load_template_document
 
 DOCUMENT = load_template_document()
-AGGREGATOR = "consumers.aggregator.handler"
-HANDLERS = {AGGREGATOR, "consumers.archiver.handler", "consumers.batch.snapshot", "consumers.api.handler"}
+AGGREGATOR = "consumers.speed.handler"
+HANDLERS = {AGGREGATOR, "consumers.archive.handler", "consumers.batch.snapshot", "consumers.serving.handler"}
 
 
 def problems_of(document: dict[str, Any]) -> list[str]:
@@ -162,11 +162,11 @@ def test_an_undeclared_call_and_an_uncalled_declaration_are_both_named(
     declared.append(Access("dynamodb.scan", on=("AggregatesTable",)))
     monkeypatch.setitem(permissions.CODE_ACCESS, AGGREGATOR, tuple(declared))
     # the line the message names is the scan's own finding, not pinned here: code moves
-    (get_item,) = [c for c in calls_in("consumers.aggregator.persistence") if c.method == "get_item"]
-    source = source_file("consumers.aggregator.persistence").read_text().splitlines()
+    (get_item,) = [c for c in calls_in("consumers.speed.segments") if c.method == "get_item"]
+    source = source_file("consumers.speed.segments").read_text().splitlines()
     assert ".get_item(" in source[get_item.line - 1]
     assert code_problems([AGGREGATOR]) == [
-        f"{AGGREGATOR}: get_item (consumers.aggregator.persistence:{get_item.line}) is not declared"
+        f"{AGGREGATOR}: get_item (consumers.speed.segments:{get_item.line}) is not declared"
         " (one of ['dynamodb.get_item'])",
         f"{AGGREGATOR}: declares dynamodb.scan, which its code never calls",
     ]

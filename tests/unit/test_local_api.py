@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from consumers.api.lag import RuntimeStatsLag
-from salesstream.local_api import LocalHttpApi, Route, http_api_event, http_response
+from consumers.serving.lag import RuntimeStatsLag
+from salesstream.emulator.local_api import LocalHttpApi, Route, http_api_event, http_response
 from salesstream.runtime.invoker import FunctionInvoker
 
 

@@ -12,7 +12,7 @@ from packaging.utils import canonicalize_name
 
 from salesstream.deploy.imports import closure, third_party
 from salesstream.deploy.package import REQUIREMENTS, WHEEL_PLATFORMS, architecture, handler_module
-from salesstream.template import Template
+from salesstream.deploy.template import Template
 
 TEMPLATE = Template.load()
 HANDLERS = sorted({handler_module(TEMPLATE, f.logical_id) for f in TEMPLATE.functions()})
@@ -70,7 +70,7 @@ def test_a_handler_packs_no_local_tooling() -> None:
         tooling = [
             m for m in modules if m.startswith("salesstream.") and not m.startswith("salesstream.core")
         ]
-        assert tooling == ["salesstream.clients"], handler  # the botocore Config, nothing else
+        assert tooling == ["consumers.common.clients"], handler  # the botocore Config, nothing else
         assert not third_party(modules) & {"moto", "localstack_client", "rich", "yaml", "pytest"}
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.quarantine import Quarantine, quarantine_sort_key, redacted
-from consumers.records import WHOLE_RECORD, RecordInfo, Refusal
+from consumers.common.quarantine import Quarantine, quarantine_sort_key, redacted
 from salesstream.core.cards import contains_card_number, redact_card_numbers
 from salesstream.core.kpl import aggregate
 from salesstream.core.reasons import Reason
+from salesstream.core.records import WHOLE_RECORD, RecordInfo, Refusal
 from salesstream.core.windows import Window
 from tests.window_events import T0_MS
 

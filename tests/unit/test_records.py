@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.records import WHOLE_RECORD, decode_records, event_id_hint
 from salesstream.core.contract import MAX_EVENT_BYTES
 from salesstream.core.kpl import MAGIC, BrokenAggregate, aggregate, deaggregate, messages_pb2, payloads
 from salesstream.core.lambda_events import KinesisTimeWindowEvent
 from salesstream.core.reasons import Reason
+from salesstream.core.records import WHOLE_RECORD, decode_records, event_id_hint
 from tests.window_events import Shard, kpl, order
 
 CARD = b"4111 1111 1111 1111"
@@ -167,7 +167,7 @@ def test_every_user_record_counts_where_it_landed_whatever_its_keys() -> None:
 
 def test_a_poison_record_is_quarantined_and_the_rest_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
     # A record that breaks validation in an unforeseen way would fail every retry (B4).
-    import consumers.records as records
+    import salesstream.core.records as records
 
     poison, good = order("store-1", 100), order("store-2", 200)
     real = records.validate_wire

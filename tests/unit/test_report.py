@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from salesstream.commands.report import print_tables, report_from_items
+from salesstream.cli.commands.report import print_tables, report_from_items
 
 
 def s(text: str) -> dict[str, str]:

@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from salesstream.aws import Endpoint, Target
 from salesstream.core.lambda_events import KinesisEvent, KinesisTimeWindowEvent
 from salesstream.core.windows import Window
+from salesstream.deploy.template import Template, load_template_document
+from salesstream.emulator.targets import Endpoint, Target
 from salesstream.runtime import HandlerImportError, Runtime, RuntimeConfigError, VirtualClock
 from salesstream.runtime.destinations import FailureCondition, failure_record
 from salesstream.runtime.events import Source, build_event, interpret, stream_record
 from salesstream.runtime.invoker import FunctionInvoker, Raised, Returned, TimedOut, resolve_handler
 from salesstream.runtime.mappings import function_environment, mappings_of
 from salesstream.runtime.model import Batch, Failed, FailureKind, PartlyFailed, RawRecord, Succeeded
-from salesstream.template import Template, load_template_document
 from tests.conftest import load_event
 
 SOURCE = Source(

@@ -19,12 +19,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from salesstream.core.windows import Window
+from salesstream.deploy.template import Template, load_template_document
 from salesstream.runtime import Fault, Hooks, RuntimeOptions, SimulatedCrash, VirtualClock
 from salesstream.runtime.consumer import ShardConsumer
 from salesstream.runtime.invoker import InvocationResult, Raised, Returned
 from salesstream.runtime.mappings import mappings_of
 from salesstream.runtime.model import Fetch, RawRecord, ShardStats
-from salesstream.template import Template, load_template_document
 from tests.checkpoint_store import MemoryCheckpointStore
 from tests.runtime_support import WindowSum
 

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from salesstream.deploy.template import FunctionSpec
 from salesstream.runtime.schedules import (
     Cron,
     Rate,
@@ -15,7 +16,6 @@ from salesstream.runtime.schedules import (
     ScheduleExpressionError,
     parse_schedule,
 )
-from salesstream.template import FunctionSpec
 
 MINUTE = 60_000
 

@@ -1,4 +1,4 @@
-"""consumers.telemetry.log_metrics: metrics switched off stay off in a long-lived process."""
+"""consumers.common.telemetry.log_metrics: metrics switched off stay off in a long-lived process."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from consumers.telemetry import log_metrics
+from consumers.common.telemetry import log_metrics
 
 
 def handler_adding_one_value(metrics: Metrics) -> Any:

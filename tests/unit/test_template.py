@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from salesstream.template import Template, TemplateError
+from salesstream.deploy.template import Template, TemplateError
 
 
 def test_defaults_and_overrides() -> None:

@@ -1,4 +1,4 @@
-"""One invocation's pure work (consumers/aggregator/window.py): judged, quarantined, folded.
+"""One invocation's pure work (salesstream/core/window_fold.py): judged, quarantined, folded.
 
 Step by step first (a duplicate straddling a window boundary, a resend into a child shard, a
 batch redelivered with the state that already holds it, a cutoff), then the property: any split
@@ -14,13 +14,13 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumers.aggregator.window import apply, plan
-from consumers.records import decode_records
 from salesstream.core.aggregation import Totals, WindowState, effect_of, result
 from salesstream.core.contract import OrderEvent, validate_wire
 from salesstream.core.dedup import DedupIndex, decode_log, encode_log
 from salesstream.core.lambda_events import KinesisTimeWindowEvent
 from salesstream.core.reasons import Reason
+from salesstream.core.records import decode_records
+from salesstream.core.window_fold import apply, plan
 from tests.window_events import Record, Shard, kpl, order
 
 HORIZON_MS = 3_600_000

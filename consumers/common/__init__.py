@@ -1,0 +1,2 @@
+"""What every Lambda function shares: the botocore config, settings, the quarantine, shard maps,
+retry and metrics."""

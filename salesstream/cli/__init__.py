@@ -1,0 +1,1 @@
+"""The command line: `main` parses and dispatches, `commands/` holds one module per sub-command."""
