@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from load_tests.bench import Figure
-from load_tests.loadtest import TARGET_VISIBLE_P95
+from load_tests.config import TARGET_VISIBLE_P95
 
 ARGUMENTS: Final = ("--rate", "20000", "--duration", "30", "--shards", "12", "--window-seconds", "30")
 MAX_RUNS: Final = 3

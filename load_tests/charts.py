@@ -13,10 +13,10 @@ matplotlib.use("Agg")  # files only: no display on a server or in CI
 
 import matplotlib.pyplot as plt
 
-from load_tests.loadtest import TARGET_VISIBLE_P95
+from load_tests.config import TARGET_VISIBLE_P95
 
 if TYPE_CHECKING:
-    from load_tests.report import LoadTestReport, Percentiles
+    from load_tests.report_model import LoadTestReport, Percentiles
 
 
 def draw_charts(report: LoadTestReport, folder: Path) -> dict[str, str]:

@@ -178,9 +178,10 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from load_tests.config import TARGET_RATE, TARGET_SECONDS, LoadTestConfig
     from load_tests.faultrun import FaultRun
     from load_tests.faults.profile import FaultProfile, UnknownProfile
-    from load_tests.loadtest import TARGET_RATE, TARGET_SECONDS, LoadTest, LoadTestConfig, LoadTestError
+    from load_tests.loadtest import LoadTest, LoadTestError
     from load_tests.meters import RequestMeter
     from load_tests.profile import Shape
     from load_tests.report import judging_only, print_summary, write_report

@@ -51,7 +51,7 @@ from load_tests.faults.security import LogCapture, file_source, scan, stored_eve
 from load_tests.faults.summary import FaultSummary, KindCheck
 from load_tests.generator import GeneratorOutcome, GeneratorProcess, _Sender
 from load_tests.loadtest import LoadTest, Monitor
-from load_tests.report import Reconciled
+from load_tests.report_model import Reconciled
 from producer.encoder import accept
 from producer.result import StoreTally, Tally
 from salesstream.core.kpl import payloads
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
     from load_tests.meters import RequestMeter
-    from load_tests.report import LoadTestReport
+    from load_tests.report_model import LoadTestReport
 
 _QUARANTINE_SLACK_MS: Final = 5_000
 _FOREIGN_ATTEMPTS: Final = 5

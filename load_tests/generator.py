@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
     from types import TracebackType
 
-    from load_tests.loadtest import LoadTestConfig
+    from load_tests.config import LoadTestConfig
 
 _RAW_BATCH: Final = 500  # PutRecords entries per call for the corrupted events
 _RAW_ATTEMPTS: Final = 5

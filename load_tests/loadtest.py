@@ -33,19 +33,26 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 from botocore.config import Config
-from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from load_tests.archived import ArchiveTally, S3Archive, tally_archive
+from load_tests.config import (
+    RECONCILE_UP_TO_SECONDS,
+    TARGET_COST,
+    TARGET_EVENTS_PER_UNIT,
+    TARGET_RATE,
+    TARGET_SECONDS,
+    TARGET_VISIBLE_P95,
+    LoadTestConfig,
+)
 from load_tests.cost import LambdaDurationModel, Prices, Usage, model_cost
 from load_tests.generator import GeneratorOutcome, GeneratorProcess, SenderFactory, _Sender
 from load_tests.meters import InvocationMeter, RequestCounts, RequestMeter, metered_handlers
-from load_tests.profile import LoadProfile, Shape
 from load_tests.reconciling import reconcile_run
-from load_tests.report import (
+from load_tests.report_model import (
     Correctness,
     FunctionFigures,
     Latency,
@@ -65,7 +72,7 @@ from load_tests.report import (
 from load_tests.serving import serving_api
 from load_tests.truth import Reckoning, SendLedger, reckon
 from load_tests.visibility import AggregatesTableProbe, ApiShardsProbe, Seen, Sighting, VisibilityProbe
-from producer.simulator import Fleet, FleetConfig
+from producer.simulator import Fleet
 from salesstream.cli.commands.report import report_from_items
 from salesstream.core.checks import compare_totals
 from salesstream.core.dedup import decode_log, log_prefix, log_start_after
@@ -84,65 +91,12 @@ STREAM: Final = "OrdersStream"
 AGGREGATES: Final = "AggregatesTable"
 QUARANTINE: Final = "QuarantineTable"
 ARCHIVE: Final = "ArchiveBucket"
-# The load test's targets on this 2-core machine (docs/load-tests.md).
-TARGET_RATE: Final = 20_000
-TARGET_SECONDS: Final = 60
-TARGET_VISIBLE_P95: Final = 1.5
-TARGET_EVENTS_PER_UNIT: Final = 95
-TARGET_COST: Final = 0.01
-RECONCILE_UP_TO_SECONDS: Final = 120  # the snapshot reads the whole archive: ~26 us per event here
 RUNTIME_STATS_FILE: Final = "runtime-stats.json"  # beside the spool, in the report folder
 _LOG_SLACK_MS: Final = 120_000  # dedup-log objects of this run start after (run start - slack)
 # The load test's own clients (probe, end-of-run readers): excluded from the request meter.
 _OBSERVER_CONFIG: Final = Config(user_agent_extra="salesstream-loadtest-observer")
 
 ArchiveReader = Callable[[int], Iterable[str]]  # since (epoch ms) -> one event id per archived line
-
-
-class LoadTestConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    run_id: str
-    shape: Shape = Shape.FLAT
-    rate: float = Field(20_000, gt=0)  # events/s (the peak of a day, the end of a ramp)
-    ramp_from: float = Field(0, ge=0)
-    duration: float = Field(60, gt=0)  # seconds of traffic
-    stores: int = Field(1_000, ge=1)
-    terminals: int = Field(4, ge=1)  # per store
-    seed: int = 1
-    refund_share: float = Field(0.03, ge=0, lt=1)
-    zipf_exponent: float = Field(0.6, ge=0)
-    max_lines: int = Field(5, ge=1, le=5)
-    skewed_clock_share: float = Field(0.01, ge=0, le=1)
-    max_clock_skew_seconds: int = Field(900, ge=0)
-    ids: Literal["simulator", "realistic"] = "simulator"  # realistic: UUID ids, hex orders, EAN-13 SKUs
-    bad_share: float = Field(0.001, ge=0, lt=1)  # corrupted events put past the producer
-    probe_interval: float = Field(0.1, gt=0)
-    sample_interval: float = Field(1.0, gt=0)
-    drain_timeout: float = Field(120, gt=0)  # after the last window should have closed
-    reconcile: bool | None = None  # the batch snapshot and reconciliation after the run; None: auto
-    command: str = ""
-
-    @property
-    def reconciles(self) -> bool:
-        return self.duration <= RECONCILE_UP_TO_SECONDS if self.reconcile is None else self.reconcile
-
-    def fleet_config(self) -> FleetConfig:
-        return FleetConfig(
-            stores=self.stores,
-            terminals_per_store=self.terminals,
-            seed=self.seed,
-            refund_share=self.refund_share,
-            zipf_exponent=self.zipf_exponent,
-            max_lines=self.max_lines,
-            run_id=self.run_id,
-            skewed_clock_share=self.skewed_clock_share,
-            max_clock_skew_seconds=self.max_clock_skew_seconds,
-            ids=self.ids,
-        )
-
-    def profile(self) -> LoadProfile:
-        return LoadProfile(self.shape, self.rate, self.duration, self.ramp_from)
 
 
 class LoadTestError(RuntimeError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from load_tests.report import Reconciled
+from load_tests.report_model import Reconciled
 from salesstream.core.windows import rfc3339
 
 if TYPE_CHECKING:

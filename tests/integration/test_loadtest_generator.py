@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from load_tests.config import LoadTestConfig
 from load_tests.generator import GeneratorOutcome, GeneratorProcess, _Sender
-from load_tests.loadtest import LoadTestConfig
 from load_tests.meters import RequestMeter
 
 

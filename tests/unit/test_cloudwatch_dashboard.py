@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, Final
 
-from load_tests.loadtest import TARGET_VISIBLE_P95
+from load_tests.config import TARGET_VISIBLE_P95
 from salesstream.deploy.template import Template, load_template_document
 
 ROOT = Path(__file__).parents[2]

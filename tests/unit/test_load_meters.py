@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from load_tests.meters import InvocationMeter, RequestCounts, ShardSecond, item_size, write_units
-from load_tests.report import Percentiles
+from load_tests.report_model import Percentiles
 from salesstream.core.windows import parse_rfc3339
 
 

@@ -13,7 +13,6 @@ import pytest
 
 from load_tests.report import (
     BaselineError,
-    LoadTestReport,
     baseline_argument,
     compare,
     differences_in_setup,
@@ -24,6 +23,7 @@ from load_tests.report import (
     verdict,
     write_report,
 )
+from load_tests.report_model import LoadTestReport
 
 REPORT = Path(__file__).parents[1] / "data" / "loadtest-report.json"
 CORRECTNESS = ("lost events", "double-counted events")

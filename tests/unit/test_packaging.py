@@ -70,7 +70,7 @@ def test_a_handler_packs_no_local_tooling() -> None:
         tooling = [
             m for m in modules if m.startswith("salesstream.") and not m.startswith("salesstream.core")
         ]
-        assert tooling == ["consumers.common.clients"], handler  # the botocore Config, nothing else
+        assert tooling == [], handler  # the core only: not even the botocore config lives outside consumers
         assert not third_party(modules) & {"moto", "localstack_client", "rich", "yaml", "pytest"}
 
 

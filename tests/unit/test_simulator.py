@@ -219,7 +219,7 @@ def test_an_unknown_style_of_ids_is_refused() -> None:
 
 
 def test_the_load_tests_fleet_takes_the_style_of_ids_from_its_config() -> None:
-    from load_tests.loadtest import LoadTestConfig
+    from load_tests.config import LoadTestConfig
 
     config = LoadTestConfig(run_id="ids-test", rate=100, duration=1, stores=5, ids="realistic")
     simulated = Fleet(config.fleet_config(), clock=lambda: NOON)
