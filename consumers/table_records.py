@@ -1,0 +1,166 @@
+"""DynamoDB Streams records of the orders table -> order events, beside the Kinesis decode
+(consumers/records.py) and into the same `DecodedBatch`: dedup, quarantine, exactly-once
+persistence and reconciliation stay one mechanism for both sources.
+
+One item per order event: the contract's fields as typed attributes (`{"S": ...}`, `{"N": ...}`,
+lines a list of maps), `event_id` the key, plus the table's own `expires_at` (TTL), which is not
+part of the event. Per stream record, by `eventName`:
+
+- INSERT: the NewImage made plain (table-only attributes dropped) is validated by the contract
+  exactly like a wire event (its raw bytes are its compact JSON): accepted, or refused with the
+  contract's reason.
+- MODIFY: the item of an event id that was counted changed. The same event in both images (only
+  the TTL attribute moved, or the same item put again, for which DynamoDB writes no record but
+  an emulator may) is ignored and counted as `unchanged`. Any other change is a conflict: the new
+  image goes to the quarantine as `duplicate_conflict` and the version counted first stands, as
+  for a Kinesis resend with another content.
+- REMOVE: ignored and counted as `removed`, or `expired` when TTL removed it (userIdentity
+  principalId `dynamodb.amazonaws.com`, with-ddb "Time to Live"): totals already counted stay.
+
+No network and no boto3 here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from consumers.records import DecodedBatch, RecordInfo, Refusal, event_id_hint
+from salesstream.core.contract import validate_wire
+from salesstream.core.lambda_events import DynamodbEventRecord
+from salesstream.core.reasons import Reason, RejectedEvent
+from salesstream.core.windows import to_millis
+
+TTL_ATTRIBUTE: Final = "expires_at"  # the orders table's TimeToLiveSpecification
+TABLE_ONLY_ATTRIBUTES: Final = frozenset({TTL_ATTRIBUTE})
+TTL_PRINCIPAL: Final = "dynamodb.amazonaws.com"
+
+
+class NotTypedValue(ValueError):
+    """An image holds something that is not a DynamoDB attribute value."""
+
+
+@dataclass(slots=True)
+class TableDecoded:
+    batch: DecodedBatch = field(default_factory=DecodedBatch)
+    unchanged: int = 0  # MODIFY with the same event in both images
+    removed: int = 0  # REMOVE by a client
+    expired: int = 0  # REMOVE by DynamoDB's TTL
+
+
+def plain(value: Any) -> Any:
+    """A typed attribute value ({"S": "x"}, {"N": "2"}, {"L": [...]}, ...) as plain JSON. A
+    number with a fraction stays a float, which the contract refuses where it wants an integer."""
+    if not isinstance(value, dict) or len(value) != 1:
+        raise NotTypedValue("not a typed attribute value")
+    ((kind, inner),) = value.items()
+    match kind:
+        case "S" | "BOOL":
+            return inner
+        case "N":
+            number = float(inner)
+            return int(inner) if inner.lstrip("-").isdigit() else number
+        case "NULL":
+            return None
+        case "M":
+            return {name: plain(item) for name, item in inner.items()}
+        case "L":
+            return [plain(item) for item in inner]
+        case "SS" | "NS" | "BS" | "B":
+            raise NotTypedValue(f"a {kind} attribute has no place in an order event")
+    raise NotTypedValue(f"unknown attribute type {kind!r}")
+
+
+def typed(value: Any) -> dict[str, Any]:
+    """The inverse of `plain`, for the JSON an order event is made of: what a writer puts."""
+    match value:
+        case bool():
+            return {"BOOL": value}
+        case str():
+            return {"S": value}
+        case int() | float():
+            return {"N": str(value)}
+        case None:
+            return {"NULL": True}
+        case dict():
+            return {"M": {name: typed(item) for name, item in value.items()}}
+        case list():
+            return {"L": [typed(item) for item in value]}
+    raise NotTypedValue(f"{type(value).__name__} has no place in an order event")
+
+
+def order_item(event: dict[str, Any], *, expires_at: int) -> dict[str, Any]:
+    """The orders table's item for an order event (its wire JSON, parsed): the event's fields as
+    typed attributes and the TTL attribute (epoch seconds) after which DynamoDB deletes it."""
+    return {**{name: typed(value) for name, value in event.items()}, TTL_ATTRIBUTE: {"N": str(expires_at)}}
+
+
+def event_bytes(image: dict[str, Any]) -> bytes:
+    """The event an item holds, as compact JSON: what the contract validates and the quarantine keeps."""
+    event = {name: plain(value) for name, value in image.items() if name not in TABLE_ONLY_ATTRIBUTES}
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _refused(index: int, reason: Reason, detail: str, raw: bytes) -> Refusal:
+    return Refusal(index, 0, reason, detail, raw, event_id_hint(raw))
+
+
+def decode_table_records(records: Sequence[DynamodbEventRecord]) -> TableDecoded:
+    decoded = TableDecoded()
+    batch = decoded.batch
+    for index, record in enumerate(records):
+        change = record.dynamodb
+        key = change.Keys.get("event_id", {}).get("S", "")
+        arrival_ms = to_millis(change.ApproximateCreationDateTime)
+        batch.records.append(RecordInfo(change.SequenceNumber, arrival_ms, key, 1))
+        if record.eventName == "REMOVE":
+            by_ttl = record.userIdentity is not None and record.userIdentity.principalId == TTL_PRINCIPAL
+            if by_ttl:
+                decoded.expired += 1
+            else:
+                decoded.removed += 1
+            continue
+        if change.NewImage is None:
+            batch.refused.append(
+                _refused(
+                    index, Reason.MISSING_FIELD, "the stream carries no NewImage: use NEW_AND_OLD_IMAGES", b""
+                )
+            )
+            continue
+        try:
+            raw = event_bytes(change.NewImage)
+        except (NotTypedValue, ValueError, AttributeError) as error:
+            batch.refused.append(_refused(index, Reason.WRONG_TYPE, f"NewImage: {error}", b""))
+            continue
+        if record.eventName == "MODIFY":
+            if _same_event(change.OldImage, raw):
+                decoded.unchanged += 1
+            else:
+                batch.refused.append(
+                    _refused(
+                        index, Reason.DUPLICATE_CONFLICT, "the item of a counted event_id was changed", raw
+                    )
+                )
+            continue
+        try:
+            batch.accepted.append((validate_wire(raw), raw, index, 0))
+        except RejectedEvent as rejected:
+            batch.refused.append(_refused(index, rejected.reason, rejected.detail, raw))
+        except Exception as unexpected:  # noqa: BLE001 - a poison record must not block its shard
+            # as in the Kinesis decode: the error's type only, never its message (it may quote
+            # the payload)
+            batch.refused.append(
+                _refused(index, Reason.POISON, f"unexpected {type(unexpected).__name__}", raw)
+            )
+    return decoded
+
+
+def _same_event(old_image: dict[str, Any] | None, new_raw: bytes) -> bool:
+    if old_image is None:
+        return False
+    try:
+        return json.loads(event_bytes(old_image)) == json.loads(new_raw)
+    except (NotTypedValue, ValueError, AttributeError):
+        return False
