@@ -1,0 +1,111 @@
+"""The speed layer fed from the orders table: order items put with boto3 on the embedded
+emulator, the runtime reading the table's stream and invoking the aggregator by its template
+Handler on a virtual clock, and the totals read back from DynamoDB, checked to the cent against
+the events put. Dedup, quarantine and exactly-once persistence are the Kinesis source's own."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from consumers.table_records import order_item
+from salesstream.core.contract import OrderEvent
+from salesstream.runtime import Call, Fault, Runtime, RuntimeOptions, VirtualClock
+from salesstream.runtime.model import Outcome
+from tests.integration.conftest import AggregatorStack
+from tests.stream_pipeline import Pipeline, Script, model, with_room_in_the_window
+from tests.window_events import order
+
+TABLE_MAPPING = "AggregatorFunction.AggregatorOrdersTableMapping"
+EXPIRES = int(time.time()) + 7 * 86_400
+
+
+def table_pipeline(
+    aggregator_stack: Callable[..., AggregatorStack], script: Script | None = None, **options: Any
+) -> Pipeline:
+    stack = aggregator_stack(ShardCount=1, WindowSeconds=900, BatchSize=10, OrdersTableSource="on")
+    with_room_in_the_window(900)
+    clock, script = VirtualClock(), script or Script()
+    runtime = Runtime(
+        stack.template,
+        stack.endpoint,
+        clock=clock,
+        options=RuntimeOptions(**options),
+        hooks=script,
+        functions=["AggregatorFunction"],
+    )
+    return Pipeline(stack, runtime, clock, script, 900)
+
+
+def put(pipeline: Pipeline, *events: OrderEvent, expires_at: int = EXPIRES) -> None:
+    """What an integration does: one put_item per order event, the event id as the key."""
+    dynamodb = pipeline.stack.endpoint.client("dynamodb")
+    table = pipeline.stack.template.physical_name("OrdersTable")
+    for event in events:
+        item = order_item(json.loads(event.to_json_bytes()), expires_at=expires_at)
+        dynamodb.put_item(TableName=table, Item=item)
+
+
+def test_orders_put_into_the_table_are_totalled_to_the_cent(aggregator_stack: Any) -> None:
+    pipeline = table_pipeline(aggregator_stack)
+    events = [order(f"store-{i % 3}", 1000 + i * 7, currency="EUR" if i % 4 else "USD") for i in range(25)]
+    events.append(order("store-1", 550, refund=True))
+    put(pipeline, *events)
+    pipeline.run()
+    pipeline.close_windows()
+    assert pipeline.errors() == []
+    assert pipeline.totals() == model(events)
+    table_stats = [s for s in pipeline.runtime.stats().shards if s.mapping == TABLE_MAPPING]
+    assert sum(s.windows_closed for s in table_stats) == 1
+    assert sum(s.records_delivered for s in table_stats) == 26
+
+
+def test_a_changed_item_is_quarantined_a_re_put_and_a_removal_change_nothing(aggregator_stack: Any) -> None:
+    pipeline = table_pipeline(aggregator_stack)
+    first, second, third = order("store-1", 1000), order("store-2", 2000), order("store-1", 300)
+    put(pipeline, first, second, third)
+    put(pipeline, first)  # the same item again: a MODIFY with equal images on the emulator
+    put(pipeline, first, expires_at=EXPIRES + 3600)  # only the TTL moved
+    changed = order("store-2", 2500, event_id=second.event_id)
+    put(pipeline, changed)  # the item of a counted event changed: a conflict
+    dynamodb = pipeline.stack.endpoint.client("dynamodb")
+    dynamodb.delete_item(
+        TableName=pipeline.stack.template.physical_name("OrdersTable"),
+        Key={"event_id": {"S": third.event_id}},
+    )
+    pipeline.run()
+    pipeline.close_windows()
+    assert pipeline.errors() == []
+    assert pipeline.totals() == model([first, second, third])  # the first versions stand
+    quarantined = list(pipeline.quarantine().values())
+    assert [(reason, event_id) for reason, _, event_id in quarantined] == [
+        ("duplicate_conflict", second.event_id)
+    ]
+    assert json.loads(quarantined[0][1])["total_minor"] == 2500  # the changed version, for a person to judge
+    stats = [s for s in pipeline.runtime.stats().shards if s.mapping == TABLE_MAPPING]
+    # the template's filter passes INSERT and MODIFY only: the removal never reached the function
+    assert sum(s.records_filtered for s in stats) == 1
+    assert pipeline.counters()["conflicts"] == 1
+
+
+def test_replayed_batches_and_crashes_after_the_write_count_each_order_once(aggregator_stack: Any) -> None:
+    def faults(call: Call, outcome: Outcome) -> Fault:
+        if call.batch.final and not any(i.final and i.fault is Fault.CRASH for i in script.invocations):
+            return Fault.CRASH  # the poller dies after the window was persisted: it comes again
+        if call.batch.records and not script.invocations:
+            return Fault.REPLAY  # the first batch delivered twice at once
+        return Fault.NONE
+
+    script = Script(after=faults)
+    pipeline = table_pipeline(aggregator_stack, script)
+    events = [order(f"store-{i % 2}", 100 + i) for i in range(23)]
+    put(pipeline, *events)
+    pipeline.run()
+    pipeline.close_windows()
+    pipeline.run()
+    assert Fault.REPLAY in script.faults()
+    assert Fault.CRASH in script.faults()
+    assert pipeline.totals() == model(events)
+    assert len([s for s in pipeline.segments() if s["shard_id"].startswith("shardId-")]) >= 1
