@@ -136,3 +136,51 @@ class TableEnv(Env):
             )["ShardIterator"]
             records += [(shard["ShardId"], r) for r in streams.get_records(ShardIterator=iterator)["Records"]]
         return records
+
+
+CHILD_SHARD = "shardId-00000001764720000000-child001"
+
+
+class RollingStreams:
+    """The real DynamoDB Streams client of the emulator, with a shard roll it never makes:
+    once `roll()` is called, the table's one shard is listed closed (EndingSequenceNumber), is
+    read to its end, and a child shard (ParentShardId: it) appears, whose records are those of
+    a second table's stream. Every other call goes to the emulator as it is."""
+
+    def __init__(self, real: Any, parent_arn: str, child_arn: str) -> None:
+        self._real, self._parent_arn, self._child_arn = real, parent_arn, child_arn
+        self.exceptions = real.exceptions
+        self.rolled = False
+        self._children: set[str] = set()  # iterators that read the child shard
+
+    def roll(self) -> None:
+        self.rolled = True
+
+    def describe_stream(self, **request: Any) -> dict[str, Any]:
+        description = self._real.describe_stream(**request)["StreamDescription"]
+        if not self.rolled:
+            return {"StreamDescription": description}
+        (parent,) = description["Shards"]
+        parent_range = parent["SequenceNumberRange"]
+        parent = {**parent, "SequenceNumberRange": {**parent_range, "EndingSequenceNumber": "9" * 30}}
+        (child,) = self._real.describe_stream(StreamArn=self._child_arn)["StreamDescription"]["Shards"]
+        child = {**child, "ShardId": CHILD_SHARD, "ParentShardId": parent["ShardId"]}
+        return {"StreamDescription": {**description, "Shards": [parent, child]}}
+
+    def get_shard_iterator(self, **request: Any) -> dict[str, Any]:
+        if request["ShardId"] != CHILD_SHARD:
+            return dict(self._real.get_shard_iterator(**request))
+        (real_child,) = self._real.describe_stream(StreamArn=self._child_arn)["StreamDescription"]["Shards"]
+        answer = self._real.get_shard_iterator(
+            **{**request, "StreamArn": self._child_arn, "ShardId": real_child["ShardId"]}
+        )
+        self._children.add(answer["ShardIterator"])
+        return dict(answer)
+
+    def get_records(self, **request: Any) -> dict[str, Any]:
+        answer = dict(self._real.get_records(**request))
+        if request["ShardIterator"] in self._children:
+            self._children.add(answer["NextShardIterator"])
+        elif self.rolled and not answer["Records"]:
+            answer.pop("NextShardIterator")  # a closed shard read to its end
+        return answer

@@ -40,7 +40,16 @@ from tests.runtime_support import (
     sleep_into_next_window,
     template_with,
 )
-from tests.table_support import TABLE_MAPPING, TableEnv, TableWindowSum, amount_of, item, table_template
+from tests.table_support import (
+    CHILD_SHARD,
+    TABLE_MAPPING,
+    RollingStreams,
+    TableEnv,
+    TableWindowSum,
+    amount_of,
+    item,
+    table_template,
+)
 
 AGGREGATOR = "AggregatorFunction.Orders"
 
@@ -1133,3 +1142,38 @@ def test_table_a_restart_resumes_from_the_checkpoint_with_its_window_state(table
     assert after["Records"][0]["dynamodb"]["SequenceNumber"] == placed[3][1]
     assert table_delivered(handler) == [s for _, s in placed]
     assert sum(handler.totals_by_window().values()) == 15
+
+
+def test_table_a_rolled_shard_finishes_its_window_and_its_child_starts_after_it(
+    table_esm: Any, provision_template: Any, endpoint: Any
+) -> None:
+    # the emulator never rolls a stream's shards (DynamoDB does about every 4 hours): the roll
+    # is simulated over the real API (tests.table_support.RollingStreams)
+    handler = TableWindowSum()
+    env = table_esm(handler)
+    other = table_template(endpoint, "t" + uuid.uuid4().hex[:10])
+    provision_template(other)
+    child_table = other.physical_name("OrdersTable")
+    child_arn = endpoint.client("dynamodb").describe_table(TableName=child_table)["Table"]["LatestStreamArn"]
+    streams = RollingStreams(endpoint.client("dynamodbstreams"), env.stream_arn, child_arn)
+    env.runtime._table_streams = streams  # the runtime's DynamoDB Streams client, with the roll
+    placed = env.put([1, 2, 3])
+    env.runtime.run_until_idle()
+    assert handler.finals() == []
+    streams.roll()
+    dynamodb = endpoint.client("dynamodb")
+    for index, amount in enumerate([10, 20]):
+        dynamodb.put_item(TableName=child_table, Item=item(amount, 100 + index))
+    env.runtime.run_until_idle()  # no clock move: the parent's window closes at shard end
+    parent = placed[0][0]
+    parent_final = next(
+        i for i, e in enumerate(handler.events) if e["shardId"] == parent and e["isFinalInvokeForWindow"]
+    )
+    children = [i for i, e in enumerate(handler.events) if e["shardId"] == CHILD_SHARD]
+    assert children
+    assert min(children) > parent_final
+    assert handler.events[children[0]]["state"] == {}
+    assert checkpoint_of(env, parent, TABLE_MAPPING).finished
+    close_windows(env)
+    totals = {shard: total for (shard, _), total in handler.totals_by_window().items()}
+    assert totals == {parent: 6, CHILD_SHARD: 30}
