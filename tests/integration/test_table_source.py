@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from consumers.table_records import order_item
 from salesstream.core.contract import OrderEvent
+from salesstream.core.order_items import order_item
 from salesstream.runtime import Call, Fault, Runtime, RuntimeOptions, VirtualClock
 from salesstream.runtime.model import Outcome
 from tests.integration.conftest import AggregatorStack

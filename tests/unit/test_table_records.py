@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from consumers.table_records import decode_table_records, event_bytes, order_item, plain, typed
+from consumers.table_records import decode_table_records
 from salesstream.core.lambda_events import DynamodbEventRecord
+from salesstream.core.order_items import event_bytes, order_item, plain, typed
 from salesstream.core.reasons import Reason
 from tests.unit.test_contract import valid_event
 
