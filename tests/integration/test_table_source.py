@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from consumers.retry import Backoff
 from salesstream.core.contract import OrderEvent
 from salesstream.core.order_items import order_item
 from salesstream.runtime import Call, Fault, Runtime, RuntimeOptions, VirtualClock
 from salesstream.runtime.model import Outcome
+from salesstream.table_writer import TableWriter
 from tests.integration.conftest import AggregatorStack
 from tests.stream_pipeline import Pipeline, Script, model, with_room_in_the_window
 from tests.window_events import order
@@ -109,3 +112,68 @@ def test_replayed_batches_and_crashes_after_the_write_count_each_order_once(aggr
     assert Fault.CRASH in script.faults()
     assert pipeline.totals() == model(events)
     assert len([s for s in pipeline.segments() if s["shard_id"].startswith("shardId-")]) >= 1
+
+
+@dataclass
+class _Ok:
+    status_code: int = 200
+    headers: dict[str, str] | None = None
+
+
+def test_the_table_writer_writes_each_valid_event_once_and_its_tally_is_what_the_speed_layer_shows(
+    aggregator_stack: Any,
+) -> None:
+    pipeline = table_pipeline(aggregator_stack)
+    dynamodb = pipeline.stack.endpoint.client("dynamodb")
+    table = pipeline.stack.template.physical_name("OrdersTable")
+    events = [order(f"store-{i % 4}", 200 + i, refund=i % 9 == 0) for i in range(60)]
+    raws = [event.to_json_bytes() for event in events]
+    bad = json.loads(raws[0])
+    bad["total_minor"] += 1
+    raws[10:10] = [json.dumps(bad).encode(), b"not json", raws[3]]  # two refused, one written again
+
+    # the first call leaves its last five items unprocessed, as a throttled table would
+    unprocessed: list[int] = []
+
+    def leave_some(params: dict[str, Any], **_: Any) -> tuple[_Ok, dict[str, Any]] | None:
+        if unprocessed:
+            return None
+        unprocessed.append(1)
+        requests = json.loads(params["body"])["RequestItems"][table]
+        dynamodb.batch_write_item(RequestItems={table: requests[:-5]})
+        return _Ok(), {
+            "UnprocessedItems": {table: requests[-5:]},
+            "ResponseMetadata": {"HTTPStatusCode": 200},
+        }
+
+    dynamodb.meta.events.register("before-call.dynamodb.BatchWriteItem", leave_some)
+    try:
+        writer = TableWriter(dynamodb, table, backoff=Backoff(sleep=lambda _: None))
+        refused = writer.submit_many(raws)
+    finally:
+        dynamodb.meta.events.unregister("before-call.dynamodb.BatchWriteItem", leave_some)
+    assert [(index, rejection.reason.value) for index, rejection in refused] == [
+        (10, "total_mismatch"),
+        (11, "not_json"),
+    ]
+    result = writer.result
+    assert (result.written, result.retries, result.rejected) == (61, 1, {"total_mismatch": 1, "not_json": 1})
+    assert dynamodb.scan(TableName=table, Select="COUNT")["Count"] == 60
+
+    pipeline.run()
+    pipeline.close_windows()
+    assert pipeline.errors() == []
+    expected = model(events)
+    tallied = {
+        (row["store_id"], row["currency"]): (
+            row["orders"],
+            row["refunds"],
+            row["gross_minor"],
+            row["refunds_minor"],
+        )
+        for row in result.as_dict()["tally"]
+    }
+    assert tallied == {
+        key: (t.orders, t.refunds, t.gross_minor, t.refunds_minor) for key, t in expected.items()
+    }
+    assert pipeline.totals() == expected
