@@ -10,12 +10,13 @@ part of the event. Per stream record, by `eventName`:
   exactly like a wire event (its raw bytes are its compact JSON): accepted, or refused with the
   contract's reason.
 - MODIFY: the item of an event id that was counted changed. The same event in both images (only
-  the TTL attribute moved, or the same item put again, for which DynamoDB writes no record but
-  an emulator may) is ignored and counted as `unchanged`. Any other change is a conflict: the new
+  the TTL attribute moved, or the same item put again, for which the emulator writes a MODIFY)
+  is ignored and counted as `unchanged`. Any other change is a conflict: the new
   image goes to the quarantine as `duplicate_conflict` and the version counted first stands, as
   for a Kinesis resend with another content.
 - REMOVE: ignored and counted as `removed`, or `expired` when TTL removed it (userIdentity
-  principalId `dynamodb.amazonaws.com`, with-ddb "Time to Live"): totals already counted stay.
+  type "Service", principalId `dynamodb.amazonaws.com`: DynamoDB Streams API reference,
+  Record): totals already counted stay.
 
 No network and no boto3 here.
 """
