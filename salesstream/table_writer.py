@@ -18,6 +18,7 @@ from typing import Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from consumers.retry import Backoff, is_transient
+from producer.result import StoreTally
 from salesstream.core.contract import validate_wire
 from salesstream.core.order_items import order_item
 from salesstream.core.reasons import RejectedEvent
@@ -36,26 +37,26 @@ class TableWriteResult:
     written: int = 0  # items put (an event written again counts again)
     rejected: dict[str, int] = field(default_factory=dict)
     retries: int = 0  # batch_write_item calls made again for unprocessed items or throttling
-    # (store, currency) -> [orders, refunds, gross_minor, refunds_minor] of the events written
-    tally: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    # what was written per (store, currency), once per event id: the producer's tally's shape
+    tally_by_store: dict[tuple[str, str], StoreTally] = field(default_factory=dict)
+
+    @property
+    def tally(self) -> list[StoreTally]:
+        return [self.tally_by_store[key] for key in sorted(self.tally_by_store)]
+
+    @property
+    def sent(self) -> int:
+        """Events written, once per event id (as the producer's `sent`)."""
+        return sum(row.orders + row.refunds for row in self.tally_by_store.values())
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "table": self.table,
             "written": self.written,
+            "sent": self.sent,
             "rejected": self.rejected,
             "retries": self.retries,
-            "tally": [
-                {
-                    "store_id": store,
-                    "currency": currency,
-                    "orders": o,
-                    "refunds": r,
-                    "gross_minor": g,
-                    "refunds_minor": rf,
-                }
-                for (store, currency), (o, r, g, rf) in sorted(self.tally.items())
-            ],
+            "tally": [row.model_dump() for row in self.tally],
         }
 
 
@@ -130,10 +131,11 @@ class TableWriter:
         if event["event_id"] in self._counted:
             return
         self._counted.add(event["event_id"])
-        row = self.result.tally.setdefault((event["store_id"], event["currency"]), [0, 0, 0, 0])
+        key = (event["store_id"], event["currency"])
+        row = self.result.tally_by_store.setdefault(key, StoreTally(store_id=key[0], currency=key[1]))
         if event["event_type"] == "order_refunded":
-            row[1] += 1
-            row[3] += event["total_minor"]
+            row.refunds += 1
+            row.refunds_minor += event["total_minor"]
         else:
-            row[0] += 1
-            row[2] += event["total_minor"]
+            row.orders += 1
+            row.gross_minor += event["total_minor"]
