@@ -992,7 +992,7 @@ def test_table_events_have_the_exact_aws_shape_and_validate_against_the_models(t
 
 def test_table_a_batch_holds_at_most_batch_size_records(table_esm: Any) -> None:
     handler = TableWindowSum()
-    env = table_esm(handler, parameters={"BatchSize": 3})
+    env = table_esm(handler, mapping={"BatchSize": 3})
     env.put(list(range(10)))
     close_windows(env)
     sizes = [len(event["Records"]) for event in handler.events if event["Records"]]
@@ -1021,7 +1021,7 @@ def test_table_a_state_over_the_limit_ends_the_window_segment_early_and_the_wind
     table_esm: Any,
 ) -> None:
     handler = TableWindowSum()
-    env = table_esm(handler, parameters={"BatchSize": 2}, options={"state_limit_bytes": 120})
+    env = table_esm(handler, mapping={"BatchSize": 2}, options={"state_limit_bytes": 120})
     placed = env.put(list(range(1, 13)))
     close_windows(env)
     ends = [i for i, e in enumerate(handler.events) if e["isWindowTerminatedEarly"]]
@@ -1042,7 +1042,7 @@ def test_table_batch_item_failures_retry_from_the_lowest_failed_sequence_number(
         return [placed[6][1], placed[3][1]] if calls["n"] == 1 else None
 
     handler = TableWindowSum(fail=report_two)
-    env = table_esm(handler, parameters={"BatchSize": 10})
+    env = table_esm(handler, mapping={"BatchSize": 10})
     placed += env.put(list(range(1, 11)))
     close_windows(env)
     retried = handler.events[1]
@@ -1059,7 +1059,7 @@ def test_table_bisect_on_function_error_splits_the_batch_until_the_poison_record
         return "raise" if 5 in [amount_of(r) for r in event.Records] else None
 
     handler = TableWindowSum(fail=poison)
-    env = table_esm(handler, parameters={"BatchSize": 8}, mapping={"MaximumRetryAttempts": 2})
+    env = table_esm(handler, mapping={"BatchSize": 8, "MaximumRetryAttempts": 2})
     env.put(list(range(8)))
     close_windows(env)
     sizes = [len(e["Records"]) for e in handler.events if e["Records"]]
@@ -1075,8 +1075,7 @@ def test_table_exhausted_retries_send_only_metadata_to_the_on_failure_destinatio
     )
     env = table_esm(
         handler,
-        parameters={"BatchSize": 3},
-        mapping={"BisectBatchOnFunctionError": False, "MaximumRetryAttempts": 1},
+        mapping={"BatchSize": 3, "BisectBatchOnFunctionError": False, "MaximumRetryAttempts": 1},
     )
     placed = env.put([1, 42, 3])
     env.put([4])

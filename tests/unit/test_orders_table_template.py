@@ -43,8 +43,8 @@ def test_the_table_mapping_has_the_kinesis_mappings_failure_policy_and_a_filter(
         "OrdersTable",
         "TRIM_HORIZON",
     )
+    assert table.batch_size == 1000  # one order per record: not the Kinesis mapping's BatchSize
     policy = (
-        "batch_size",
         "maximum_batching_window_seconds",
         "tumbling_window_seconds",
         "bisect_batch_on_function_error",
