@@ -137,7 +137,7 @@ def _kinesis_run(endpoint: Any, events: list[bytes], prices: Prices) -> dict[str
         "consume_seconds": round(consumed, 3),
         "events_per_second": round(result.sent / consumed),
         "invocations_per_million": round(invocations * scale),
-        "cost_per_million_usd": {k: round(v, 4) for k, v in cost.items()},
+        "cost_per_million_usd": {k: round(v, 6) for k, v in cost.items()},
         "cost_note": f"plus {prices.kinesis.shard_hour} USD per shard-hour, whatever the volume",
     }
 
@@ -193,7 +193,7 @@ def _table_run(endpoint: Any, events: list[bytes], prices: Prices) -> dict[str, 
         "write_units_per_million": round(write_units * scale),
         "plain_get_records_seconds": round(raw, 3),
         "share_of_consume_in_plain_get_records": round(raw / consumed, 3),
-        "cost_per_million_usd": {k: round(v, 4) for k, v in cost.items()},
+        "cost_per_million_usd": {k: round(v, 6) for k, v in cost.items()},
         "cost_note": "plus table storage (items expire after 30 days by TTL)",
     }
 
@@ -226,7 +226,7 @@ def measure(quick: bool) -> dict[str, Any]:
             f"({run['events']} events, consumed in {run['consume_seconds']} s, "
             f"written in {run['write_seconds']} s); "
             f"{run['invocations_per_million']} invocations per million events; "
-            f"modelled source cost {cost:.4f} USD per million events ({run['cost_note']})"
+            f"modelled source cost {cost:.6f} USD per million events ({run['cost_note']})"
         )
     print(f"ratio table/kinesis (events/s): {results['ratio_events_per_second_table_to_kinesis']}")
     print(
