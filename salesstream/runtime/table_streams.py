@@ -83,8 +83,9 @@ class TableShardReader:
         errors = self._streams.exceptions
         limit = min(limit, GET_RECORDS_LIMIT)
         try:
-            iterator = self._iterator or self._new_iterator()
-            response = self._streams.get_records(ShardIterator=iterator, Limit=limit)
+            # kept across a throttled read: a retry needs no new iterator
+            self._iterator = self._iterator or self._new_iterator()
+            response = self._streams.get_records(ShardIterator=self._iterator, Limit=limit)
         except errors.ExpiredIteratorException:
             self._iterator = None  # iterators live 15 minutes; the next read asks for a new one
             return Fetch([], None, caught_up=False)
