@@ -106,7 +106,7 @@ def stream_record(raw: RawRecord | TableChange, source: Source, fetched_at_ms: i
         arrival_ms=raw.arrival_ms,
         fetched_at_ms=fetched_at_ms,
         event_record=record,
-        size=len(record.model_dump_json()) + 1,
+        size=len(record.model_dump_json(exclude_none=True)) + 1,  # as in the event (a comma)
     )
 
 
