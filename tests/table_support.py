@@ -152,6 +152,8 @@ class RollingStreams:
         self.exceptions = real.exceptions
         self.rolled = False
         self._children: set[str] = set()  # iterators that read the child shard
+        (parent,) = real.describe_stream(StreamArn=parent_arn)["StreamDescription"]["Shards"]
+        self.parent_id: str = parent["ShardId"]
 
     def roll(self) -> None:
         self.rolled = True

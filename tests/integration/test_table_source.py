@@ -14,11 +14,12 @@ from typing import Any
 from consumers.retry import Backoff
 from salesstream.core.contract import OrderEvent
 from salesstream.core.order_items import order_item
-from salesstream.runtime import Call, Fault, Runtime, RuntimeOptions, VirtualClock
+from salesstream.runtime import Call, Fault, Runtime, RuntimeOptions, SeededFaults, VirtualClock
 from salesstream.runtime.model import Outcome
 from salesstream.table_writer import TableWriter
 from tests.integration.conftest import AggregatorStack
 from tests.stream_pipeline import Pipeline, Script, model, with_room_in_the_window
+from tests.table_support import CHILD_SHARD, RollingStreams
 from tests.window_events import order
 
 TABLE_MAPPING = "AggregatorFunction.AggregatorOrdersTableMapping"
@@ -26,7 +27,10 @@ EXPIRES = int(time.time()) + 7 * 86_400
 
 
 def table_pipeline(
-    aggregator_stack: Callable[..., AggregatorStack], script: Script | None = None, **options: Any
+    aggregator_stack: Callable[..., AggregatorStack],
+    script: Script | None = None,
+    hooks: Any = None,
+    **options: Any,
 ) -> Pipeline:
     stack = aggregator_stack(ShardCount=1, WindowSeconds=900, BatchSize=10, OrdersTableSource="on")
     with_room_in_the_window(900)
@@ -36,7 +40,7 @@ def table_pipeline(
         stack.endpoint,
         clock=clock,
         options=RuntimeOptions(**options),
-        hooks=script,
+        hooks=hooks or script,
         functions=["AggregatorFunction"],
     )
     return Pipeline(stack, runtime, clock, script, 900)
@@ -177,3 +181,61 @@ def test_the_table_writer_writes_each_valid_event_once_and_its_tally_is_what_the
         key: (t.orders, t.refunds, t.gross_minor, t.refunds_minor) for key, t in expected.items()
     }
     assert pipeline.totals() == expected
+
+
+def test_a_fault_run_on_the_table_source_loses_nothing_and_counts_nothing_twice(
+    aggregator_stack: Any,
+) -> None:
+    """Crashes before and after the handler, replayed batches, throttled table writes and a
+    rolled stream shard, all in one run: the totals are the events' to the cent."""
+    faults = SeededFaults(5, crash_before=0.15, crash_after=0.25, replay=0.3)
+    pipeline = table_pipeline(aggregator_stack, hooks=faults)
+    endpoint = pipeline.stack.endpoint
+    dynamodb = endpoint.client("dynamodb")
+    table = pipeline.stack.template.physical_name("OrdersTable")
+    child_table = f"{table}-child"
+    dynamodb.create_table(
+        TableName=child_table,
+        KeySchema=[{"AttributeName": "event_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "event_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    arn_of = lambda name: dynamodb.describe_table(TableName=name)["Table"]["LatestStreamArn"]  # noqa: E731
+    streams = RollingStreams(endpoint.client("dynamodbstreams"), arn_of(table), arn_of(child_table))
+    pipeline.runtime._table_streams = streams  # the runtime's DynamoDB Streams client, with the roll
+
+    throttled: list[int] = []
+
+    def throttle_every_other_call(params: dict[str, Any], **_: Any) -> tuple[_Ok, dict[str, Any]] | None:
+        throttled.append(1)
+        if len(throttled) % 2:
+            return None
+        requests = json.loads(params["body"])["RequestItems"]
+        return _Ok(), {"UnprocessedItems": requests, "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    dynamodb.meta.events.register("before-call.dynamodb.BatchWriteItem", throttle_every_other_call)
+    events: list[OrderEvent] = []
+    try:
+        writer = TableWriter(dynamodb, table, backoff=Backoff(sleep=lambda _: None))
+        child_writer = TableWriter(dynamodb, child_table, backoff=Backoff(sleep=lambda _: None))
+        for round_ in range(8):
+            batch = [order(f"store-{i % 3}", 100 + 10 * round_ + i) for i in range(12)]
+            events += batch
+            (child_writer if round_ >= 5 else writer).submit_many([e.to_json_bytes() for e in batch])
+            if round_ == 4:
+                pipeline.run()
+                streams.roll()  # the parent's window ends at shard end; the child starts after it
+            pipeline.run()
+    finally:
+        dynamodb.meta.events.unregister("before-call.dynamodb.BatchWriteItem", throttle_every_other_call)
+    pipeline.close_windows()
+    pipeline.run()
+
+    kinds = {fault for fault, *_ in faults.injected}
+    assert {Fault.CRASH, Fault.REPLAY} <= kinds
+    assert writer.result.retries + child_writer.result.retries >= 4
+    stats = [s for s in pipeline.runtime.stats().shards if s.mapping == TABLE_MAPPING]
+    assert {s.shard_id for s in stats} == {streams.parent_id, CHILD_SHARD}
+    assert all(s.records_discarded == 0 for s in stats)
+    assert pipeline.totals() == model(events)  # 0 lost, 0 counted twice
