@@ -56,15 +56,24 @@ class DedupLog:
     window_ms: int
 
     def catch_up(
-        self, index: DedupIndex, shard: str, first_arrival_ms: int, state_log_key: str | None
+        self,
+        index: DedupIndex,
+        shard: str,
+        first_arrival_ms: int,
+        state_log_key: str | None,
+        *,
+        ancestors: list[str] | None = None,
     ) -> CatchUp:
+        """`ancestors`: the shards whose logs count too on a cold start (None: the Kinesis
+        stream's lineage of `shard`)."""
         if state_log_key is not None and index.knows_log(shard, state_log_key):
             return CatchUp()
         if index.knows_shard(shard):
             start_after = index.last_log(shard) or log_start_after(shard, first_arrival_ms - index.horizon_ms)
             return self._load(index, [(shard, start_after)])
         since = first_arrival_ms - index.horizon_ms - self.window_ms
-        sources = [(ancestor, log_start_after(ancestor, since)) for ancestor in self.shards.ancestors(shard)]
+        lineage = self.shards.ancestors(shard) if ancestors is None else ancestors
+        sources = [(ancestor, log_start_after(ancestor, since)) for ancestor in lineage]
         loaded = self._load(index, [*sources, (shard, log_start_after(shard, since))])
         index.track(shard)
         # what was just loaded lives for a horizon: keep it out of the collector's full passes

@@ -1,7 +1,9 @@
 """The speed-layer aggregator: a tumbling-window Lambda handler on the order stream.
 
 Lambda (or the local event-source-mapping runtime) invokes it per shard and window with a batch
-of Kinesis records and the window's state so far. It decodes the records, judges each event
+of Kinesis records, or of the orders table's DynamoDB Streams records (the event's
+eventSourceARN says which), and the window's state so far. It decodes the records (one decode
+step per source, into one shape), judges each event
 against the dedup index, quarantines what it refused, folds the rest into the state and, on the
 window's final invocation (or when AWS ended the window early), persists the segment. Settings,
 clients and the dedup index live once per process and survive warm invocations.
@@ -28,15 +30,23 @@ from consumers.common.shards import StreamShards
 from consumers.common.telemetry import log_metrics
 from consumers.speed.dedup_log import CatchUp, DedupLog
 from consumers.speed.segments import Persisted, SegmentStore
+from consumers.table_records import TableDecoded, decode_table_records
 from salesstream.core.aggregation import StateLayoutChanged, WindowState, segment_of
 from salesstream.core.dedup import DedupIndex
-from salesstream.core.lambda_events import BatchItemFailure, KinesisTimeWindowEvent, TimeWindowEventResponse
+from salesstream.core.lambda_events import (
+    BatchItemFailure,
+    DynamodbTimeWindowEvent,
+    KinesisTimeWindowEvent,
+    TimeWindowEventResponse,
+    is_table_stream,
+)
 from salesstream.core.records import DecodedBatch, decode_records
 from salesstream.core.window_fold import apply, plan
 from salesstream.core.windows import parse_rfc3339
 
 logger = Logger()
 metrics = Metrics()
+WindowEvent = KinesisTimeWindowEvent | DynamodbTimeWindowEvent
 
 
 class QuarantineUnavailable(RuntimeError):
@@ -75,15 +85,18 @@ class Aggregator:
             segments=SegmentStore(dynamodb, settings.aggregates_table),
         )
 
-    def catch_up(self, shard: str, batch: DecodedBatch, state: WindowState) -> CatchUp:
-        """Bring the dedup index up to date with the shard's log before judging the batch."""
+    def catch_up(self, shard: str, batch: DecodedBatch, state: WindowState, *, from_table: bool) -> CatchUp:
+        """Bring the dedup index up to date with the shard's log before judging the batch. A
+        table's shard needs no ancestors' logs: its event ids are the table's keys, and a key
+        seen again in a later shard is a MODIFY, judged from the record's own images."""
         if not batch.records:
             return CatchUp()
-        return self.log.catch_up(self.index, shard, batch.records[0].arrival_ms, state.log_key)
+        ancestors: list[str] | None = [] if from_table else None
+        return self.log.catch_up(
+            self.index, shard, batch.records[0].arrival_ms, state.log_key, ancestors=ancestors
+        )
 
-    def close(
-        self, state: WindowState, window_event: KinesisTimeWindowEvent, stored: Stored
-    ) -> Persisted | None:
+    def close(self, state: WindowState, window_event: WindowEvent, stored: Stored) -> Persisted | None:
         """Persist the segment of a window that ended (or that AWS ended early)."""
         if stored.failed_records:
             # a window cannot close while records of it are neither folded nor quarantined
@@ -109,15 +122,23 @@ def aggregator() -> Aggregator:
 
 @log_metrics(metrics)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    window_event = KinesisTimeWindowEvent.model_validate(event)
+    from_table = is_table_stream(str(event.get("eventSourceARN", "")))
+    window_event: WindowEvent = (
+        DynamodbTimeWindowEvent if from_table else KinesisTimeWindowEvent
+    ).model_validate(event)
     app = aggregator()
     shard, window = window_event.shardId, window_event.window.window()
     state = resume(window_event.state)
     before = Counts.of(state)
 
-    batch = decode_records(window_event.Records)
+    table: TableDecoded | None = None
+    if isinstance(window_event, DynamodbTimeWindowEvent):
+        table = decode_table_records(window_event.Records)
+        batch = table.batch
+    else:
+        batch = decode_records(window_event.Records)
     with app.index_lock:
-        caught_up = app.catch_up(shard, batch, state)
+        caught_up = app.catch_up(shard, batch, state, from_table=from_table)
         planned = plan(state, app.index, shard, batch)
     stored = app.quarantine.store(shard, window, batch.records, planned.to_quarantine)
     cutoff = min(stored.failed_records, default=len(batch.records))
@@ -132,7 +153,24 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     response = TimeWindowEventResponse(state=state.to_json(), batchItemFailures=failures(batch, cutoff))
     report(window_event, batch, before, state, planned.start, stored, caught_up, persisted, response)
+    if table is not None:
+        report_table_changes(table)
     return response.model_dump()
+
+
+def report_table_changes(table: TableDecoded) -> None:
+    """What the table's stream carried that is not counted: unchanged items, removals."""
+    for name, count in (
+        ("TableUnchanged", table.unchanged),
+        ("TableRemoved", table.removed),
+        ("TableExpired", table.expired),
+    ):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
+    if table.unchanged or table.removed or table.expired:
+        logger.info(
+            "table changes not counted",
+            extra={"unchanged": table.unchanged, "removed": table.removed, "expired": table.expired},
+        )
 
 
 def resume(state: dict[str, Any]) -> WindowState:
@@ -167,7 +205,7 @@ class Counts:
 
 
 def report(
-    window_event: KinesisTimeWindowEvent,
+    window_event: WindowEvent,
     batch: DecodedBatch,
     before: Counts,
     state: WindowState,

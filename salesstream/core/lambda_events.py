@@ -1,6 +1,8 @@
-"""Typed models of the Lambda events for Kinesis, with the tumbling-window fields.
+"""Typed models of the Lambda events for Kinesis and DynamoDB Streams, with the tumbling-window
+fields.
 
-Shapes as documented in the AWS Lambda developer guide (with-kinesis, services-kinesis-windows)
+Shapes as documented in the AWS Lambda developer guide (with-kinesis, services-kinesis-windows,
+with-ddb, services-ddb-windows)
 and the AWS event libraries (aws-lambda-go `KinesisEvent` / `TimeWindowEventResponse`). The local
 runtime builds its events with these models and the handlers parse them with the same models,
 so the two cannot drift. Powertools' Kinesis models have no tumbling-window fields.
@@ -68,8 +70,61 @@ class KinesisTimeWindowEvent(KinesisEvent):
     isWindowTerminatedEarly: bool
 
 
+class StreamRecordPayload(_AwsShape):
+    """The `dynamodb` object of a DynamoDB Streams record: typed attribute values ({"S": ...})."""
+
+    ApproximateCreationDateTime: float  # epoch seconds (whole seconds on AWS), not milliseconds
+    Keys: dict[str, Any]
+    NewImage: dict[str, Any] | None = None
+    OldImage: dict[str, Any] | None = None
+    SequenceNumber: str
+    SizeBytes: int
+    StreamViewType: str
+
+
+class UserIdentity(_AwsShape):
+    """Present on removals by DynamoDB itself: TTL expiry (principalId dynamodb.amazonaws.com)."""
+
+    type: str
+    principalId: str
+
+
+class DynamodbEventRecord(_AwsShape):
+    eventID: str
+    eventName: Literal["INSERT", "MODIFY", "REMOVE"]
+    eventVersion: str = "1.1"
+    eventSource: Literal["aws:dynamodb"] = "aws:dynamodb"
+    awsRegion: str
+    dynamodb: StreamRecordPayload
+    eventSourceARN: str  # the table's stream ARN
+    userIdentity: UserIdentity | None = None
+
+
+class DynamodbTimeWindowEvent(_AwsShape):
+    """The event of a DynamoDB Streams mapping with TumblingWindowInSeconds > 0."""
+
+    Records: list[DynamodbEventRecord]
+    window: WindowBounds
+    state: dict[str, Any] = Field(default_factory=dict)
+    shardId: str
+    eventSourceARN: str
+    isFinalInvokeForWindow: bool
+    isWindowTerminatedEarly: bool
+
+
+class DynamodbEvent(_AwsShape):
+    """The event of a DynamoDB Streams mapping without a window."""
+
+    Records: list[DynamodbEventRecord]
+
+
+def is_table_stream(event_source_arn: str) -> bool:
+    """A DynamoDB stream ARN (`arn:aws:dynamodb:...:table/T/stream/LABEL`), not a Kinesis one."""
+    return event_source_arn.split(":", 3)[2:3] == ["dynamodb"]
+
+
 class BatchItemFailure(_AwsShape):
-    itemIdentifier: str  # the sequence number of the first record to retry
+    itemIdentifier: str  # the sequence number of the first record to retry (either source)
 
 
 class StreamsEventResponse(_AwsShape):

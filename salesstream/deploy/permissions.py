@@ -187,6 +187,12 @@ STREAM_KEY_ACTIONS: Final = {
     "kinesis:PutRecords": "kms:GenerateDataKey",
     "kinesis:GetRecords": "kms:Decrypt",
 }
+# AWS Lambda Developer Guide, "Process DynamoDB records with Lambda" (execution role permissions).
+ESM_TABLE_STREAM_ACTIONS: Final = (
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+)
 LOG_ACTIONS: Final = ("logs:CreateLogStream", "logs:PutLogEvents")
 # Actions that support no resource-level permission (the Service Authorization Reference lists
 # no resource type for them; CloudWatch's permissions reference grants its metric reads on "*"):
@@ -195,6 +201,7 @@ STAR_RESOURCE_ONLY: Final = frozenset(
     {
         "cloudwatch:GetMetricData",
         "cloudwatch:PutMetricData",
+        "dynamodb:ListStreams",
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
     }
@@ -280,9 +287,14 @@ def expected_grants(template: Template, function_id: str) -> set[Grant]:
     properties = template.resources[function_id]["Properties"]
     log_group = _logical_id(properties.get("LoggingConfig", {}).get("LogGroup"))
     grants = {Grant(action, template.arn(log_group)) for action in LOG_ACTIONS} if log_group else set()
-    for mapping in template.function(function_id).kinesis_events:
-        stream = template.arn(mapping.stream_logical_id)
-        grants |= {Grant(action, stream) for action in ESM_STREAM_ACTIONS}
+    for mapping in template.function(function_id).stream_events:
+        if mapping.from_table:
+            table_stream = template.resolve({"Fn::GetAtt": [mapping.stream_logical_id, "StreamArn"]})
+            grants |= {Grant(action, table_stream) for action in ESM_TABLE_STREAM_ACTIONS}
+            grants.add(Grant("dynamodb:ListStreams", "*"))
+        else:
+            stream = template.arn(mapping.stream_logical_id)
+            grants |= {Grant(action, stream) for action in ESM_STREAM_ACTIONS}
         if mapping.on_failure_queue_logical_id:
             grants.add(Grant("sqs:SendMessage", template.arn(mapping.on_failure_queue_logical_id)))
     grants = _with_stream_keys(template, grants)
@@ -335,6 +347,8 @@ def granted(cfn: Template, role_id: str) -> Granted:
         else:
             result.problems.append(f"{role_id}: managed policy {cfn.resolve(arn)} is not from this template")
     for lid, resource in cfn.resources.items():
+        if not cfn.included(lid):
+            continue  # its Condition is false for these parameters: CloudFormation leaves it out
         attached = [_logical_id(r) for r in resource.get("Properties", {}).get("Roles", [])]
         if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy") and role_id in attached:
             result.add(f"{role_id}/{lid}", _statements(cfn, lid))

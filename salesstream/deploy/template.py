@@ -109,6 +109,8 @@ class TableSpec:
     attribute_definitions: list[dict[str, str]]
     global_secondary_indexes: list[dict[str, Any]] = field(default_factory=list)
     ttl_attribute: str | None = None
+    stream_view_type: str | None = None  # StreamSpecification.StreamViewType, when it has a stream
+    point_in_time_recovery: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,8 +127,10 @@ class QueueSpec:
 
 @dataclass(frozen=True)
 class KinesisEventSpec:
-    """One `Type: Kinesis` event of a function: an event source mapping, with AWS's defaults
-    filled in where the template leaves a setting out."""
+    """One event source mapping of a function on a stream: a `Type: Kinesis` event, or (source
+    "dynamodb") a DynamoDB table's stream, as a `Type: DynamoDB` event or an
+    `AWS::Lambda::EventSourceMapping` resource; AWS's defaults filled in where the template
+    leaves a setting out. For a table's stream `stream_logical_id` is the table's logical id."""
 
     name: str
     stream_logical_id: str
@@ -142,6 +146,11 @@ class KinesisEventSpec:
     on_failure_queue_logical_id: str | None = None
     filter_patterns: list[dict[str, Any]] = field(default_factory=list)
     enabled: bool = True
+    source: str = "kinesis"  # or "dynamodb": the stream of a DynamoDB table
+
+    @property
+    def from_table(self) -> bool:
+        return self.source == "dynamodb"
 
 
 @dataclass(frozen=True)
@@ -169,6 +178,12 @@ class FunctionSpec:
     kinesis_events: list[KinesisEventSpec]
     schedule_events: list[ScheduleEventSpec]
     http_events: list[HttpApiEventSpec]
+    table_events: list[KinesisEventSpec] = field(default_factory=list)  # DynamoDB Streams mappings
+
+    @property
+    def stream_events(self) -> list[KinesisEventSpec]:
+        """Every event source mapping on a stream, Kinesis and DynamoDB."""
+        return [*self.kinesis_events, *self.table_events]
 
 
 # --- the resolver -------------------------------------------------------------------------------
@@ -315,6 +330,10 @@ class Template:
                         return self.arn(logical_id)
                     if attribute == "QueueName":
                         return self.physical_name(logical_id)
+                    if attribute == "StreamArn":
+                        # AWS names the stream with a label of its creation time; the template
+                        # cannot know it (the runtime asks DescribeTable): every stream of it
+                        return self.arn(logical_id) + "/stream/*"
                     raise TemplateError(f"GetAtt {logical_id}.{attribute} is not supported locally")
                 case "Fn::Join":
                     separator, items = arg
@@ -355,6 +374,10 @@ class Template:
         condition = resource.get("Condition")
         return condition is None or self.condition(condition)
 
+    def included(self, logical_id: str) -> bool:
+        """Whether CloudFormation creates the resource with these parameters (its Condition)."""
+        return self._included(self.resources[logical_id])
+
     def properties(self, logical_id: str) -> dict[str, Any]:
         resolved: dict[str, Any] = self.resolve(self.resources[logical_id].get("Properties", {}))
         return resolved
@@ -385,6 +408,8 @@ class Template:
                 continue
             props = self.properties(lid)
             ttl = props.get("TimeToLiveSpecification") or {}
+            stream = props.get("StreamSpecification") or {}
+            recovery = props.get("PointInTimeRecoverySpecification") or {}
             specs.append(
                 TableSpec(
                     logical_id=lid,
@@ -393,6 +418,8 @@ class Template:
                     attribute_definitions=props["AttributeDefinitions"],
                     global_secondary_indexes=props.get("GlobalSecondaryIndexes", []),
                     ttl_attribute=ttl.get("AttributeName") if ttl.get("Enabled") else None,
+                    stream_view_type=stream.get("StreamViewType"),
+                    point_in_time_recovery=bool(recovery.get("PointInTimeRecoveryEnabled", False)),
                 )
             )
         return specs
@@ -427,11 +454,17 @@ class Template:
                 **props.get("Environment", {}).get("Variables", {}),
             }
             kinesis, schedules, http = [], [], []
+            tables = self._mapping_resources(lid)
             for event_name, event in props.get("Events", {}).items():
                 event_props = event.get("Properties", {})
+                raw_props = res["Properties"]["Events"][event_name]["Properties"]
                 match event["Type"]:
                     case "Kinesis":
-                        kinesis.append(self._kinesis_event(lid, event_name, res, event_props))
+                        kinesis.append(self._kinesis_event(lid, event_name, raw_props, event_props))
+                    case "DynamoDB":
+                        tables.append(
+                            self._kinesis_event(lid, event_name, raw_props, event_props, source="dynamodb")
+                        )
                     case "Schedule" | "ScheduleV2":
                         schedules.append(
                             ScheduleEventSpec(
@@ -461,7 +494,25 @@ class Template:
                     kinesis_events=kinesis,
                     schedule_events=schedules,
                     http_events=http,
+                    table_events=tables,
                 )
+            )
+        return specs
+
+    def _mapping_resources(self, function_id: str) -> list[KinesisEventSpec]:
+        """`AWS::Lambda::EventSourceMapping` resources on a table's stream for the function (a
+        resource, unlike a SAM event, can carry a Condition: an optional table's mapping)."""
+        specs = []
+        for lid, res in self._of_type("AWS::Lambda::EventSourceMapping").items():
+            raw = res.get("Properties", {})
+            if not self._included(res) or raw.get("FunctionName") != {"Ref": function_id}:
+                continue
+            source = (raw.get("EventSourceArn") or {}).get("Fn::GetAtt", [None, None])
+            if source[1] != "StreamArn":
+                raise TemplateError(f"{lid}: only a table's stream (GetAtt <table>.StreamArn) is supported")
+            stream_props = {**raw, "Stream": raw["EventSourceArn"]}
+            specs.append(
+                self._kinesis_event(function_id, lid, stream_props, self.properties(lid), source="dynamodb")
             )
         return specs
 
@@ -472,19 +523,24 @@ class Template:
         raise TemplateError(f"no function {logical_id} in the template")
 
     def _kinesis_event(
-        self, function_id: str, event_name: str, raw_function: Mapping[str, Any], props: Mapping[str, Any]
+        self,
+        function_id: str,
+        event_name: str,
+        raw_props: Mapping[str, Any],
+        props: Mapping[str, Any],
+        *,
+        source: str = "kinesis",
     ) -> KinesisEventSpec:
-        # The stream is referenced with !GetAtt X.Arn; read the logical id before resolution.
-        raw_stream = raw_function["Properties"]["Events"][event_name]["Properties"]["Stream"]
+        # The stream is referenced with !GetAtt X.Arn (a table's: X.StreamArn); read the logical
+        # id before resolution.
+        raw_stream = raw_props["Stream"]
         stream_id = (raw_stream.get("Fn::GetAtt") or [raw_stream.get("Ref")])[0]
         if stream_id not in self.resources:
             raise TemplateError(f"{function_id}.{event_name}: stream must reference a template resource")
         on_failure = None
         destination = props.get("DestinationConfig", {}).get("OnFailure", {})
         if destination:
-            raw_destination = raw_function["Properties"]["Events"][event_name]["Properties"][
-                "DestinationConfig"
-            ]["OnFailure"]["Destination"]
+            raw_destination = raw_props["DestinationConfig"]["OnFailure"]["Destination"]
             on_failure = (raw_destination.get("Fn::GetAtt") or [raw_destination.get("Ref")])[0]
         spec = KinesisEventSpec(
             name=event_name,
@@ -504,6 +560,7 @@ class Template:
                 for f in props.get("FilterCriteria", {}).get("Filters", [])
             ],
             enabled=bool(props.get("Enabled", True)),
+            source=source,
         )
         if spec.tumbling_window_seconds and spec.parallelization_factor != 1:
             # Not on the AWS pages, but reported by users and tooling: treat it as a rule.

@@ -64,6 +64,8 @@ def ensure_table(dynamodb: Any, table: TableSpec) -> None:
     }
     if table.global_secondary_indexes:
         request["GlobalSecondaryIndexes"] = table.global_secondary_indexes
+    if table.stream_view_type:
+        request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": table.stream_view_type}
     try:
         dynamodb.create_table(**request)
     except ClientError as error:

@@ -1,8 +1,9 @@
 """One event source mapping on one shard: read, batch, invoke, checkpoint, strictly in order.
 
-This is the logic of Lambda's Kinesis poller for one shard (ParallelizationFactor 1), written
+This is the logic of Lambda's stream poller for one shard (ParallelizationFactor 1), written
 over small ports (a shard reader, a checkpoint store, a destination, an invoker, a clock) so the
-same code runs against Kinesis and DynamoDB and, in unit tests, against synthetic records.
+same code runs against Kinesis streams and DynamoDB tables' streams (the reader and the record
+shape differ, every rule below is shared) and, in unit tests, against synthetic records.
 
 The rules, each named by the contract tests:
 - Batches: up to BatchSize records and Lambda's 6 MB payload; invoked when full, when the
@@ -112,7 +113,9 @@ class ShardConsumer:
         self._reader, self._store, self._destination = reader, store, destination
         self._invoker, self._clock, self._options, self._hooks = invoker, clock, options, hooks
         self.stats = stats
-        self._source = Source(shard_id, mapping.stream_arn, mapping.region, mapping.identity_arn)
+        self._source = Source(
+            shard_id, mapping.stream_arn, mapping.region, mapping.identity_arn, mapping.event.from_table
+        )
         self.checkpoint = checkpoint if checkpoint is not None else store.load(mapping.id, shard_id)
         self._reader.reset(self.checkpoint.position)
         self._buffer: deque[StreamRecord] = deque()  # read, filtered, not yet in a batch
@@ -190,7 +193,7 @@ class ShardConsumer:
         for raw in fetch.records:
             self._read_through = raw.sequence_number
             record = stream_record(raw, self._source, now)
-            if record_filter and not record_filter.matches(record.event_record.kinesis.model_dump()):
+            if record_filter and not record_filter.accepts(record.event_record):
                 self.stats.records_filtered += 1
                 continue
             self._buffer.append(record)
@@ -542,6 +545,7 @@ class ShardConsumer:
                 invoke_count=invoke_count,
                 function_error=function_error,
                 now_ms=now,
+                from_table=self.mapping.from_table,
             )
         )
         logger.warning(

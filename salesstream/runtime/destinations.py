@@ -73,7 +73,10 @@ def failure_record(
     invoke_count: int,
     function_error: str | None,
     now_ms: int,
+    from_table: bool = False,
 ) -> dict[str, Any]:
+    """`from_table`: a DynamoDB stream's batch, whose same fields AWS names DDBStreamBatchInfo
+    (with-ddb, "Configuring destinations for failed invocations")."""
     first, last = records[0], records[-1]
     record = OnFailureRecord(
         requestContext=RequestContext(
@@ -94,7 +97,10 @@ def failure_record(
             streamArn=stream_arn,
         ),
     )
-    return record.model_dump(mode="json", exclude_none=True)
+    dumped = record.model_dump(mode="json", exclude_none=True)
+    if from_table:
+        dumped["DDBStreamBatchInfo"] = dumped.pop("KinesisBatchInfo")
+    return dumped
 
 
 class Destination(Protocol):

@@ -1,5 +1,8 @@
 """Events in AWS's exact shape, and what a function's response means.
 
+Both sources give the same envelope (window, state, shardId, the two flags); only the records
+differ: `kinesis` with base64 data, or `dynamodb` with the item's typed images (with-ddb).
+
 Events are built with the same pydantic models the handlers parse them with
 (salesstream.core.lambda_events), so the two cannot drift. Responses are read as AWS documents
 (kinesis-batchfailurereporting, services-kinesis-windows):
@@ -21,6 +24,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from salesstream.core.lambda_events import (
+    DynamodbEvent,
+    DynamodbEventRecord,
+    DynamodbTimeWindowEvent,
     KinesisEvent,
     KinesisEventRecord,
     KinesisPayload,
@@ -38,6 +44,7 @@ from salesstream.runtime.model import (
     RawRecord,
     StreamRecord,
     Succeeded,
+    TableChange,
 )
 
 # The JSON of an event around its records, generously: window, state key, ARNs, flags.
@@ -52,6 +59,7 @@ class Source:
     stream_arn: str
     region: str
     identity_arn: str
+    from_table: bool = False  # a DynamoDB table's stream, not a Kinesis stream
 
 
 def event_record(raw: RawRecord, source: Source) -> KinesisEventRecord:
@@ -69,18 +77,42 @@ def event_record(raw: RawRecord, source: Source) -> KinesisEventRecord:
     )
 
 
-def stream_record(raw: RawRecord, source: Source, fetched_at_ms: int) -> StreamRecord:
-    record = event_record(raw, source)
+def table_event_record(change: TableChange, source: Source) -> DynamodbEventRecord:
+    """The record as Lambda passes it: ApproximateCreationDateTime in epoch seconds, the stream's
+    ARN and region added (with-ddb, "Example event")."""
+    record = change.record
+    payload = {
+        **record["dynamodb"],
+        "ApproximateCreationDateTime": change.arrival_ms / 1000,
+    }
+    return DynamodbEventRecord.model_validate(
+        {
+            "eventID": record["eventID"],
+            "eventName": record["eventName"],
+            "eventVersion": record.get("eventVersion", "1.1"),
+            "eventSource": "aws:dynamodb",
+            "awsRegion": source.region,
+            "dynamodb": payload,
+            "eventSourceARN": source.stream_arn,
+            **({"userIdentity": record["userIdentity"]} if record.get("userIdentity") else {}),
+        }
+    )
+
+
+def stream_record(raw: RawRecord | TableChange, source: Source, fetched_at_ms: int) -> StreamRecord:
+    record = table_event_record(raw, source) if isinstance(raw, TableChange) else event_record(raw, source)
     return StreamRecord(
         sequence=int(raw.sequence_number),
         arrival_ms=raw.arrival_ms,
         fetched_at_ms=fetched_at_ms,
         event_record=record,
-        size=len(record.model_dump_json()) + 1,
+        size=len(record.model_dump_json(exclude_none=True)) + 1,  # as in the event (a comma)
     )
 
 
 def build_event(batch: Batch, source: Source, state_json: str | None) -> dict[str, Any]:
+    if source.from_table:
+        return _table_event(batch, source, state_json)
     records = [record.event_record for record in batch.records]
     if batch.window is None:
         return KinesisEvent(Records=records).model_dump(mode="json")
@@ -93,6 +125,25 @@ def build_event(batch: Batch, source: Source, state_json: str | None) -> dict[st
         isFinalInvokeForWindow=batch.final,
         isWindowTerminatedEarly=batch.terminated_early,
     ).model_dump(mode="json")
+
+
+def _table_event(batch: Batch, source: Source, state_json: str | None) -> dict[str, Any]:
+    # AWS leaves out what a record does not have (OldImage of an INSERT, userIdentity)
+    records = [record.event_record.model_dump(mode="json", exclude_none=True) for record in batch.records]
+    if batch.window is None:
+        event = DynamodbEvent(Records=[]).model_dump(mode="json")
+    else:
+        event = DynamodbTimeWindowEvent(
+            Records=[],
+            window=WindowBounds(**batch.window.as_event()),
+            state=json.loads(state_json or "{}"),
+            shardId=source.shard_id,
+            eventSourceARN=source.stream_arn,
+            isFinalInvokeForWindow=batch.final,
+            isWindowTerminatedEarly=batch.terminated_early,
+        ).model_dump(mode="json")
+    event["Records"] = records
+    return event
 
 
 def _as_json(value: Any) -> Any:

@@ -1,4 +1,5 @@
-"""FilterCriteria of an event source mapping: which Kinesis records reach the function.
+"""FilterCriteria of an event source mapping: which Kinesis or DynamoDB Streams records reach
+the function.
 
 The subset of the event-pattern grammar the Lambda developer guide documents for event
 filtering (invocation-eventfiltering), applied the way it describes for Kinesis
@@ -14,6 +15,11 @@ filtering (invocation-eventfiltering), applied the way it describes for Kinesis
   objects with `prefix`, `suffix`, `equals-ignore-case`, `numeric` (=, <, <=, >, >= and
   ranges), `exists` (true/false) and `anything-but` (a value, a list of values, or a prefix).
 
+For a DynamoDB table's stream (with-ddb-filtering) the pattern is matched against the record as
+the event carries it: `eventName`, `dynamodb` with `Keys`, `NewImage` and `OldImage` in their
+typed form (`{"dynamodb": {"NewImage": {"store_id": {"S": ["s-1"]}}}}`), and the other fields;
+there is no `data` to decode.
+
 Not supported, refused when the pattern is compiled: `wildcard`, `cidr`, `$or`, and
 `anything-but` with suffix / equals-ignore-case / wildcard.
 """
@@ -25,6 +31,8 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, Final
+
+from salesstream.core.lambda_events import DynamodbEventRecord, KinesisEventRecord
 
 Matcher = Callable[[Any, bool], bool]  # (value, present) -> matched
 _ABSENT: Final = object()
@@ -172,6 +180,16 @@ class RecordFilter:
 
     def __bool__(self) -> bool:
         return bool(self._patterns)
+
+    def accepts(self, record: KinesisEventRecord | DynamodbEventRecord) -> bool:
+        """Whether the record, in its event form, passes the filters (either source)."""
+        if isinstance(record, KinesisEventRecord):
+            return self.matches(record.kinesis.model_dump())
+        return self.matches_table_record(record.model_dump(mode="json", exclude_none=True))
+
+    def matches_table_record(self, record: Mapping[str, Any]) -> bool:
+        """`record` is a DynamoDB Streams record as in the event."""
+        return not self._patterns or any(pattern(dict(record)) for pattern, _ in self._patterns)
 
     def matches(self, kinesis: Mapping[str, Any]) -> bool:
         """`kinesis` is the record's `kinesis` object as in the event (data base64)."""

@@ -1,7 +1,9 @@
 """The event source mappings of the template, resolved for the runtime (no AWS calls here).
 
-Every `Type: Kinesis` event of every function is one mapping; its settings are read from the
-template (salesstream.deploy.template.KinesisEventSpec) and nowhere else.
+Every `Type: Kinesis` event of every function is one mapping, and so is every mapping on a
+DynamoDB table's stream (a `Type: DynamoDB` event or an `AWS::Lambda::EventSourceMapping`
+resource); their settings are read from the template (salesstream.deploy.template.KinesisEventSpec) and
+nowhere else. A table's stream ARN carries a label DynamoDB picks: the runtime resolves it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ class Mapping:
     function: FunctionSpec
     event: KinesisEventSpec
     function_arn: str
-    stream_name: str
+    stream_name: str  # a Kinesis stream's name, or the table's name for its stream
     stream_arn: str
     region: str
     identity_arn: str
@@ -34,6 +36,10 @@ class Mapping:
     @property
     def windowed(self) -> bool:
         return self.event.tumbling_window_seconds > 0
+
+    @property
+    def from_table(self) -> bool:
+        return self.event.from_table
 
 
 def _validate(mapping_id: str, event: KinesisEventSpec) -> None:
@@ -61,7 +67,7 @@ def mappings_of(template: Template, functions: Iterable[str] | None = None) -> l
     for function in specs:
         if wanted is not None and function.logical_id not in wanted:
             continue
-        for event in function.kinesis_events:
+        for event in function.stream_events:
             if not event.enabled:
                 continue
             mapping_id = f"{function.logical_id}.{event.name}"
@@ -77,7 +83,9 @@ def mappings_of(template: Template, functions: Iterable[str] | None = None) -> l
                     event=event,
                     function_arn=template.arn(function.logical_id),
                     stream_name=template.physical_name(event.stream_logical_id),
-                    stream_arn=template.arn(event.stream_logical_id),
+                    stream_arn=template.resolve({"Fn::GetAtt": [event.stream_logical_id, "StreamArn"]})
+                    if event.from_table
+                    else template.arn(event.stream_logical_id),
                     region=template.region,
                     # SAM creates the role; its name is not in the template.
                     identity_arn=f"arn:aws:iam::{template.account_id}:role/{function.name}-role",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from salesstream.core.lambda_events import KinesisEventRecord
+from salesstream.core.lambda_events import DynamodbEventRecord, KinesisEventRecord
 from salesstream.core.windows import Window
 
 
@@ -45,10 +45,20 @@ class RawRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class TableChange:
+    """A DynamoDB Streams record as GetRecords returns it (boto3's shape: a datetime for
+    ApproximateCreationDateTime, typed attribute values)."""
+
+    sequence_number: str
+    arrival_ms: int  # ApproximateCreationDateTime: whole seconds on AWS
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Fetch:
     """One GetRecords call. `caught_up`: nothing more was in the shard when it was read."""
 
-    records: list[RawRecord]
+    records: list[RawRecord] | list[TableChange]
     millis_behind: int | None
     caught_up: bool
     end_of_shard: bool = False  # NextShardIterator was null: a closed shard read to its end
@@ -62,12 +72,15 @@ class StreamRecord:
     sequence: int
     arrival_ms: int
     fetched_at_ms: int
-    event_record: KinesisEventRecord
+    event_record: KinesisEventRecord | DynamodbEventRecord
     size: int  # bytes of its JSON in an event
 
     @property
     def sequence_number(self) -> str:
-        return self.event_record.kinesis.sequenceNumber
+        record = self.event_record
+        if isinstance(record, KinesisEventRecord):
+            return record.kinesis.sequenceNumber
+        return record.dynamodb.SequenceNumber
 
 
 @dataclass(frozen=True, slots=True)

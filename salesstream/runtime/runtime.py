@@ -48,6 +48,7 @@ from salesstream.runtime.model import (
 )
 from salesstream.runtime.options import RuntimeOptions
 from salesstream.runtime.schedules import schedules_of
+from salesstream.runtime.table_streams import TableShardReader, list_table_shards, table_stream_arn
 
 Key = tuple[str, str]  # (mapping id, shard id)
 _ERROR_BACKOFF_SECONDS = (0.5, 1, 2, 5, 10, 30)
@@ -102,15 +103,21 @@ class Runtime:
         self.options = options or RuntimeOptions()
         self.clock = clock or WallClock()
         self.hooks = hooks or Hooks()
-        self.mappings = mappings_of(template, functions)
+        mappings = mappings_of(template, functions)
         self.schedules = schedules_of(template, functions) if self.options.run_schedules else []
         self._template = template
         table = checkpoint_table(template)
         # Handlers read their settings from the environment when imported, in this process.
-        os.environ.update(function_environment([*self.mappings, *self.schedules]))
-        self._invokers = self._make_invokers(template, dict(handlers or {}))
+        os.environ.update(function_environment([*mappings, *self.schedules]))
+        self._invokers = self._make_invokers(template, dict(handlers or {}), mappings)
         self._kinesis = endpoint.client("kinesis")
         dynamodb = endpoint.client("dynamodb")
+        self._table_streams = endpoint.client("dynamodbstreams")
+        # a table's stream is named by DynamoDB when it is created: ask for it once
+        self.mappings = [
+            replace(m, stream_arn=table_stream_arn(dynamodb, m.stream_name)) if m.from_table else m
+            for m in mappings
+        ]
         ensure_table(dynamodb, table)  # provisioned already on emulators; reading AWS creates it
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.store = DynamoCheckpointStore(dynamodb, table.name, owner)
@@ -129,9 +136,11 @@ class Runtime:
         self._coordinator: threading.Thread | None = None
         self._scheduler: threading.Thread | None = None
 
-    def _make_invokers(self, template: Template, handlers: dict[str, Handler]) -> dict[str, FunctionInvoker]:
+    def _make_invokers(
+        self, template: Template, handlers: dict[str, Handler], mappings: list[EventSourceMapping]
+    ) -> dict[str, FunctionInvoker]:
         invokers: dict[str, FunctionInvoker] = {}
-        for function in [*(m.function for m in self.mappings), *(s.function for s in self.schedules)]:
+        for function in [*(m.function for m in mappings), *(s.function for s in self.schedules)]:
             if function.logical_id in invokers:
                 continue
             handler = handlers.get(function.logical_id) or resolve_handler(
@@ -165,12 +174,23 @@ class Runtime:
         if not force and now < self._next_refresh:
             return
         for stream in {mapping.stream_name for mapping in self.mappings}:
-            self._shards[stream] = sorted(list_shards(self._kinesis, stream), key=lambda s: s.shard_id)
+            self._shards[stream] = sorted(self._list_shards(stream), key=lambda s: s.shard_id)
         self._next_refresh = now + round(self.options.shard_refresh_seconds * 1000)
         closed = {(stream, s.shard_id) for stream, shards in self._shards.items() for s in shards if s.closed}
         for (_, shard_id), consumer in self._consumers.items():
             if (consumer.mapping.stream_name, shard_id) in closed:
                 consumer.mark_closed()
+
+    def _list_shards(self, stream: str) -> list[ShardInfo]:
+        table_streams = {m.stream_name: m.stream_arn for m in self.mappings if m.from_table}
+        if stream in table_streams:
+            return list_table_shards(self._table_streams, table_streams[stream])
+        return list_shards(self._kinesis, stream)
+
+    def _reader(self, mapping: EventSourceMapping, shard_id: str, starting: str) -> Any:
+        if mapping.from_table:
+            return TableShardReader(self._table_streams, mapping.stream_arn, shard_id, starting)
+        return ShardReader(self._kinesis, mapping.stream_name, shard_id, starting)
 
     def _parents_finished(self, mapping: EventSourceMapping, shard: ShardInfo) -> bool:
         listed = {s.shard_id for s in self._shards.get(mapping.stream_name, [])}
@@ -208,7 +228,7 @@ class Runtime:
         consumer = ShardConsumer(
             mapping,
             shard.shard_id,
-            reader=ShardReader(self._kinesis, mapping.stream_name, shard.shard_id, starting),
+            reader=self._reader(mapping, shard.shard_id, starting),
             store=self.store,
             destination=self._destinations[mapping.id],
             invoker=self._invokers[mapping.function.logical_id],
@@ -280,7 +300,7 @@ class Runtime:
         # a split or merge since the last refresh leaves children, holding records, that nobody
         # reads yet: compare with the stream's list now, and refresh on the next pass if it moved
         for stream, shards in listed.items():
-            if {(s.shard_id, s.closed) for s in list_shards(self._kinesis, stream)} != shards:
+            if {(s.shard_id, s.closed) for s in self._list_shards(stream)} != shards:
                 with self._lock:
                     self._next_refresh = 0
                 return False

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from salesstream.core.lambda_events import KinesisTimeWindowEvent
+from salesstream.core.lambda_events import DynamodbTimeWindowEvent, KinesisTimeWindowEvent
 from salesstream.core.windows import Window, parse_rfc3339, rfc3339
 from salesstream.runtime import (
     CheckpointConflict,
@@ -39,6 +39,16 @@ from tests.runtime_support import (
     plain_function,
     sleep_into_next_window,
     template_with,
+)
+from tests.table_support import (
+    CHILD_SHARD,
+    TABLE_MAPPING,
+    RollingStreams,
+    TableEnv,
+    TableWindowSum,
+    amount_of,
+    item,
+    table_template,
 )
 
 AGGREGATOR = "AggregatorFunction.Orders"
@@ -885,3 +895,289 @@ def test_the_runtime_logs_structured_json_lines(esm: Any, caplog: Any) -> None:
     assert closed[0]["shard_id"] == "shardId-000000000000"
     assert closed[0]["level"] == "INFO"
     assert closed[0]["service"] == "salesstream-runtime"
+
+
+# --- the same rules on a DynamoDB table's stream -----------------------------------------------
+# Each test below is the twin of a Kinesis test above, on the orders table's stream through
+# moto's real DynamoDB and DynamoDB Streams APIs (the consumer loop is the same code).
+
+
+@pytest.fixture
+def table_esm(endpoint: Any, provision_template: Any) -> Any:
+    """Factory: a fresh stack with the orders table on and the aggregator on its stream only."""
+
+    def make(
+        handlers: Any,
+        *,
+        parameters: dict[str, Any] | None = None,
+        mapping: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+        hooks: Hooks | None = None,
+    ) -> TableEnv:
+        template = table_template(
+            endpoint,
+            "t" + uuid.uuid4().hex[:10],
+            parameters={"ShardCount": 1, "WindowSeconds": 60, **(parameters or {})},
+            mapping={
+                "MaximumBatchingWindowInSeconds": 0,
+                "FilterCriteria": {"Filters": []},
+                **(mapping or {}),
+            },
+        )
+        provision_template(template)
+        return TableEnv(
+            endpoint,
+            template,
+            {"AggregatorFunction": handlers},
+            VirtualClock(),
+            RuntimeOptions(**{"window_close_grace_seconds": 0, **(options or {})}),
+            hooks,
+        )
+
+    return make
+
+
+def table_delivered(handler: Any) -> list[str]:
+    return [r["dynamodb"]["SequenceNumber"] for event in handler.events for r in event["Records"]]
+
+
+def test_table_events_have_the_exact_aws_shape_and_validate_against_the_models(table_esm: Any) -> None:
+    handler = TableWindowSum()
+    env = table_esm(handler)
+    placed = env.put([5, 7])
+    env.endpoint.client("dynamodb").put_item(TableName=env.table, Item=item(9, 0))  # a MODIFY of e-00000
+    close_windows(env)
+
+    first = handler.events[0]
+    assert set(first) == {
+        "Records",
+        "window",
+        "state",
+        "shardId",
+        "eventSourceARN",
+        "isFinalInvokeForWindow",
+        "isWindowTerminatedEarly",
+    }
+    insert, _, modify = first["Records"]
+    assert set(insert) == {
+        "eventID",
+        "eventName",
+        "eventVersion",
+        "eventSource",
+        "awsRegion",
+        "dynamodb",
+        "eventSourceARN",
+    }
+    assert set(insert["dynamodb"]) == {
+        "ApproximateCreationDateTime",
+        "Keys",
+        "NewImage",
+        "SequenceNumber",
+        "SizeBytes",
+        "StreamViewType",
+    }
+    assert (insert["eventSource"], insert["eventName"], modify["eventName"]) == (
+        "aws:dynamodb",
+        "INSERT",
+        "MODIFY",
+    )
+    assert insert["eventSourceARN"] == first["eventSourceARN"] == env.stream_arn
+    assert insert["awsRegion"] == env.endpoint.region
+    assert insert["dynamodb"]["Keys"] == {"event_id": {"S": "e-00000"}}
+    assert insert["dynamodb"]["NewImage"] == item(5, 0)
+    assert insert["dynamodb"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert (modify["dynamodb"]["OldImage"], modify["dynamodb"]["NewImage"]) == (item(5, 0), item(9, 0))
+    created = insert["dynamodb"]["ApproximateCreationDateTime"]
+    assert created == int(created)  # epoch seconds, whole: not Kinesis's milliseconds
+    assert abs(created - time.time()) < 300
+    assert (first["shardId"], first["state"]) == (placed[0][0], {})
+    for event in handler.events:
+        DynamodbTimeWindowEvent.model_validate(event)
+
+
+def test_table_a_batch_holds_at_most_batch_size_records(table_esm: Any) -> None:
+    handler = TableWindowSum()
+    env = table_esm(handler, mapping={"BatchSize": 3})
+    env.put(list(range(10)))
+    close_windows(env)
+    sizes = [len(event["Records"]) for event in handler.events if event["Records"]]
+    assert max(sizes) == 3
+    assert sum(handler.totals_by_window().values()) == sum(range(10))
+
+
+def test_table_the_final_invocation_comes_once_after_the_window_ends_by_the_clock(table_esm: Any) -> None:
+    handler = TableWindowSum()
+    env = table_esm(handler)
+    placed = env.put([1, 2, 3])
+    env.runtime.run_until_idle()
+    assert handler.finals() == []
+    env.clock.advance(61)
+    env.runtime.run_until_idle()
+    env.runtime.run_until_idle()
+    (final,) = handler.finals()
+    assert final["Records"] == []
+    assert final["state"]["total"] == 6
+    start, end = (parse_rfc3339(final["window"][edge]) for edge in ("start", "end"))
+    assert (start % 60_000, end - start) == (0, 60_000)
+    assert handler.sequences() == [s for _, s in placed]
+
+
+def test_table_a_state_over_the_limit_ends_the_window_segment_early_and_the_window_goes_on(
+    table_esm: Any,
+) -> None:
+    handler = TableWindowSum()
+    env = table_esm(handler, mapping={"BatchSize": 2}, options={"state_limit_bytes": 120})
+    placed = env.put(list(range(1, 13)))
+    close_windows(env)
+    ends = [i for i, e in enumerate(handler.events) if e["isWindowTerminatedEarly"]]
+    assert ends
+    for i in ends:
+        assert handler.events[i]["isFinalInvokeForWindow"]
+        assert handler.events[i + 1]["state"] == {}
+    assert handler.sequences() == [s for _, s in placed]  # each record in exactly one segment
+    assert sum(handler.totals_by_window().values()) == sum(range(1, 13))
+
+
+def test_table_batch_item_failures_retry_from_the_lowest_failed_sequence_number(table_esm: Any) -> None:
+    calls = {"n": 0}
+    placed: list[tuple[str, str]] = []
+
+    def report_two(event: Any) -> Any:
+        calls["n"] += 1
+        return [placed[6][1], placed[3][1]] if calls["n"] == 1 else None
+
+    handler = TableWindowSum(fail=report_two)
+    env = table_esm(handler, mapping={"BatchSize": 10})
+    placed += env.put(list(range(1, 11)))
+    close_windows(env)
+    retried = handler.events[1]
+    assert retried["Records"][0]["dynamodb"]["SequenceNumber"] == placed[3][1]
+    assert retried["state"] == {"total": 6, "sequences": [s for _, s in placed[:3]]}
+    assert handler.sequences() == [s for _, s in placed]
+    assert stats_of(env, TABLE_MAPPING).partial_failures == 1
+
+
+def test_table_bisect_on_function_error_splits_the_batch_until_the_poison_record_is_alone(
+    table_esm: Any,
+) -> None:
+    def poison(event: Any) -> Any:
+        return "raise" if 5 in [amount_of(r) for r in event.Records] else None
+
+    handler = TableWindowSum(fail=poison)
+    env = table_esm(handler, mapping={"BatchSize": 8, "MaximumRetryAttempts": 2})
+    env.put(list(range(8)))
+    close_windows(env)
+    sizes = [len(e["Records"]) for e in handler.events if e["Records"]]
+    assert sizes == [8, 4, 4, 2, 1, 1, 1, 1, 2]
+    (notice,) = env.failure_notices()
+    assert notice["DDBStreamBatchInfo"]["batchSize"] == 1
+    assert sum(handler.totals_by_window().values()) == sum(range(8)) - 5
+
+
+def test_table_exhausted_retries_send_only_metadata_to_the_on_failure_destination(table_esm: Any) -> None:
+    handler = TableWindowSum(
+        fail=lambda event: "raise" if 42 in [amount_of(r) for r in event.Records] else None
+    )
+    env = table_esm(
+        handler,
+        mapping={"BatchSize": 3, "BisectBatchOnFunctionError": False, "MaximumRetryAttempts": 1},
+    )
+    placed = env.put([1, 42, 3])
+    env.put([4])
+    close_windows(env)
+    (notice,) = env.failure_notices()
+    # AWS names the same fields DDBStreamBatchInfo for a DynamoDB stream (with-ddb)
+    assert set(notice) == {"requestContext", "responseContext", "version", "timestamp", "DDBStreamBatchInfo"}
+    assert notice["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert notice["requestContext"]["approximateInvokeCount"] == 2
+    info = notice["DDBStreamBatchInfo"]
+    assert (info["shardId"], info["startSequenceNumber"], info["endSequenceNumber"]) == (
+        placed[0][0],
+        placed[0][1],
+        placed[2][1],
+    )
+    assert (info["batchSize"], info["streamArn"]) == (3, env.stream_arn)
+    assert "amount" not in json.dumps(notice)
+    assert sum(handler.totals_by_window().values()) == 4
+
+
+def test_table_records_older_than_the_maximum_age_go_to_the_destination_without_invocation(
+    table_esm: Any,
+) -> None:
+    handler = TableWindowSum()
+    env = table_esm(handler, mapping={"MaximumRecordAgeInSeconds": 60})
+    placed = env.put([1, 2, 3])
+    env.clock.advance(62)  # creation times are whole seconds: up to 1 s older than the put
+    env.runtime.run_until_idle()
+    assert handler.events == []
+    (notice,) = env.failure_notices()
+    assert notice["requestContext"]["condition"] == "RecordAgeExceeded"
+    assert notice["DDBStreamBatchInfo"]["batchSize"] == 3
+    assert checkpoint_of(env, placed[0][0], TABLE_MAPPING).position == placed[-1][1]
+
+
+def test_table_filter_criteria_apply_to_the_dynamodb_record_shape(table_esm: Any) -> None:
+    handler = TableWindowSum()
+    # typed attributes as the record carries them: a number is a string under "N"
+    pattern = {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"amount": {"N": [{"prefix": "2"}, "30"]}}}}
+    env = table_esm(handler, mapping={"FilterCriteria": {"Filters": [{"Pattern": json.dumps(pattern)}]}})
+    placed = env.put([5, 20, 7, 30, 1])
+    env.endpoint.client("dynamodb").put_item(TableName=env.table, Item=item(50, 1))  # MODIFY: filtered
+    env.endpoint.client("dynamodb").delete_item(TableName=env.table, Key={"event_id": {"S": "e-00003"}})
+    close_windows(env)
+    assert table_delivered(handler) == [placed[1][1], placed[3][1]]
+    assert sum(handler.totals_by_window().values()) == 50
+    stats = stats_of(env, TABLE_MAPPING)
+    assert (stats.records_read, stats.records_filtered) == (7, 5)
+    last = env.stream_records()[-1][1]["dynamodb"]["SequenceNumber"]
+    assert checkpoint_of(env, placed[0][0], TABLE_MAPPING).position == last  # past the dropped ones
+
+
+def test_table_a_restart_resumes_from_the_checkpoint_with_its_window_state(table_esm: Any) -> None:
+    handler = TableWindowSum()
+    env = table_esm(handler)
+    placed = env.put([1, 2, 3])
+    env.runtime.run_until_idle()
+    env.restart()
+    placed += env.put([4, 5])
+    close_windows(env)
+    after = handler.events[1]
+    assert after["state"] == {"total": 6, "sequences": [s for _, s in placed[:3]]}
+    assert after["Records"][0]["dynamodb"]["SequenceNumber"] == placed[3][1]
+    assert table_delivered(handler) == [s for _, s in placed]
+    assert sum(handler.totals_by_window().values()) == 15
+
+
+def test_table_a_rolled_shard_finishes_its_window_and_its_child_starts_after_it(
+    table_esm: Any, provision_template: Any, endpoint: Any
+) -> None:
+    # the emulator never rolls a stream's shards (DynamoDB does about every 4 hours): the roll
+    # is simulated over the real API (tests.table_support.RollingStreams)
+    handler = TableWindowSum()
+    env = table_esm(handler)
+    other = table_template(endpoint, "t" + uuid.uuid4().hex[:10])
+    provision_template(other)
+    child_table = other.physical_name("OrdersTable")
+    child_arn = endpoint.client("dynamodb").describe_table(TableName=child_table)["Table"]["LatestStreamArn"]
+    streams = RollingStreams(endpoint.client("dynamodbstreams"), env.stream_arn, child_arn)
+    env.runtime._table_streams = streams  # the runtime's DynamoDB Streams client, with the roll
+    placed = env.put([1, 2, 3])
+    env.runtime.run_until_idle()
+    assert handler.finals() == []
+    streams.roll()
+    dynamodb = endpoint.client("dynamodb")
+    for index, amount in enumerate([10, 20]):
+        dynamodb.put_item(TableName=child_table, Item=item(amount, 100 + index))
+    env.runtime.run_until_idle()  # no clock move: the parent's window closes at shard end
+    parent = placed[0][0]
+    parent_final = next(
+        i for i, e in enumerate(handler.events) if e["shardId"] == parent and e["isFinalInvokeForWindow"]
+    )
+    children = [i for i, e in enumerate(handler.events) if e["shardId"] == CHILD_SHARD]
+    assert children
+    assert min(children) > parent_final
+    assert handler.events[children[0]]["state"] == {}
+    assert checkpoint_of(env, parent, TABLE_MAPPING).finished
+    close_windows(env)
+    totals = {shard: total for (shard, _), total in handler.totals_by_window().items()}
+    assert totals == {parent: 6, CHILD_SHARD: 30}

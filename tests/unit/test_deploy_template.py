@@ -18,8 +18,11 @@ CFN = Template(transform(SAM.document, PARAMETERS), PARAMETERS)
 
 
 def of_type(template: Template, resource_type: str) -> dict[str, dict[str, Any]]:
+    """The resources CloudFormation creates with these parameters (their Conditions hold)."""
     return {
-        lid: template.properties(lid) for lid, r in template.resources.items() if r["Type"] == resource_type
+        lid: template.properties(lid)
+        for lid, r in template.resources.items()
+        if r["Type"] == resource_type and template.included(lid)
     }
 
 

@@ -7,6 +7,10 @@ window has closed, prints the speed layer's running totals, checks them against 
 own tally of what the stream acknowledged, then takes a batch snapshot from the archive and
 reconciles it with the speed layer. Exit 0 only if the speed layer agrees with the tally to the
 cent and the reconciliation has no unexplained difference.
+
+`--source table` writes the fleet's events into the orders table instead (OrdersTableSource=on)
+and checks the speed layer against the table writer's tally; the batch layer does not read the
+table yet, so there is no reconciliation then (docs/dynamodb-source.md).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import contextlib
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from rich.console import Console
 
@@ -47,7 +51,7 @@ from salesstream.runtime.log import logger as runtime_logger
 if TYPE_CHECKING:
     import argparse
 
-    from producer.result import ProducerResult
+    from producer.result import StoreTally
 
 STREAM: Final = "OrdersStream"
 _HORIZON_GRACE_SECONDS: Final = 2.5
@@ -80,6 +84,9 @@ def register(subparsers: Any) -> None:
     fleet.add_argument("--seed", type=int, default=7)
     fleet.add_argument("--refund-share", type=share, default=0.03)
     fleet.add_argument("--ids", choices=ID_STYLES, default="simulator", help=IDS_HELP)
+    parser.add_argument(
+        "--source", choices=("stream", "table"), default="stream", help="where the orders go (default stream)"
+    )
     add_emulator_process_argument(parser, default=False)
     parser.add_argument("--verbose", action="store_true", help="keep the handlers' logs and metrics")
     parser.add_argument(
@@ -95,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         os.environ.update(_QUIET_HANDLERS)
         runtime_logger.setLevel("WARNING")
     started = time.monotonic()
+    if args.source == "table":
+        args.param = [*args.param, "OrdersTableSource=on"]
     with (
         handlers_print_to_stderr() if args.json else contextlib.nullcontext(),
         session(args, reuse_running=False, emulator_in_subprocess=args.emulator_process) as current,
@@ -110,7 +119,11 @@ def run(args: argparse.Namespace) -> int:
         runtime = Runtime(template, endpoint, clock=WallClock(), options=RuntimeOptions(run_schedules=False))
         runtime.start()
         try:
-            result = _produce(args, endpoint, template.physical_name(STREAM), console)
+            result = (
+                _produce_to_table(args, endpoint, template.physical_name("OrdersTable"), console)
+                if args.source == "table"
+                else _produce(args, endpoint, template.physical_name(STREAM), console)
+            )
             _wait_for_last_window(runtime, window, console)
         finally:
             runtime.stop()
@@ -119,6 +132,9 @@ def run(args: argparse.Namespace) -> int:
         report = report_from_items(items)
         print_tables(report, console)
         counted = _verdict(result, report, errors, time.monotonic() - started, console)
+        if args.source == "table":
+            console.print("no reconciliation: the batch layer does not read the orders table yet")
+            return counted
         reconciled = _snapshot_and_reconcile(endpoint, template, console)
     if args.json:
         print_json(
@@ -165,8 +181,18 @@ def _snapshot_and_reconcile(endpoint: Any, template: Any, console: Console) -> i
     return 0
 
 
-def _produce(args: argparse.Namespace, endpoint: Any, stream: str, console: Console) -> ProducerResult:
-    fleet = Fleet(
+class _Tallied(Protocol):
+    """What the verdict compares with: the producer's result or the table writer's."""
+
+    @property
+    def tally(self) -> list[StoreTally]: ...
+
+    @property
+    def sent(self) -> int: ...
+
+
+def _fleet(args: argparse.Namespace) -> Fleet:
+    return Fleet(
         FleetConfig(
             stores=args.stores,
             terminals_per_store=args.terminals,
@@ -175,6 +201,23 @@ def _produce(args: argparse.Namespace, endpoint: Any, stream: str, console: Cons
             ids=args.ids,
         )
     )
+
+
+def _produce_to_table(args: argparse.Namespace, endpoint: Any, table: str, console: Console) -> _Tallied:
+    from salesstream.table_writer import TableWriter
+
+    writer = TableWriter(endpoint.client("dynamodb"), table)
+    with console.status("writing orders to the table ...") as status:
+        for chunk in paced(_fleet(args), rate=args.rate, duration=args.duration):
+            writer.submit_many(chunk)
+            status.update(f"writing orders to the table ... {writer.result.written:,} items written")
+    result = writer.result
+    console.print(f"written: {result.written:,} items into {table}, {sum(result.rejected.values())} refused")
+    return result
+
+
+def _produce(args: argparse.Namespace, endpoint: Any, stream: str, console: Console) -> _Tallied:
+    fleet = _fleet(args)
     spool = spool_path(endpoint, stream)
     spool.unlink(missing_ok=True)  # a private stack: nothing of an earlier run belongs here
     producer = Producer(
@@ -213,7 +256,7 @@ def _scan(dynamodb: Any, table: str) -> list[dict[str, Any]]:
 
 
 def _verdict(
-    result: ProducerResult, report: dict[str, Any], errors: list[str], elapsed: float, console: Console
+    result: _Tallied, report: dict[str, Any], errors: list[str], elapsed: float, console: Console
 ) -> int:
     expected: dict[str, dict[str, dict[str, int]]] = {}
     for row in result.tally:

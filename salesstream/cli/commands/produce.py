@@ -1,6 +1,8 @@
 """`salesstream produce`: point-of-sale traffic into the orders stream, through the producer.
 
 The source is the simulated fleet (default) or `--from-file events.jsonl` (one event per line).
+`--to table` writes them as items into the orders table instead (OrdersTableSource=on), as an
+integration that keeps orders in DynamoDB would.
 The spool of an earlier run to the same endpoint and stream is sent first: spools are keyed by
 both (`<home>/spool/<target>-<host>-<port>--<stream>.jsonl`), so events kept for one target are
 never sent to another. Exit status: 0 when everything accepted was acknowledged, 1 when events
@@ -14,9 +16,9 @@ import contextlib
 import itertools
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
 
 STREAM: Final = "OrdersStream"  # the template's logical id of the orders stream
 ZIPF: Final = 0.6  # store-size skew, the same default as `loadtest`'s
+TABLE: Final = "OrdersTable"  # and of the optional orders table
 _FILE_CHUNK: Final = 512
 _SHOWN_REFUSALS: Final = 20
 _SHOWN_STORES: Final = 10
@@ -114,6 +117,12 @@ def register(subparsers: Any) -> None:
     sending.add_argument(
         "--linger", type=non_negative_float, metavar="SECONDS", help="max buffering time (default 0.1)"
     )
+    parser.add_argument(
+        "--to",
+        choices=("stream", "table"),
+        default="stream",
+        help="the orders stream (default), or the orders table (needs --param OrdersTableSource=on)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     parser.set_defaults(run=run)
 
@@ -161,7 +170,41 @@ def _progress(console: Console, total: int | None, what: str) -> Iterator[Callab
         yield lambda done: progress.advance(task, done)
 
 
+def _run_to_table(args: argparse.Namespace) -> int:
+    from salesstream.table_writer import TableWriteFailed, TableWriter
+
+    source, total, source_name = _source(args)
+    stderr = Console(stderr=True, soft_wrap=True)
+    started = time.monotonic()
+    with session(args, resolve_account=False) as current:
+        if TABLE not in {table.logical_id for table in current.template.tables()}:
+            raise CommandError("the template has no orders table: pass --param OrdersTableSource=on")
+        table = current.template.physical_name(TABLE)
+        writer = TableWriter(current.endpoint.client("dynamodb"), table)
+        try:
+            with _progress(stderr, total, f"writing to {table}") as advance:
+                refusals = _send_all(writer, source, advance, stderr if args.from_file else None)
+        except TableWriteFailed as error:
+            raise CommandError(str(error)) from None
+    result = {
+        "source": source_name,
+        "elapsed_seconds": round(time.monotonic() - started, 3),
+        **writer.result.as_dict(),
+    }
+    if args.json:
+        print_json(result)
+    else:
+        Console().print(
+            f"salesstream produce -> {table}: {writer.result.written} items written, {refusals} refused "
+            f"({writer.result.retries} retried calls)"
+        )
+    # the same exit codes as the stream path: refused lines fail with --strict, or when none went in
+    return 1 if refusals and (args.strict or not writer.result.written) else 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.to == "table":
+        return _run_to_table(args)
     explicit: dict[str, Any] = {"aggregate": not args.no_aggregate}  # given here: wins over the environment
     if args.no_compress:
         explicit["compress"] = False
@@ -234,8 +277,12 @@ def _mention_other_spools(ours: Path, stderr: Console) -> None:
         )
 
 
+class _Submitter(Protocol):
+    def submit_many(self, raws: list[bytes]) -> Sequence[tuple[int, object]]: ...
+
+
 def _send_all(
-    producer: Producer,
+    producer: _Submitter,
     source: Iterator[list[bytes]],
     advance: Callable[[int], None],
     refusals_to: Console | None,

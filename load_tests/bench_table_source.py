@@ -1,0 +1,250 @@
+"""The speed layer fed from the orders table against the same fed from the Kinesis stream.
+
+The same seeded fleet's events, on the embedded emulator (a child process), one shard each:
+- kinesis (the baseline, measured in the same run): the producer (compressed KPL aggregates)
+  into the stream, the runtime stepping the real aggregator on a virtual clock until every
+  window is closed;
+- table: the table writer (one item per event, batch_write_item by 25) into the orders table,
+  the runtime stepping the same aggregator on the table's stream.
+Each run's totals are checked against its writer's tally to the cent before a figure is kept.
+Figures: events/s through the speed layer (writing excluded), invocations per million events,
+and the modelled AWS cost per million events of what differs between the two sources (writes
+and stream reads, Lambda requests; Lambda duration is not modelled here): prices from
+load_tests/prices.yaml. DynamoDB Streams reads made by Lambda are free (DynamoDB Developer
+Guide, "Evaluate your DynamoDB streams usage"); a table write is one write unit per KB of item.
+
+    python -m load_tests.bench_table_source [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Final
+
+from boto3.dynamodb.types import TypeDeserializer
+from salesstream.embedded import EmbeddedEmulator
+from salesstream.provision import provision
+from salesstream.template import Template
+
+from load_tests.cost import Prices
+from producer.producer import Producer
+from producer.sender import PRODUCER_CLIENT_CONFIG
+from producer.settings import ProducerSettings
+from producer.simulator import Fleet, FleetConfig
+from salesstream.core.checks import compare_totals
+from salesstream.runtime import Runtime, VirtualClock
+from salesstream.table_writer import TableWriter
+
+REPORT = Path("reports") / "bench_table_source.json"
+MILLION: Final = 1_000_000
+_KB: Final = 1024
+_QUIET_HANDLERS: Final = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+
+
+def _template(endpoint: Any, table: bool) -> Template:
+    return Template.load(
+        parameters={
+            "Stage": "b" + uuid.uuid4().hex[:8],
+            "ShardCount": 1,
+            "WindowSeconds": 60,
+            "Target": "local",
+            "OrdersTableSource": "on" if table else "off",
+        },
+        region=endpoint.region,
+        account_id=endpoint.account_id(),
+        endpoint_url=endpoint.url,
+    )
+
+
+def _events(count: int) -> list[bytes]:
+    return Fleet(FleetConfig(stores=50, terminals_per_store=3, seed=11, refund_share=0.03)).events(count)
+
+
+def _counted(endpoint: Any, template: Template) -> dict[str, dict[str, dict[str, int]]]:
+    deserialize = TypeDeserializer().deserialize
+    counted: dict[str, dict[str, dict[str, int]]] = {}
+    paginator = endpoint.client("dynamodb").get_paginator("scan")
+    for page in paginator.paginate(TableName=template.physical_name("AggregatesTable")):
+        for raw in page["Items"]:
+            item = {k: deserialize(v) for k, v in raw.items()}
+            if str(item["pk"]).startswith("STORE#"):
+                row = counted.setdefault(item["store_id"], {}).setdefault(item["currency"], {})
+                for name in ("orders", "refunds", "gross_minor", "refunds_minor"):
+                    row[name] = row.get(name, 0) + int(item[name])
+    return counted
+
+
+def _consume(template: Template, endpoint: Any) -> tuple[float, Runtime]:
+    clock = VirtualClock()
+    runtime = Runtime(template, endpoint, clock=clock, functions=["AggregatorFunction"])
+    # imported once the runtime has set the function's environment (its loggers read it)
+    from consumers.aggregator.handler import aggregator
+
+    aggregator.cache_clear()  # a cold start on this stack's environment
+    started = time.perf_counter()
+    runtime.run_until_idle()
+    clock.set(max(clock.now_ms(), time.time_ns() // 1_000_000))
+    clock.advance(61 + runtime.options.window_close_grace_seconds)
+    runtime.run_until_idle()
+    return time.perf_counter() - started, runtime
+
+
+def _check(tally: list[Any], endpoint: Any, template: Template, runtime: Runtime) -> None:
+    expected: dict[str, dict[str, dict[str, int]]] = {}
+    for row in tally:
+        expected.setdefault(row.store_id, {})[row.currency] = row.model_dump()
+    if errors := runtime.stats().errors:
+        raise AssertionError(f"consumer errors: {errors[:3]}")
+    if mismatches := compare_totals(expected, _counted(endpoint, template)):
+        raise AssertionError(f"{len(mismatches)} mismatches, first {mismatches[0]}")
+
+
+def _kinesis_run(endpoint: Any, events: list[bytes], prices: Prices) -> dict[str, Any]:
+    template = _template(endpoint, table=False)
+    provision(template, endpoint)
+    spool = Path("reports") / f"bench-table-source-{uuid.uuid4().hex[:6]}.jsonl"
+    spool.parent.mkdir(parents=True, exist_ok=True)
+    producer = Producer(
+        endpoint.client("kinesis", PRODUCER_CLIENT_CONFIG),
+        template.physical_name("OrdersStream"),
+        spool,
+        settings=ProducerSettings(),
+    )
+    started = time.perf_counter()
+    with producer:
+        producer.submit_many(events)
+    written = time.perf_counter() - started
+    spool.unlink(missing_ok=True)
+    result = producer.result
+    consumed, runtime = _consume(template, endpoint)
+    _check(result.tally, endpoint, template, runtime)
+    invocations = runtime.stats().totals()["invocations"]
+    units = sum(count.payload_units for count in result.shards.values())
+    scale = MILLION / result.sent
+    cost = {
+        "Kinesis PUT payload units": units * scale * prices.kinesis.put_payload_units_per_million / MILLION,
+        "Lambda requests": invocations * scale * prices.lambda_.requests_per_million / MILLION,
+    }
+    return {
+        "events": result.sent,
+        "write_seconds": round(written, 3),
+        "consume_seconds": round(consumed, 3),
+        "events_per_second": round(result.sent / consumed),
+        "invocations_per_million": round(invocations * scale),
+        "cost_per_million_usd": {k: round(v, 6) for k, v in cost.items()},
+        "cost_note": f"plus {prices.kinesis.shard_hour} USD per shard-hour, whatever the volume",
+    }
+
+
+def _raw_table_read(endpoint: Any, table: str) -> float:
+    """Seconds to read the table's stream to its tip with plain GetRecords (no runtime, no
+    handler): what the emulator itself costs."""
+    arn = endpoint.client("dynamodb").describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    streams = endpoint.client("dynamodbstreams")
+    started = time.perf_counter()
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while True:
+            response = streams.get_records(ShardIterator=iterator, Limit=1000)
+            iterator = response["NextShardIterator"]
+            if not response["Records"]:
+                break
+    return time.perf_counter() - started
+
+
+def _table_run(endpoint: Any, events: list[bytes], prices: Prices) -> dict[str, Any]:
+    template = _template(endpoint, table=True)
+    provision(template, endpoint)
+    writer = TableWriter(endpoint.client("dynamodb"), template.physical_name("OrdersTable"))
+    started = time.perf_counter()
+    writer.submit_many(events)
+    written = time.perf_counter() - started
+    raw = _raw_table_read(endpoint, template.physical_name("OrdersTable"))
+    consumed, runtime = _consume(template, endpoint)
+    _check(writer.result.tally, endpoint, template, runtime)
+    result = writer.result
+    invocations = sum(s.invocations for s in runtime.stats().shards if s.mapping.endswith("TableMapping"))
+    # a write unit per KB of item (attribute names and values): an item is a bit larger than its
+    # event's JSON; ceil per item, as DynamoDB bills
+    write_units = sum(math.ceil((len(raw) + 64) / _KB) for raw in events)
+    scale = MILLION / result.sent
+    cost = {
+        "DynamoDB write units (orders table)": write_units
+        * scale
+        * prices.dynamodb.write_request_units_per_million
+        / MILLION,
+        "DynamoDB Streams reads by Lambda": 0.0,
+        "Lambda requests": invocations * scale * prices.lambda_.requests_per_million / MILLION,
+    }
+    return {
+        "events": result.sent,
+        "write_seconds": round(written, 3),
+        "consume_seconds": round(consumed, 3),
+        "events_per_second": round(result.sent / consumed),
+        "invocations_per_million": round(invocations * scale),
+        "write_units_per_million": round(write_units * scale),
+        "plain_get_records_seconds": round(raw, 3),
+        "share_of_consume_in_plain_get_records": round(raw / consumed, 3),
+        "cost_per_million_usd": {k: round(v, 6) for k, v in cost.items()},
+        "cost_note": "plus table storage (items expire after 30 days by TTL)",
+    }
+
+
+def measure(quick: bool) -> dict[str, Any]:
+    count = 2_000 if quick else 10_000
+    # the handlers' per-invocation log line and EMF metrics, as in the demo: noise here
+    os.environ.update(_QUIET_HANDLERS)
+    prices = Prices.load()
+    events = _events(count)
+    with EmbeddedEmulator(in_subprocess=True) as endpoint:
+        endpoint.activate()
+        kinesis = _kinesis_run(endpoint, events, prices)
+        table = _table_run(endpoint, events, prices)
+    results = {
+        "events": count,
+        "kinesis": kinesis,
+        "table": table,
+        "ratio_events_per_second_table_to_kinesis": round(
+            table["events_per_second"] / kinesis["events_per_second"], 3
+        ),
+    }
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(json.dumps(results, indent=2))
+    for name in ("kinesis", "table"):
+        run = results[name]
+        cost = sum(run["cost_per_million_usd"].values())
+        print(
+            f"{name:7s}: {run['events_per_second']:>6} events/s through the speed layer "
+            f"({run['events']} events, consumed in {run['consume_seconds']} s, "
+            f"written in {run['write_seconds']} s); "
+            f"{run['invocations_per_million']} invocations per million events; "
+            f"modelled source cost {cost:.6f} USD per million events ({run['cost_note']})"
+        )
+    print(f"ratio table/kinesis (events/s): {results['ratio_events_per_second_table_to_kinesis']}")
+    print(
+        f"the emulator's GetRecords alone (no runtime, no handler) read the table's stream in "
+        f"{table['plain_get_records_seconds']} s: {table['share_of_consume_in_plain_get_records']:.0%} "
+        "of the table source's consume time"
+    )
+    print(f"written to {REPORT}")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true")
+    measure(parser.parse_args().quick)
+
+
+if __name__ == "__main__":
+    main()
