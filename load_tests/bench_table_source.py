@@ -28,18 +28,18 @@ from pathlib import Path
 from typing import Any, Final
 
 from boto3.dynamodb.types import TypeDeserializer
-from salesstream.embedded import EmbeddedEmulator
-from salesstream.provision import provision
-from salesstream.template import Template
 
 from load_tests.cost import Prices
 from producer.producer import Producer
 from producer.sender import PRODUCER_CLIENT_CONFIG
 from producer.settings import ProducerSettings
 from producer.simulator import Fleet, FleetConfig
+from salesstream.cli.table_writer import TableWriter
 from salesstream.core.checks import compare_totals
+from salesstream.deploy.template import Template
+from salesstream.emulator.embedded import EmbeddedEmulator
+from salesstream.emulator.provision import provision
 from salesstream.runtime import Runtime, VirtualClock
-from salesstream.table_writer import TableWriter
 
 REPORT = Path("reports") / "bench_table_source.json"
 MILLION: Final = 1_000_000
@@ -84,7 +84,7 @@ def _consume(template: Template, endpoint: Any) -> tuple[float, Runtime]:
     clock = VirtualClock()
     runtime = Runtime(template, endpoint, clock=clock, functions=["AggregatorFunction"])
     # imported once the runtime has set the function's environment (its loggers read it)
-    from consumers.aggregator.handler import aggregator
+    from consumers.speed.handler import aggregator
 
     aggregator.cache_clear()  # a cold start on this stack's environment
     started = time.perf_counter()

@@ -11,9 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from salesstream.template import Template, load_template_document
-
 from salesstream.core.lambda_events import DynamodbEventRecord, DynamodbTimeWindowEvent
+from salesstream.deploy.template import Template, load_template_document
 from tests.runtime_support import BATCH_FUNCTIONS, Env
 
 TABLE_MAPPING = "AggregatorFunction.AggregatorOrdersTableMapping"

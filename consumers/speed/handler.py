@@ -30,7 +30,6 @@ from consumers.common.shards import StreamShards
 from consumers.common.telemetry import log_metrics
 from consumers.speed.dedup_log import CatchUp, DedupLog
 from consumers.speed.segments import Persisted, SegmentStore
-from consumers.table_records import TableDecoded, decode_table_records
 from salesstream.core.aggregation import StateLayoutChanged, WindowState, segment_of
 from salesstream.core.dedup import DedupIndex
 from salesstream.core.lambda_events import (
@@ -41,6 +40,7 @@ from salesstream.core.lambda_events import (
     is_table_stream,
 )
 from salesstream.core.records import DecodedBatch, decode_records
+from salesstream.core.table_records import TableDecoded, decode_table_records
 from salesstream.core.window_fold import apply, plan
 from salesstream.core.windows import parse_rfc3339
 

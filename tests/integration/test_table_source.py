@@ -11,13 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from consumers.retry import Backoff
-
+from consumers.common.retry import Backoff
+from salesstream.cli.table_writer import TableWriter
 from salesstream.core.contract import OrderEvent
 from salesstream.core.order_items import order_item
 from salesstream.runtime import Call, Fault, Runtime, RuntimeOptions, SeededFaults, VirtualClock
 from salesstream.runtime.model import Outcome
-from salesstream.table_writer import TableWriter
 from tests.integration.conftest import AggregatorStack
 from tests.stream_pipeline import Pipeline, Script, model, with_room_in_the_window
 from tests.table_support import CHILD_SHARD, RollingStreams

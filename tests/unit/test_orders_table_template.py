@@ -7,11 +7,10 @@ import copy
 import json
 from typing import Any
 
-from salesstream.template import Template, load_template_document
-
 from salesstream.deploy import permissions
 from salesstream.deploy.permissions import policy_problems
 from salesstream.deploy.sam import transform
+from salesstream.deploy.template import Template, load_template_document
 from salesstream.runtime.mappings import mappings_of
 
 ON = {"Stage": "ci", "WindowSeconds": 30, "BatchSize": 50, "OrdersTableSource": "on"}

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from consumers.table_records import decode_table_records
 from salesstream.core.lambda_events import DynamodbEventRecord
 from salesstream.core.order_items import event_bytes, order_item, plain, typed
 from salesstream.core.reasons import Reason
+from salesstream.core.table_records import decode_table_records
 from tests.unit.test_contract import valid_event
 
 EXPIRES = 1_800_000_000

@@ -204,7 +204,7 @@ def _fleet(args: argparse.Namespace) -> Fleet:
 
 
 def _produce_to_table(args: argparse.Namespace, endpoint: Any, table: str, console: Console) -> _Tallied:
-    from salesstream.table_writer import TableWriter
+    from salesstream.cli.table_writer import TableWriter
 
     writer = TableWriter(endpoint.client("dynamodb"), table)
     with console.status("writing orders to the table ...") as status:

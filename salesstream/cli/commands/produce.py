@@ -171,7 +171,7 @@ def _progress(console: Console, total: int | None, what: str) -> Iterator[Callab
 
 
 def _run_to_table(args: argparse.Namespace) -> int:
-    from salesstream.table_writer import TableWriteFailed, TableWriter
+    from salesstream.cli.table_writer import TableWriteFailed, TableWriter
 
     source, total, source_name = _source(args)
     stderr = Console(stderr=True, soft_wrap=True)

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
-from consumers.retry import Backoff, is_transient
 
+from consumers.common.retry import Backoff, is_transient
 from producer.result import StoreTally
 from salesstream.core.contract import validate_wire
 from salesstream.core.order_items import order_item

@@ -1,5 +1,5 @@
 """DynamoDB Streams records of the orders table -> order events, beside the Kinesis decode
-(consumers/records.py) and into the same `DecodedBatch`: dedup, quarantine, exactly-once
+(salesstream/core/records.py) and into the same `DecodedBatch`: dedup, quarantine, exactly-once
 persistence and reconciliation stay one mechanism for both sources.
 
 One item per order event: the contract's fields as typed attributes (`{"S": ...}`, `{"N": ...}`,
@@ -28,11 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from consumers.records import DecodedBatch, RecordInfo, Refusal, event_id_hint
 from salesstream.core.contract import validate_wire
 from salesstream.core.lambda_events import DynamodbEventRecord
 from salesstream.core.order_items import NotTypedValue, event_bytes
 from salesstream.core.reasons import Reason, RejectedEvent
+from salesstream.core.records import DecodedBatch, RecordInfo, Refusal, event_id_hint
 from salesstream.core.windows import to_millis
 
 TTL_PRINCIPAL: Final = "dynamodb.amazonaws.com"
