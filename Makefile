@@ -19,9 +19,9 @@ install: $(STAMP) ## create .venv and install the project with every extra (loca
 
 # MYPY_TESTS=1 type-checks tests/ too (off for now: the test files still have type errors to fix).
 MYPY_TESTS ?=
-check: lint docs ## what CI runs: ruff, ruff format --check, mypy, cfn-lint, the docs build (--strict), the whole suite
+check: lint docs ## what CI runs: ruff, ruff format --check, mypy, cfn-lint, the docs build (--strict), then `make test`
 	$(if $(MYPY_TESTS),$(BIN)/mypy tests)
-	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory test
 
 docs: $(STAMP) ## build the docs site (mkdocs-material) into site/, failing on any warning
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
