@@ -34,6 +34,7 @@ BENCHMARKS: list[str] = [
     "load_tests.bench_emulator",
     "load_tests.bench_loadtest",
     "load_tests.bench_cards",
+    "load_tests.bench_coldstart",
 ]
 
 
