@@ -1,7 +1,8 @@
 """The spool: events that could not be sent, kept on local disk until a later run sends them.
 
 A JSON-lines file a person can read: one event per line with why and when it was spooled and the
-event exactly as it was submitted (`jq -r .event var/spool.jsonl` gives the original lines back).
+event exactly as it was submitted (`jq -r .event SPOOL.jsonl` gives the original lines back; the
+CLI keeps one spool per endpoint and stream under the state home: docs/cli.md).
 
 Durability: lines are appended in one write and fsynced before the events count as spooled.
 Removing what a run sent is an atomic rewrite (temporary file in the same folder, fsync,

@@ -1,8 +1,8 @@
 """Where the speed layer keeps things: the aggregates table's keys, and its running totals read
 back from raw items. No AWS call here, so a reader (the API, the batch layer, `salesstream
-report`) imports the layout without the writer (persistence.py) and its permissions.
+report`) imports the layout without the writer (segments.py) and its permissions.
 
-AGGREGATES_TABLE (single table, pk/sk strings; what each item holds: persistence.py):
+AGGREGATES_TABLE (single table, pk/sk strings; what each item holds: segments.py):
 
 | pk                  | sk                                   | what |
 |---------------------|--------------------------------------|------|
