@@ -276,6 +276,11 @@ def test_the_expression_patches_are_tied_to_the_pinned_moto() -> None:
     from salesstream.emulator import moto_fixes
 
     pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
-    pinned = [d for d in pyproject["project"]["dependencies"] if d.startswith("moto")]
+    project = pyproject["project"]
+    requirements = [
+        *project["dependencies"],
+        *(r for extra in project["optional-dependencies"].values() for r in extra),
+    ]
+    pinned = [r for r in requirements if r.startswith("moto")]
     assert pinned == [f"moto[server]=={moto_fixes.EXPRESSIONS_WRITTEN_FOR}"]
     assert moto.__version__ == moto_fixes.EXPRESSIONS_WRITTEN_FOR
