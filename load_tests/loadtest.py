@@ -51,7 +51,7 @@ from load_tests.config import (
 from load_tests.cost import LambdaDurationModel, Prices, Usage, model_cost
 from load_tests.generator import GeneratorOutcome, GeneratorProcess, SenderFactory, _Sender
 from load_tests.meters import InvocationMeter, RequestCounts, RequestMeter, metered_handlers
-from load_tests.reconciling import reconcile_run
+from load_tests.reconciling import reconcile_run, snapshot_function_environment
 from load_tests.report_model import (
     Correctness,
     FunctionFigures,
@@ -380,10 +380,13 @@ class LoadTest:
             )
         seen = monitor.sightings.get(self.table_probe.name, {}).values()
         last_end_ms = max((s.window_end_ms for s in seen), default=round(time.time() * 1000))
-        from consumers.batch.runs import SnapshotBusy
-        from consumers.batch.snapshot import SnapshotUnfinished
+        with (
+            snapshot_function_environment(self.template),
+            self.console.status("batch snapshot from the archive, then the reconciliation ..."),
+        ):
+            from consumers.batch.runs import SnapshotBusy
+            from consumers.batch.snapshot import SnapshotUnfinished
 
-        with self.console.status("batch snapshot from the archive, then the reconciliation ..."):
             try:
                 return reconcile_run(self.endpoint, self.template, last_end_ms)
             except (SnapshotUnfinished, SnapshotBusy) as error:

@@ -7,10 +7,12 @@ function does; any difference it cannot explain fails the run.
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from load_tests.report_model import Reconciled
 from salesstream.core.windows import rfc3339
+from salesstream.runtime.environment import function_environment_set
 
 if TYPE_CHECKING:
     from salesstream.deploy.template import Template
@@ -20,9 +22,18 @@ if TYPE_CHECKING:
 _MARGIN_SECONDS = 0.5
 
 
+def snapshot_function_environment(template: Template) -> AbstractContextManager[None]:
+    """The snapshot function's environment, set in the process for the block: its modules read
+    it (log level, service name) when imported, as the scheduled function does."""
+    return function_environment_set(template.function("SnapshotFunction").environment)
+
+
 def reconcile_run(endpoint: Endpoint, template: Template, last_window_end_ms: int) -> Reconciled:
-    # imported here, not at the top: their loggers read the environment when created, and the
-    # environment is the functions' only once the runtime has set it
+    with snapshot_function_environment(template):
+        return _reconcile_run(endpoint, template, last_window_end_ms)
+
+
+def _reconcile_run(endpoint: Endpoint, template: Template, last_window_end_ms: int) -> Reconciled:
     from consumers.batch.resources import BatchResources
     from consumers.batch.snapshot import snapshot_and_reconcile
 

@@ -61,7 +61,7 @@ def load_event(name: str) -> dict[str, Any]:
     """A captured AWS event from tests/events/."""
     import json
 
-    return json.loads((TESTS / "events" / name).read_text())  # type: ignore[no-any-return]
+    return json.loads((TESTS / "events" / name).read_text())
 
 
 @pytest.fixture(scope="session")

@@ -256,7 +256,7 @@ class Env:
     def failure_notices(self) -> list[dict[str, Any]]:
         sqs = self.endpoint.client("sqs")
         queue = sqs.get_queue_url(QueueName=self.template.physical_name("ConsumerFailuresQueue"))["QueueUrl"]
-        notices = []
+        notices: list[dict[str, Any]] = []
         while True:
             messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
             if not messages:

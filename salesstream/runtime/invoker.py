@@ -9,9 +9,12 @@
   for Lambda may keep module-level state that is not thread-safe. `sandboxes` lets up to that
   many run at once (Lambda runs one per shard, each in a sandbox of its own; in-process they
   share the handler's module, so only for handlers that are thread-safe).
+- The function's environment is set in the process while it runs (and while its handler is
+  imported, see runtime.py), then the process's own is restored: salesstream.runtime.environment.
 - A wall-clock guard: the handler runs in a daemon thread; if it has not returned when its
   Timeout is up, the invocation has failed (as on Lambda). Python cannot kill the thread: it
-  is left to finish in the background and its late result is ignored (logged).
+  is left to finish in the background and its late result is ignored (logged); it runs on
+  without its environment.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ import importlib
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from salesstream.runtime.environment import function_environment_set
 from salesstream.runtime.log import logger
 from salesstream.runtime.model import HandlerImportError
 
@@ -94,8 +98,10 @@ class FunctionInvoker:
         memory_mb: int,
         timeout_seconds: float,
         sandboxes: int = 1,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
         self.handler = handler
+        self.environment = dict(environment or {})
         self.function_name = function_name
         self.function_arn = function_arn
         self.memory_mb = memory_mb
@@ -120,8 +126,9 @@ class FunctionInvoker:
                     outcome.append(Raised(type(error).__name__, str(error)))
 
             worker = threading.Thread(target=run, name=f"invoke-{self.function_name}", daemon=True)
-            worker.start()
-            worker.join(self.timeout_seconds)
+            with function_environment_set(self.environment):
+                worker.start()
+                worker.join(self.timeout_seconds)
             if worker.is_alive() or not outcome:
                 logger.error(
                     "handler timed out; it keeps running in the background and its result is ignored",

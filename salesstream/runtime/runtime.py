@@ -30,6 +30,7 @@ from salesstream.runtime.checkpoints import DynamoCheckpointStore
 from salesstream.runtime.clock import Clock, WallClock
 from salesstream.runtime.consumer import ShardConsumer
 from salesstream.runtime.destinations import Destination, NoDestination, SqsDestination
+from salesstream.runtime.environment import function_environment_set
 from salesstream.runtime.hooks import Hooks
 from salesstream.runtime.invoker import FunctionInvoker, Handler, Returned, resolve_handler
 from salesstream.runtime.kinesis import ShardInfo, ShardReader, list_shards
@@ -107,9 +108,10 @@ class Runtime:
         self.schedules = schedules_of(template, functions) if self.options.run_schedules else []
         self._template = template
         table = checkpoint_table(template)
-        # Handlers read their settings from the environment when imported, in this process.
-        os.environ.update(function_environment([*mappings, *self.schedules]))
-        self._invokers = self._make_invokers(template, dict(handlers or {}), mappings)
+        # Handlers read their settings from the environment (when imported, when first invoked):
+        # it is set while they are imported and while they run, never left in the process.
+        environment = function_environment([*mappings, *self.schedules])
+        self._invokers = self._make_invokers(template, dict(handlers or {}), mappings, environment)
         self._kinesis = endpoint.client("kinesis")
         dynamodb = endpoint.client("dynamodb")
         self._table_streams = endpoint.client("dynamodbstreams")
@@ -137,15 +139,20 @@ class Runtime:
         self._scheduler: threading.Thread | None = None
 
     def _make_invokers(
-        self, template: Template, handlers: dict[str, Handler], mappings: list[EventSourceMapping]
+        self,
+        template: Template,
+        handlers: dict[str, Handler],
+        mappings: list[EventSourceMapping],
+        environment: dict[str, str],
     ) -> dict[str, FunctionInvoker]:
         invokers: dict[str, FunctionInvoker] = {}
         for function in [*(m.function for m in mappings), *(s.function for s in self.schedules)]:
             if function.logical_id in invokers:
                 continue
-            handler = handlers.get(function.logical_id) or resolve_handler(
-                function.handler, function.logical_id
-            )
+            handler = handlers.get(function.logical_id)
+            if handler is None:
+                with function_environment_set(environment):
+                    handler = resolve_handler(function.handler, function.logical_id)
             invokers[function.logical_id] = FunctionInvoker(
                 handler,
                 function_name=function.name,
@@ -153,6 +160,7 @@ class Runtime:
                 memory_mb=function.memory_mb,
                 timeout_seconds=self.options.timeout_seconds or function.timeout_seconds,
                 sandboxes=self.options.concurrent_invocations,
+                environment=environment,
             )
         return invokers
 

@@ -39,6 +39,7 @@ def _run(command: list[str], cwd: Path, timeout: float = INSTALL_TIMEOUT) -> sub
 
 
 # what a source tree holds besides the sources: left out of the copy the wheel is built from
+_NOT_SOURCES: tuple[str, ...]
 _NOT_SOURCES = (".git", ".venv*", "build", "dist", "site", "var", "reports", "*.egg-info", "__pycache__")
 _NOT_SOURCES += (".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis", ".aws-sam")
 

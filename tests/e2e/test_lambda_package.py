@@ -260,7 +260,7 @@ def test_the_aggregator_package_runs_its_handler_within_its_role(
     first, last = shard.records[:2], shard.records[2:]
     window = shard.window_of(first[0])
     final = shard.event(last, window=window, final=True)
-    steps = [
+    steps: list[dict[str, Any]] = [
         {"event": shard.event(first, window=window)},
         # a new process finishes the window: it catches up with the dedup log (LIST, GET) first
         {"event": final, "cold": "aggregator", "state_from": 0},

@@ -120,7 +120,8 @@ def test_up_target_localstack_provisions_and_runs_the_consumers(localstack: str,
         assert produced.returncode == 0, produced.stderr
         tally = {(r["store_id"], r["currency"]): r["net_minor"] for r in json.loads(produced.stdout)["tally"]}
 
-        deadline, counted = time.monotonic() + 90, {}
+        deadline = time.monotonic() + 90
+        counted: dict[tuple[str, str], Any] = {}
         while counted != tally and time.monotonic() < deadline:
             time.sleep(1)
             report = salesstream("report", "--json", env=env, cwd=tmp_path)

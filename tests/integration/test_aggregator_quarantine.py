@@ -146,7 +146,7 @@ def test_b1_a_broken_aggregate_is_quarantined_whole(aggregator_stack: StackFacto
     broken = shard.put(bytes(data))
     fine = shard.put(kpl(order("store-2", 5)))
     body = b"\x1a\xff\xff\xff\x0f"
-    unparsable = shard.put(data[:4] + body + hashlib.md5(body).digest())  # noqa: S324 - the format's checksum
+    unparsable = shard.put(bytes(data[:4]) + body + hashlib.md5(body).digest())  # noqa: S324 - the format's checksum
     response = stack.invoke(shard.event([broken, fine, unparsable]))
     items = quarantined(stack)
     assert set(items) == {(str(broken.sequence), "record"), (str(unparsable.sequence), "record")}

@@ -352,31 +352,32 @@ def test_c6_records_older_than_the_maximum_record_age_go_to_the_failure_queue_an
     # the archiver keeps up; the aggregator's poller is a runtime of its own that will stall
     run = Pipeline(endpoint, template, tmp_path / "spool.jsonl", 2, functions=("ArchiverFunction",))
 
-    def aggregator_poller() -> Runtime:
+    def aggregator_poller(clock: VirtualClock) -> Runtime:
         options = RuntimeOptions(window_close_grace_seconds=0)
-        return Runtime(
-            template, endpoint, clock=VirtualClock(), options=options, functions=["AggregatorFunction"]
-        )
+        return Runtime(template, endpoint, clock=clock, options=options, functions=["AggregatorFunction"])
 
     (mapping,) = next(f for f in template.functions() if f.logical_id == "AggregatorFunction").kinesis_events
     counted = [order("store-1", 1000), order("store-2", 250)]
     too_old = [order("store-1", 700), order("store-3", 45, refund=True)]
     after = order("store-2", 5)
-    stalled = aggregator_poller()
+    stalled_clock = VirtualClock()
+    stalled = aggregator_poller(stalled_clock)
     run.send([e.to_json_bytes() for e in counted])
     run.runtime.run_until_idle()
     stalled.run_until_idle()  # the aggregator folds the first two
     run.send([e.to_json_bytes() for e in too_old])
     run.runtime.run_until_idle()  # archived
     # its poller comes back more than MaximumRecordAgeInSeconds after they arrived
-    stalled.clock.set(time.time_ns() // 1_000_000 + (mapping.maximum_record_age_seconds + 1) * 1000)
+    stalled_clock.set(time.time_ns() // 1_000_000 + (mapping.maximum_record_age_seconds + 1) * 1000)
     stalled.run_until_idle()  # the two are discarded to the destination, the open window closes
-    restarted = aggregator_poller()  # a fresh poller resumes from the checkpoint, on time again
+    restarted_clock = VirtualClock()
+    # a fresh poller resumes from the checkpoint, on time again
+    restarted = aggregator_poller(restarted_clock)
     run.send([after.to_json_bytes()])
     run.runtime.run_until_idle()
     restarted.run_until_idle()
     run.settle()
-    restarted.clock.set(run.clock.now_ms())
+    restarted_clock.set(run.clock.now_ms())
     restarted.run_until_idle()
 
     _, landed = read_stream(endpoint.client("kinesis"), run.stream)

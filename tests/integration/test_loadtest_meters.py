@@ -36,7 +36,7 @@ def test_the_meter_counts_the_requests_of_clients_created_while_it_is_installed(
                 {"Data": b"y" * 30_000, "PartitionKey": "k2", "ExplicitHashKey": keys[1]},
             ],
         )
-        item = {"pk": {"S": "a"}, "sk": {"S": "b"}, "blob": {"B": b"z" * 3_000}}
+        item: dict[str, dict[str, Any]] = {"pk": {"S": "a"}, "sk": {"S": "b"}, "blob": {"B": b"z" * 3_000}}
         dynamodb.put_item(TableName=table, Item=item)
         dynamodb.transact_write_items(
             TransactItems=[

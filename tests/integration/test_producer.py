@@ -257,7 +257,7 @@ def test_p2_a_lost_response_is_resent_whole_and_the_duplicates_share_their_event
 ) -> None:
     name = stream(2)
     client = client_for(endpoint.url)
-    lost = []
+    lost: list[bool] = []
 
     def lose_first_response(**_: Any) -> None:
         if not lost:

@@ -671,6 +671,39 @@ def test_the_handler_runs_with_a_lambda_like_context_and_the_template_environmen
     assert environment["WINDOW_SECONDS"] == "60"
 
 
+def test_building_and_running_a_runtime_leaves_the_process_environment_as_it_was(esm: Any) -> None:
+    before = dict(os.environ)
+    seen: list[dict[str, str]] = []
+
+    def handler(event: dict[str, Any], context: Any) -> Any:
+        seen.append(dict(os.environ))
+        return {"state": {}}
+
+    env = esm(
+        handler,
+        parameters={"BatchSize": 1, "ShardCount": 2},
+        clock=WallClock(),
+        options={"poll_interval_seconds": 0.05, "concurrent_invocations": 2},
+    )
+    assert dict(os.environ) == before  # built: nothing set yet
+    env.put([1, 2])
+    env.runtime.run_until_idle()
+    function = env.template.function("AggregatorFunction")
+    assert len(seen) == 2
+    assert all(e["AGGREGATES_TABLE"] == function.environment["AGGREGATES_TABLE"] for e in seen)
+    assert dict(os.environ) == before  # run: restored after every invocation
+
+    env.runtime.start()  # threaded, as the CLI runs it
+    env.put([3, 4, 5, 6])
+    deadline = time.monotonic() + 30
+    while len(seen) < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    env.runtime.stop()
+    assert len(seen) == 6, "the threaded runtime did not deliver the other four records"
+    assert seen[-1]["STREAM_NAME"] == env.stream
+    assert dict(os.environ) == before
+
+
 # --- filtering -------------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ SENT_CARDS = (b"4111111111111111", b"5500000000000004")  # every card number B7 
 
 
 @pytest.fixture
-def pipeline(aggregator_stack: Callable[..., AggregatorStack]) -> Iterator[PipelineFactory]:
+def pipeline(aggregator_stack: Callable[..., AggregatorStack]) -> PipelineFactory:
     """Factory: a stack (one shard, 15-minute windows by default) and a runtime on it that runs
     the template's mapping with the template's Handler, on a virtual clock."""
 

@@ -21,6 +21,7 @@ from producer.encoder import Encoder, accept
 from producer.settings import ProducerSettings
 from producer.shards import ShardMap
 from producer.simulator import Fleet, FleetConfig
+from salesstream.core.contract import OrderEvent
 from salesstream.core.kpl import (
     GZIP_MAGIC,
     MAX_INFLATED_BYTES,
@@ -54,7 +55,7 @@ def encoded(events: list[bytes], compression: Compression | None, shards: int = 
     return entries + encoder.drain()
 
 
-def envelope(*events: bytes, level: int = 6) -> bytes:
+def envelope(*events: bytes | OrderEvent, level: int = 6) -> bytes:
     return compress(kpl(*events), level)
 
 

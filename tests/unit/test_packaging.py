@@ -28,10 +28,12 @@ LAMBDA_ENVIRONMENT = {
 
 
 def pinned() -> dict[str, str]:
-    pins = {}
+    pins: dict[str, str] = {}
     for line in REQUIREMENTS.read_text().splitlines():
         if line.strip() and not line.startswith("#"):
-            name, version = re.fullmatch(r"([A-Za-z0-9_.-]+)==(\S+)", line.strip()).groups()  # type: ignore[union-attr]
+            pin = re.fullmatch(r"([A-Za-z0-9_.-]+)==(\S+)", line.strip())
+            assert pin is not None, f"not an exact pin in {REQUIREMENTS.name}: {line!r}"
+            name, version = pin.groups()
             pins[canonicalize_name(name)] = version
     return pins
 

@@ -77,7 +77,7 @@ def client_error(code: str) -> ClientError:
     ],
 )
 def test_failures_are_classified_by_type_and_code(error: Exception, kind: type, throttling: bool) -> None:
-    failure = _failure_of(error)  # type: ignore[arg-type]
+    failure = _failure_of(error)
     assert type(failure) is kind
     assert failure.throttling is throttling
     assert "\n" not in str(failure)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,7 +113,9 @@ class Run:
     handler: WindowSum
     notices: list[dict[str, Any]]
 
-    def expected(self, leave_out: set[str] = frozenset()) -> tuple[dict[Any, list[str]], dict[Any, int]]:
+    def expected(
+        self, leave_out: Collection[str] = frozenset()
+    ) -> tuple[dict[Any, list[str]], dict[Any, int]]:
         """Direct computation: records grouped by (shard, floor(arrival / W))."""
         sequences: dict[tuple[str, str], list[str]] = defaultdict(list)
         totals: dict[tuple[str, str], int] = defaultdict(int)

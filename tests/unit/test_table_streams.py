@@ -77,7 +77,7 @@ class Streams:
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
-        return answer  # type: ignore[no-any-return]
+        return answer
 
 
 def test_the_shard_list_follows_the_pages_and_names_each_parent() -> None:

@@ -46,6 +46,7 @@ from salesstream.core.checks import compare_totals
 from salesstream.core.currencies import format_minor
 from salesstream.core.windows import rfc3339
 from salesstream.runtime import Runtime, RuntimeOptions, WallClock
+from salesstream.runtime.environment import function_environment_set
 from salesstream.runtime.log import logger as runtime_logger
 
 if TYPE_CHECKING:
@@ -154,15 +155,18 @@ def run(args: argparse.Namespace) -> int:
 
 def _snapshot_and_reconcile(endpoint: Any, template: Any, console: Console) -> int:
     """The batch layer's view of the same run: recompute from the archive, compare, explain."""
-    # imported here, not at the top: their loggers read the environment (level, service name)
-    # when created, and the environment is the function's only once the runtime has set it
-    from consumers.batch.resources import BatchResources
-    from consumers.batch.snapshot import SnapshotUnfinished, snapshot_and_reconcile
-
     # a quiet shard's archive counts as complete up to a moment ago: let that moment pass the
     # last window's end, so the snapshot's horizon covers the whole run
     time.sleep(_HORIZON_GRACE_SECONDS)
-    with console.status("batch snapshot from the archive, then the reconciliation ..."):
+    # the snapshot function's modules read its environment (log level, service name) when they
+    # are imported: it is set while they are imported and run, as the scheduled function's is
+    with (
+        function_environment_set(template.function("SnapshotFunction").environment),
+        console.status("batch snapshot from the archive, then the reconciliation ..."),
+    ):
+        from consumers.batch.resources import BatchResources
+        from consumers.batch.snapshot import SnapshotUnfinished, snapshot_and_reconcile
+
         try:
             snapshot, reconciliation = snapshot_and_reconcile(
                 BatchResources.from_template(endpoint, template)
