@@ -257,7 +257,7 @@ def test_a_split_and_a_merge_in_the_middle_of_a_window_with_a_mixed_key_producer
 
 def test_random_valid_ean13_skus_all_count(pipeline: PipelineFactory) -> None:
     run = pipeline()
-    pos = ForeignPOS(stores=6, seed=13, passes_todays_screen=False)  # any valid EAN-13, unscreened
+    pos = ForeignPOS(stores=6, seed=13)
     events = pos.events(150)
     put(run.endpoint.client("kinesis"), run.stream, agg_entries(events))
     batch, _, notes = reconciled(run)
