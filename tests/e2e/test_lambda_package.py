@@ -117,7 +117,7 @@ def test_sam_build_packs_each_handler_and_arm64_wheels_only(sam: Path, tmp_path:
         with zipfile.ZipFile(archive) as opened:
             assert source_file(handler).relative_to(SOURCE_ROOT).as_posix() in opened.namelist()
     # the page the API serves is package data, packed beside its module
-    assert (built / "ApiFunction" / "consumers" / "api" / "dashboard.html").is_file()
+    assert (built / "ApiFunction" / "consumers" / "serving" / "dashboard.html").is_file()
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text(json.dumps(sizes, indent=2, sort_keys=True) + "\n")
     print(f"\nLambda packages (sam build, arm64), also in {REPORT.relative_to(ROOT)}:")
