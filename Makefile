@@ -29,7 +29,7 @@ demo: $(STAMP) ## the main job: the demo pipeline on the embedded emulator (no D
 # `make test` downloads nothing beyond `make install`: the packaging tests (marker `package`) run
 # under `make test-package`. The e2e tier runs verbosely: each test is named as it starts.
 test: $(STAMP) ## the suite: unit and integration, then e2e (each test named as it runs); no downloads
-	$(BIN)/python -m pytest -m "not e2e and not package"; tiers=$$?; \
+	$(BIN)/python -m pytest -m "not e2e and not package" --durations=15; tiers=$$?; \
 	$(BIN)/python -m pytest -v -m "e2e and not package" --durations=10; e2e=$$?; \
 	exit $$(( tiers != 0 ? tiers : e2e ))
 
@@ -42,7 +42,7 @@ test-integration: $(STAMP) ## through real boto3 clients against the embedded mo
 test-e2e: $(STAMP) ## the whole pipeline through the CLI (each test named as it runs)
 	$(BIN)/python -m pytest -v -m "e2e and not package" --durations=10
 
-test-package: $(STAMP) ## the Lambda packages: downloads aws-sam-cli (~340 MB, into .venv-sam) and the functions' pinned wheels from PyPI
+test-package: $(STAMP) ## the Lambda packages and the wheel in fresh venvs: downloads aws-sam-cli (~340 MB, into .venv-sam) and wheels from PyPI
 	$(BIN)/python -m pytest -v -m package
 
 lint: $(STAMP) ## ruff (with security rules), mypy and cfn-lint

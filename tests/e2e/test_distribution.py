@@ -22,7 +22,9 @@ import pytest
 ROOT = Path(__file__).parents[2]
 INSTALL_TIMEOUT = 900
 
-pytestmark = pytest.mark.timeout(2 * INSTALL_TIMEOUT)
+# pip installs the wheel's dependencies into fresh venvs (PyPI, or its cache): a packaging test,
+# run by `make test-package` with the Lambda packages, never by `make test`
+pytestmark = [pytest.mark.package, pytest.mark.timeout(2 * INSTALL_TIMEOUT)]
 
 
 def _clean_env() -> dict[str, str]:
