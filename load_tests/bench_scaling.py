@@ -1,0 +1,346 @@
+"""`make bench-scaling`: how the embedded pipeline's CPU cost grows with the rate and the shards.
+
+Each point is one `salesstream loadtest` in a process of its own, with the same fleet, windows
+and flags everywhere (COMMON), at 5k, 10k and 20k events/s into 12 shards and at 20k events/s
+into 4, 12 and 24 shards; the 20k/12 point runs first and last, to show the spread on a shared
+machine, and an almost idle point (10 events/s, 12 shards) measures what a run costs whatever
+its events. The figure is CPU-seconds per million acknowledged events, of every process:
+
+- total: this process's `RUSAGE_CHILDREN` across the run, i.e. the load test's process and
+  every process it waited for (the load generator, the emulator), start-up to exit;
+- by component, from the run's report.json: the generator process (the fleet and the producer),
+  the aggregator's and the archiver's handler threads, the rest of the consumers process (the
+  event-source-mapping runtime, the monitor and API probes, the process's start-up) and the
+  emulator process. What the total has beyond them ("outside the run") is the consumers
+  process after its last reading (the report, its charts, shutting down).
+
+CPU time rather than wall time: the machine's other work slows a run down but charges it
+little CPU. Load averages are recorded per point all the same. Not in `make bench` (about 8
+minutes). Prints a table, writes reports/bench_scaling.json and docs/images/scaling.png.
+
+    python -m load_tests.bench_scaling [--duration 30] [--only 5k/12 20k/24 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+# the same everywhere: only the rate and the shards change between points
+COMMON: Final = ("--window-seconds", "30", "--stores", "1000", "--no-reconcile")
+DEFAULT_DURATION: Final = 30.0
+RUN_TIMEOUT: Final = 900.0  # seconds per point: a run far slower than that is broken, not slow
+COMPONENTS: Final = (
+    "producer (generator process)",
+    "aggregator handler",
+    "archiver handler",
+    "runtime and the rest of the consumers process",
+    "emulator process",
+    "outside the run",
+)
+GENERATOR, CONSUMERS, EMULATOR = (
+    "load generator process",
+    "consumers process (runtime, handlers, probes, API)",
+    "emulator process",
+)
+
+
+@dataclass(frozen=True)
+class Point:
+    name: str
+    rate: float
+    shards: int
+
+
+POINTS: Final = (
+    Point("20k/12 first", 20_000, 12),
+    Point("idle/12", 10, 12),
+    Point("5k/12", 5_000, 12),
+    Point("10k/12", 10_000, 12),
+    Point("20k/4", 20_000, 4),
+    Point("20k/24", 20_000, 24),
+    Point("20k/12 last", 20_000, 12),
+)
+
+
+class Measured(BaseModel):
+    name: str
+    rate: float
+    shards: int
+    exit_code: int  # 0, or 1 when the run's report says an event was lost, counted twice or missed
+    wall_seconds: float
+    acknowledged_events: int
+    acknowledged_per_second: float
+    behind_schedule_seconds: float  # how late the generator finished: > a few s, the rate was not held
+    drain_seconds: float
+    lost_or_double_counted: int
+    events_per_record: float  # Kinesis records as the producer aggregated them
+    bytes_per_event: float  # on the wire, compressed aggregates
+    load_average_before: float  # 1-minute
+    load_average_after: float
+    total_cpu_seconds: float
+    cpu_seconds: dict[str, float]  # per component (COMPONENTS)
+    cpu_seconds_per_million: float | None  # total; None for the idle point (its events are noise)
+    per_million_by_component: dict[str, float] | None
+    report: str  # its report.json
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _components(report: dict[str, Any], total: float) -> dict[str, float]:
+    machine = report["run"]["machine"]["cpu_seconds"]
+    missing = [name for name in (GENERATOR, CONSUMERS, EMULATOR) if name not in machine]
+    if missing:
+        raise RuntimeError(f"the report has no CPU figure for {', '.join(missing)}: {machine}")
+    handlers = {f["function"]: float(f["cpu_seconds"]) for f in report["functions"]}
+    aggregator, archiver = handlers.get("AggregatorFunction", 0.0), handlers.get("ArchiverFunction", 0.0)
+    parts = {
+        COMPONENTS[0]: float(machine[GENERATOR]),
+        COMPONENTS[1]: aggregator,
+        COMPONENTS[2]: archiver,
+        COMPONENTS[3]: float(machine[CONSUMERS]) - aggregator - archiver,
+        COMPONENTS[4]: float(machine[EMULATOR]),
+    }
+    parts[COMPONENTS[5]] = total - sum(parts.values())
+    return {name: round(value, 2) for name, value in parts.items()}
+
+
+def measure(point: Point, duration: float, folder: Path) -> Measured:
+    """One load test at `point`, in a process of its own, and what every process of it used."""
+    out = folder / point.name.replace("/", "-").replace(" ", "-")
+    command = [
+        sys.executable,
+        "-m",
+        "salesstream",
+        "loadtest",
+        *("--rate", f"{point.rate:g}", "--shards", str(point.shards), "--duration", f"{duration:g}"),
+        *COMMON,
+        *("--out", str(out)),
+    ]
+    load_before, cpu_before, started = os.getloadavg()[0], _children_cpu(), time.monotonic()
+    completed = subprocess.run(  # noqa: S603 - our own interpreter, fixed arguments
+        command, capture_output=True, text=True, check=False, timeout=RUN_TIMEOUT
+    )
+    wall, total = time.monotonic() - started, _children_cpu() - cpu_before
+    load_after = os.getloadavg()[0]
+    if completed.returncode not in (0, 1):  # 1: the report says the run was not correct; still measured
+        raise RuntimeError(
+            f"the load test at {point.name} failed ({completed.returncode}):\n"
+            f"{completed.stdout[-2000:]}\n{completed.stderr[-2000:]}"
+        )
+    report: dict[str, Any] = json.loads((out / "report.json").read_text())
+    parts = _components(report, total)
+    events = int(report["correctness"]["acknowledged"])
+    shards = report["shards"]
+    records = sum(s["records"] for s in shards)
+    produced = sum(s["events"] for s in shards)
+    idle = point.rate < 100
+    millions = events / 1e6
+    return Measured(
+        name=point.name,
+        rate=point.rate,
+        shards=point.shards,
+        exit_code=completed.returncode,
+        wall_seconds=round(wall, 1),
+        acknowledged_events=events,
+        acknowledged_per_second=float(report["throughput"]["acknowledged_per_second"]),
+        behind_schedule_seconds=float(report["throughput"]["behind_schedule_seconds"]),
+        drain_seconds=float(report["throughput"]["drain_seconds"]),
+        lost_or_double_counted=int(report["correctness"]["lost"])
+        + int(report["correctness"]["double_counted"]),
+        events_per_record=round(produced / records, 1) if records else 0.0,
+        bytes_per_event=round(sum(s["bytes"] for s in shards) / produced, 1) if produced else 0.0,
+        load_average_before=round(load_before, 2),
+        load_average_after=round(load_after, 2),
+        total_cpu_seconds=round(total, 2),
+        cpu_seconds=parts,
+        cpu_seconds_per_million=None if idle or not events else round(total / millions, 1),
+        per_million_by_component=None
+        if idle or not events
+        else {name: round(value / millions, 1) for name, value in parts.items()},
+        report=str(out / "report.json"),
+    )
+
+
+def fit(points: Sequence[Measured]) -> dict[str, float] | None:
+    """Least squares of total CPU on events over the points of one shard count: the CPU a run of
+    this length costs whatever its events (intercept) and the CPU a million more events add."""
+    if len({p.acknowledged_events for p in points}) < 2:
+        return None
+    xs = [p.acknowledged_events / 1e6 for p in points]
+    ys = [p.total_cpu_seconds for p in points]
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sum(
+        (x - mean_x) ** 2 for x in xs
+    )
+    return {
+        "points": len(points),
+        "fixed_cpu_seconds_per_run": round(mean_y - slope * mean_x, 1),
+        "marginal_cpu_seconds_per_million": round(slope, 1),
+    }
+
+
+def draw(points: Sequence[Measured], path: Path, duration: float) -> None:
+    """Stacked bars of CPU-seconds per million events by component: the rate sweep, the shard sweep."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only
+    import matplotlib.pyplot as plt
+
+    measured = [p for p in points if p.per_million_by_component is not None]
+    by_rate = sorted((p for p in measured if p.shards == 12), key=lambda p: (p.rate, p.name))
+    by_shards = sorted((p for p in measured if p.rate == 20_000), key=lambda p: (p.shards, p.name))
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    colours = [f"C{index}" for index in range(len(COMPONENTS))]  # the default cycle
+    for axis, sweep, title in (
+        (axes[0], by_rate, "12 shards, by rate"),
+        (axes[1], by_shards, "20,000 events/s, by shard count"),
+    ):
+        labels = [p.name.replace(" ", "\n") for p in sweep]
+        bottoms = [0.0] * len(sweep)
+        for colour, component in zip(colours, COMPONENTS, strict=False):
+            heights = [max(0.0, (p.per_million_by_component or {})[component]) for p in sweep]
+            axis.bar(labels, heights, bottom=bottoms, color=colour, label=component)
+            bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+        for index, p in enumerate(sweep):
+            axis.annotate(
+                f"load {p.load_average_before:.1f}-{p.load_average_after:.1f}",
+                (index, bottoms[index]),
+                ha="center",
+                va="bottom",
+                fontsize="x-small",
+            )
+        axis.set_title(title, fontsize="medium")
+    axes[0].set_ylabel("CPU-seconds per million events")
+    handles, labels = axes[0].get_legend_handles_labels()  # the same components in both panels
+    figure.legend(handles, labels, loc="lower center", ncol=3, fontsize="x-small")
+    figure.suptitle(
+        f"The embedded pipeline's CPU per million events ({duration:g} s runs, {' '.join(COMMON)})",
+        fontsize="medium",
+    )
+    figure.tight_layout(rect=(0, 0.1, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _commit() -> str | None:
+    completed = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH, fixed arguments
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return completed.stdout.strip() or None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m load_tests.bench_scaling", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--duration", type=float, default=DEFAULT_DURATION, help="seconds per point (default 30)"
+    )
+    parser.add_argument("--only", nargs="*", default=None, help="point names to run (default: all)")
+    parser.add_argument("--out", type=Path, default=Path("reports/bench_scaling.json"))
+    parser.add_argument("--chart", type=Path, default=Path("docs/images/scaling.png"))
+    args = parser.parse_args(argv)
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    chosen = [p for p in POINTS if args.only is None or p.name in args.only]
+    if not chosen:
+        parser.error(f"no point named {args.only}; the points: {', '.join(p.name for p in POINTS)}")
+    folder = args.out.parent / "bench-scaling"
+    points = []
+    for point in chosen:
+        console.print(f"{point.name}: {point.rate:,.0f} events/s into {point.shards} shards ...", style="dim")
+        points.append(measure(point, args.duration, folder))
+
+    table = Table(
+        "point",
+        "events",
+        "acked/s",
+        "behind s",
+        "load",
+        "CPU s",
+        "CPU s / M events",
+        *(c.split(" (")[0] for c in COMPONENTS),
+        title="CPU-seconds per million events",
+    )
+    for p in points:
+        shares = p.per_million_by_component or p.cpu_seconds
+        table.add_row(
+            p.name,
+            f"{p.acknowledged_events:,}",
+            f"{p.acknowledged_per_second:,.0f}",
+            f"{p.behind_schedule_seconds:.1f}",
+            f"{p.load_average_before:.1f}-{p.load_average_after:.1f}",
+            f"{p.total_cpu_seconds:.1f}",
+            f"{p.cpu_seconds_per_million:.1f}" if p.cpu_seconds_per_million is not None else "(CPU s below)",
+            *(f"{shares[c]:.1f}" for c in COMPONENTS),
+        )
+    console.print(table)
+    at_12 = fit([p for p in points if p.shards == 12])
+    if at_12:
+        console.print(
+            f"12 shards, least squares over {at_12['points']} runs: {at_12['fixed_cpu_seconds_per_run']:.1f} "
+            f"CPU-s per {args.duration:g} s run whatever its events + "
+            f"{at_12['marginal_cpu_seconds_per_million']:.1f} CPU-s per million events"
+        )
+    repeats = [p for p in points if p.name.startswith("20k/12")]
+    spread = None
+    if len(repeats) == 2 and all(p.cpu_seconds_per_million for p in repeats):
+        first, last = (p.cpu_seconds_per_million or 0.0 for p in repeats)
+        spread = round(last / first, 3)
+        console.print(f"20k/12 spread: {first:.1f} first, {last:.1f} last: {spread:.2f}x")
+    bad = [p.name for p in points if p.exit_code or p.lost_or_double_counted]
+    if bad:
+        console.print(f"[bold red]not correct[/]: {', '.join(bad)} (see their report.json)")
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "command": "python -m load_tests.bench_scaling "
+                + " ".join(argv if argv is not None else sys.argv[1:]),
+                "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "commit": _commit(),
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                },
+                "loadtest_arguments": [*COMMON, "--duration", f"{args.duration:g}"],
+                "components": list(COMPONENTS),
+                "points": [p.model_dump() for p in points],
+                "fit_12_shards": at_12,
+                "spread_20k_12_last_over_first": spread,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    draw(points, args.chart, args.duration)
+    console.print(f"written to {args.out} and {args.chart}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
