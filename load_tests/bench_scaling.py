@@ -8,11 +8,12 @@ its events. The figure is CPU-seconds per million acknowledged events, of every 
 
 - total: this process's `RUSAGE_CHILDREN` across the run, i.e. the load test's process and
   every process it waited for (the load generator, the emulator), start-up to exit;
-- by component, from the run's report.json: the generator process (the fleet and the producer),
-  the aggregator's and the archiver's handler threads, the rest of the consumers process (the
-  event-source-mapping runtime, the monitor and API probes, the process's start-up) and the
-  emulator process. What the total has beyond them ("outside the run") is the consumers
-  process after its last reading (the report, its charts, shutting down).
+- by component, from the run's report.json, each taken when the last window was visible: the
+  generator process (the fleet and the producer), the aggregator's and the archiver's handler
+  threads, the rest of the consumers process (the event-source-mapping runtime, the monitor and
+  API probes, the process's start-up) and the emulator process (its start-up, the stack, serving
+  the run). What the total has beyond them ("outside the run") is what came after: the load
+  test's event-by-event check and archive tally on both sides, the report and its charts.
 
 CPU time rather than wall time: the machine's other work slows a run down but charges it
 little CPU. Load averages are recorded per point all the same. Not in `make bench` (about 8
@@ -252,6 +253,36 @@ def _commit() -> str | None:
     return completed.stdout.strip() or None
 
 
+def spread(points: Sequence[Measured]) -> float | None:
+    """The repeated 20k/12 point: its CPU per million events, last run over first."""
+    first, last = (
+        next((p for p in points if p.name == f"20k/12 {which}"), None) for which in ("first", "last")
+    )
+    if first is None or last is None or not first.cpu_seconds_per_million or not last.cpu_seconds_per_million:
+        return None
+    return round(last.cpu_seconds_per_million / first.cpu_seconds_per_million, 3)
+
+
+def write(path: Path, command: str, duration: float, points: Sequence[Measured]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "command": command,
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": _commit(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "loadtest_arguments": [*COMMON, "--duration", f"{duration:g}"],
+        "components": list(COMPONENTS),
+        "points": [p.model_dump() for p in points],
+        "fit_12_shards": fit([p for p in points if p.shards == 12]),
+        "spread_20k_12_last_over_first": spread(points),
+    }
+    path.write_text(json.dumps(report, indent=2) + "\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m load_tests.bench_scaling", description=__doc__.splitlines()[0]
@@ -268,16 +299,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not chosen:
         parser.error(f"no point named {args.only}; the points: {', '.join(p.name for p in POINTS)}")
     folder = args.out.parent / "bench-scaling"
-    points = []
+    command = "python -m load_tests.bench_scaling " + " ".join(argv if argv is not None else sys.argv[1:])
+    points: list[Measured] = []
     for point in chosen:
         console.print(f"{point.name}: {point.rate:,.0f} events/s into {point.shards} shards ...", style="dim")
         points.append(measure(point, args.duration, folder))
+        write(args.out, command, args.duration, points)  # after every point: a stopped run keeps its figures
 
     table = Table(
         "point",
         "events",
         "acked/s",
         "behind s",
+        "events/record",
+        "B/event",
         "load",
         "CPU s",
         "CPU s / M events",
@@ -291,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{p.acknowledged_events:,}",
             f"{p.acknowledged_per_second:,.0f}",
             f"{p.behind_schedule_seconds:.1f}",
+            f"{p.events_per_record:.0f}",
+            f"{p.bytes_per_event:.0f}",
             f"{p.load_average_before:.1f}-{p.load_average_after:.1f}",
             f"{p.total_cpu_seconds:.1f}",
             f"{p.cpu_seconds_per_million:.1f}" if p.cpu_seconds_per_million is not None else "(CPU s below)",
@@ -304,39 +341,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"CPU-s per {args.duration:g} s run whatever its events + "
             f"{at_12['marginal_cpu_seconds_per_million']:.1f} CPU-s per million events"
         )
-    repeats = [p for p in points if p.name.startswith("20k/12")]
-    spread = None
-    if len(repeats) == 2 and all(p.cpu_seconds_per_million for p in repeats):
-        first, last = (p.cpu_seconds_per_million or 0.0 for p in repeats)
-        spread = round(last / first, 3)
-        console.print(f"20k/12 spread: {first:.1f} first, {last:.1f} last: {spread:.2f}x")
+    ratio = spread(points)
+    if ratio is not None:
+        console.print(f"20k/12 spread: CPU per million events, last run / first run: {ratio:.2f}x")
     bad = [p.name for p in points if p.exit_code or p.lost_or_double_counted]
     if bad:
         console.print(f"[bold red]not correct[/]: {', '.join(bad)} (see their report.json)")
-
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "command": "python -m load_tests.bench_scaling "
-                + " ".join(argv if argv is not None else sys.argv[1:]),
-                "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "commit": _commit(),
-                "machine": {
-                    "cpus": os.cpu_count(),
-                    "python": platform.python_version(),
-                    "platform": platform.platform(),
-                },
-                "loadtest_arguments": [*COMMON, "--duration", f"{args.duration:g}"],
-                "components": list(COMPONENTS),
-                "points": [p.model_dump() for p in points],
-                "fit_12_shards": at_12,
-                "spread_20k_12_last_over_first": spread,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
     draw(points, args.chart, args.duration)
     console.print(f"written to {args.out} and {args.chart}")
     return 1 if bad else 0
