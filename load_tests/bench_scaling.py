@@ -7,14 +7,14 @@ last, to show the spread on a shared machine, and an almost idle point (10 event
 measures what a run costs whatever its events. The figure is CPU-seconds per million
 acknowledged events, of every process:
 
-- total: this process's `RUSAGE_CHILDREN` across the run, i.e. the load test's process and
-  every process it waited for (the load generator, the emulator), start-up to exit;
-- by component, from the run's report.json, each taken when the last window was visible: the
-  generator process (the fleet and the producer), the aggregator's and the archiver's handler
-  threads, the rest of the consumers process (the event-source-mapping runtime, the monitor and
-  API probes, the process's start-up) and the emulator process (its start-up, the stack, serving
-  the run). What the total has beyond them ("outside the run") is what came after: the load
-  test's event-by-event check and archive tally on both sides, the report and its charts.
+- the run's CPU, by component, from the run's report.json, each taken when the last window was
+  visible: the generator process (the fleet and the producer), the aggregator's and the
+  archiver's handler threads, the rest of the consumers process (the event-source-mapping
+  runtime, the monitor and API probes, the process's start-up) and the emulator process (its
+  start-up, the stack, serving the run). Their sum per million events is the headline figure;
+- the total, every process of the load test sampled from /proc while it runs, start-up to exit;
+  what it has beyond the run ("after the run") is the load test's own event-by-event check and
+  archive tally on both sides, its report and charts: not the pipeline's cost, shown apart.
 
 CPU time rather than wall time: the machine's other work slows a run down but charges it
 little CPU; but a run that falls behind its schedule packs fewer events per Kinesis record and
@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -42,7 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 from rich.console import Console
 from rich.table import Table
 
@@ -56,8 +55,11 @@ COMPONENTS: Final = (
     "archiver handler",
     "runtime and the rest of the consumers process",
     "emulator process",
-    "outside the run",
+    "after the run",  # the load test's own checks, report and charts: not the pipeline's
 )
+IN_RUN: Final = COMPONENTS[:5]
+IDLE_RATE: Final = 100  # events/s below which a point measures the fixed cost, not a rate
+SAMPLE_SECONDS: Final = 0.5
 GENERATOR, CONSUMERS, EMULATOR = (
     "load generator process",
     "consumers process (runtime, handlers, probes, API)",
@@ -99,16 +101,53 @@ class Measured(BaseModel):
     bytes_per_event: float  # on the wire, compressed aggregates
     load_average_before: float  # 1-minute
     load_average_after: float
-    total_cpu_seconds: float
-    cpu_seconds: dict[str, float]  # per component (COMPONENTS)
-    cpu_seconds_per_million: float | None  # total; None for the idle point (its events are noise)
-    per_million_by_component: dict[str, float] | None
+    # every process of the load test, start-up to exit; None when it could not be counted (a run
+    # measured with getrusage, before the /proc sampling, whose emulator was not reaped)
+    total_cpu_seconds: float | None
+    cpu_seconds: dict[str, float]  # per component (COMPONENTS); "after the run" only with a total
     report: str  # its report.json
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def run_cpu_seconds(self) -> float:
+        """The pipeline's CPU during the run: every component but what came after it."""
+        return round(sum(self.cpu_seconds[name] for name in IN_RUN), 2)
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def cpu_seconds_per_million(self) -> float | None:
+        """The run's CPU per million events; None for the idle point (its events are noise)."""
+        if self.rate < IDLE_RATE or not self.acknowledged_events:
+            return None
+        return round(self.run_cpu_seconds / (self.acknowledged_events / 1e6), 1)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def per_million_by_component(self) -> dict[str, float] | None:
+        if self.rate < IDLE_RATE or not self.acknowledged_events:
+            return None
+        millions = self.acknowledged_events / 1e6
+        return {name: round(self.cpu_seconds[name] / millions, 1) for name in IN_RUN}
+
+
+def _tree_cpu(root: int) -> dict[int, float]:
+    """CPU seconds (user + system) of `root` and of each of its descendants, by pid, from /proc.
+    Each process's own, not its children's: summed over the tree, nothing counts twice."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents, cpu = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # it ended while we looked
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        pid = int(stat.parent.name)
+        parents[pid], cpu[pid] = int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks
+    tree, grown = {root}, True
+    while grown:
+        below = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree, grown = tree | below, bool(below)
+    return {pid: cpu[pid] for pid in tree if pid in cpu}
 
 
 def _components(report: dict[str, Any], total: float) -> dict[str, float]:
@@ -130,8 +169,13 @@ def _components(report: dict[str, Any], total: float) -> dict[str, float]:
 
 
 def measure(point: Point, duration: float, folder: Path) -> Measured:
-    """One load test at `point`, in a process of its own, and what every process of it used."""
+    """One load test at `point`, in a process of its own, and what every process of it used.
+
+    The processes' CPU is sampled from /proc while it runs (each pid's last reading counts): the
+    load test does not always reap the emulator (it kills it when it is slow to stop), so
+    `getrusage(RUSAGE_CHILDREN)` would miss it."""
     out = folder / point.name.replace("/", "-").replace(" ", "-")
+    out.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable,
         "-m",
@@ -141,32 +185,34 @@ def measure(point: Point, duration: float, folder: Path) -> Measured:
         *COMMON,
         *("--out", str(out)),
     ]
-    load_before, cpu_before, started = os.getloadavg()[0], _children_cpu(), time.monotonic()
-    completed = subprocess.run(  # noqa: S603 - our own interpreter, fixed arguments
-        command, capture_output=True, text=True, check=False, timeout=RUN_TIMEOUT
-    )
-    wall, total = time.monotonic() - started, _children_cpu() - cpu_before
+    load_before, started = os.getloadavg()[0], time.monotonic()
+    seen: dict[int, float] = {}
+    with (out / "loadtest.log").open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603 - our own interpreter
+        while process.poll() is None:
+            seen.update(_tree_cpu(process.pid))
+            if time.monotonic() - started > RUN_TIMEOUT:
+                process.kill()
+                process.wait()
+                raise RuntimeError(f"the load test at {point.name} ran for more than {RUN_TIMEOUT:g} s")
+            time.sleep(SAMPLE_SECONDS)
+    wall, total = time.monotonic() - started, sum(seen.values())
     load_after = os.getloadavg()[0]
-    if completed.returncode not in (0, 1):  # 1: the report says the run was not correct; still measured
+    if process.returncode not in (0, 1):  # 1: the report says the run was not correct; still measured
         raise RuntimeError(
-            f"the load test at {point.name} failed ({completed.returncode}):\n"
-            f"{completed.stdout[-2000:]}\n{completed.stderr[-2000:]}"
+            f"the load test at {point.name} failed ({process.returncode}): see {out / 'loadtest.log'}"
         )
     report: dict[str, Any] = json.loads((out / "report.json").read_text())
-    parts = _components(report, total)
-    events = int(report["correctness"]["acknowledged"])
     shards = report["shards"]
     records = sum(s["records"] for s in shards)
     produced = sum(s["events"] for s in shards)
-    idle = point.rate < 100
-    millions = events / 1e6
     return Measured(
         name=point.name,
         rate=point.rate,
         shards=point.shards,
-        exit_code=completed.returncode,
+        exit_code=process.returncode,
         wall_seconds=round(wall, 1),
-        acknowledged_events=events,
+        acknowledged_events=int(report["correctness"]["acknowledged"]),
         acknowledged_per_second=float(report["throughput"]["acknowledged_per_second"]),
         behind_schedule_seconds=float(report["throughput"]["behind_schedule_seconds"]),
         drain_seconds=float(report["throughput"]["drain_seconds"]),
@@ -177,22 +223,18 @@ def measure(point: Point, duration: float, folder: Path) -> Measured:
         load_average_before=round(load_before, 2),
         load_average_after=round(load_after, 2),
         total_cpu_seconds=round(total, 2),
-        cpu_seconds=parts,
-        cpu_seconds_per_million=None if idle or not events else round(total / millions, 1),
-        per_million_by_component=None
-        if idle or not events
-        else {name: round(value / millions, 1) for name, value in parts.items()},
+        cpu_seconds=_components(report, total),
         report=str(out / "report.json"),
     )
 
 
 def fit(points: Sequence[Measured]) -> dict[str, float] | None:
-    """Least squares of total CPU on events over the points of one shard count: the CPU a run of
-    this length costs whatever its events (intercept) and the CPU a million more events add."""
+    """Least squares of the run's CPU on events over the points of one shard count: the CPU a run
+    of this length costs whatever its events (intercept) and the CPU a million more events add."""
     if len({p.acknowledged_events for p in points}) < 2:
         return None
     xs = [p.acknowledged_events / 1e6 for p in points]
-    ys = [p.total_cpu_seconds for p in points]
+    ys = [p.run_cpu_seconds for p in points]
     mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
     slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sum(
         (x - mean_x) ** 2 for x in xs
@@ -215,14 +257,14 @@ def draw(points: Sequence[Measured], path: Path, duration: float) -> None:
     by_rate = sorted((p for p in measured if p.shards == 12), key=lambda p: (p.rate, p.name))
     by_shards = sorted((p for p in measured if p.rate == SWEEP_RATE), key=lambda p: (p.shards, p.name))
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    colours = [f"C{index}" for index in range(len(COMPONENTS))]  # the default cycle
+    colours = [f"C{index}" for index in range(len(IN_RUN))]  # the default cycle
     for axis, sweep, title in (
         (axes[0], by_rate, "12 shards, by rate"),
         (axes[1], by_shards, f"{SWEEP_RATE:,} events/s, by shard count"),
     ):
         labels = [p.name.replace(" ", "\n") for p in sweep]
         bottoms = [0.0] * len(sweep)
-        for colour, component in zip(colours, COMPONENTS, strict=False):
+        for colour, component in zip(colours, IN_RUN, strict=False):
             heights = [max(0.0, (p.per_million_by_component or {})[component]) for p in sweep]
             axis.bar(labels, heights, bottom=bottoms, color=colour, label=component)
             bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
@@ -277,7 +319,16 @@ def _earlier(path: Path, duration: float) -> list[Measured]:
         raise SystemExit(
             f"{path} was measured with {earlier['loadtest_arguments']}: not resumable with these"
         )
-    return [Measured.model_validate(p) for p in earlier["points"]]
+    points = []
+    for point in earlier["points"]:
+        parts = point["cpu_seconds"]
+        after = parts.pop("outside the run", None)  # the name it had when the total was getrusage's
+        if after is not None and after >= 0:
+            parts[COMPONENTS[5]] = after
+        elif after is not None:  # getrusage missed an emulator the load test did not reap
+            point["total_cpu_seconds"] = None
+        points.append(Measured.model_validate(point))
+    return points
 
 
 def write(path: Path, command: str, duration: float, points: Sequence[Measured]) -> None:
@@ -341,13 +392,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "events/record",
         "B/event",
         "load",
-        "CPU s",
+        "run CPU s",
         "CPU s / M events",
-        *(c.split(" (")[0] for c in COMPONENTS),
-        title="CPU-seconds per million events",
+        *(c.split(" (")[0] for c in IN_RUN),
+        "after the run, s",
+        title="The run's CPU-seconds per million events",
     )
     for p in points:
-        shares = p.per_million_by_component or p.cpu_seconds
+        by_component = p.per_million_by_component or {c: p.cpu_seconds[c] for c in IN_RUN}
+        after = p.cpu_seconds.get(COMPONENTS[5])
         table.add_row(
             p.name,
             f"{p.acknowledged_events:,}",
@@ -356,9 +409,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{p.events_per_record:.0f}",
             f"{p.bytes_per_event:.0f}",
             f"{p.load_average_before:.1f}-{p.load_average_after:.1f}",
-            f"{p.total_cpu_seconds:.1f}",
-            f"{p.cpu_seconds_per_million:.1f}" if p.cpu_seconds_per_million is not None else "(CPU s below)",
-            *(f"{shares[c]:.1f}" for c in COMPONENTS),
+            f"{p.run_cpu_seconds:.1f}",
+            f"{p.cpu_seconds_per_million:.1f}" if p.cpu_seconds_per_million is not None else "(CPU s)",
+            *(f"{by_component[c]:.1f}" for c in IN_RUN),
+            f"{after:.1f}" if after is not None else "n/a",
         )
     console.print(table)
     at_12 = fit([p for p in points if p.shards == 12])
