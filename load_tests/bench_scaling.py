@@ -23,7 +23,7 @@ the load average. Not in `make bench` (10 minutes on a quiet machine, an hour on
 Prints a table, writes reports/bench_scaling.json (after every point: `--resume` carries on an
 interrupted run) and docs/images/scaling.png.
 
-    python -m load_tests.bench_scaling [--duration 30] [--only 5k/12 10k/24 ...] [--resume]
+    python -m load_tests.bench_scaling [--duration 20] [--only 5k/12 10k/24 ...] [--resume]
 """
 
 from __future__ import annotations
