@@ -383,6 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"{point.name}: {point.rate:,.0f} events/s into {point.shards} shards ...", style="dim")
         points.append(measure(point, args.duration, folder))
         write(args.out, command, args.duration, points)  # after every point: a stopped run keeps its figures
+    write(args.out, command, args.duration, points)  # also when resuming had nothing left to run
 
     table = Table(
         "point",
