@@ -270,7 +270,8 @@ def draw(points: Sequence[Measured], path: Path, duration: float) -> None:
             bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
         for index, p in enumerate(sweep):
             axis.annotate(
-                f"load {p.load_average_before:.1f}-{p.load_average_after:.1f}",
+                f"{p.acknowledged_per_second:,.0f}/s acked\n"
+                f"load {p.load_average_before:.0f}-{p.load_average_after:.0f}",
                 (index, bottoms[index]),
                 ha="center",
                 va="bottom",
