@@ -104,6 +104,7 @@ class Measured(BaseModel):
     # every process of the load test, start-up to exit; None when it could not be counted (a run
     # measured with getrusage, before the /proc sampling, whose emulator was not reaped)
     total_cpu_seconds: float | None
+    segments: int | None = None  # window segments persisted: one per shard and window the run spanned
     cpu_seconds: dict[str, float]  # per component (COMPONENTS); "after the run" only with a total
     report: str  # its report.json
 
@@ -148,6 +149,10 @@ def _tree_cpu(root: int) -> dict[int, float]:
         below = {pid for pid, parent in parents.items() if parent in tree} - tree
         tree, grown = tree | below, bool(below)
     return {pid: cpu[pid] for pid in tree if pid in cpu}
+
+
+def _segments(report: dict[str, Any]) -> int:
+    return sum(int(f.get("final_invocations", 0)) for f in report["functions"])
 
 
 def _components(report: dict[str, Any], total: float) -> dict[str, float]:
@@ -224,25 +229,56 @@ def measure(point: Point, duration: float, folder: Path) -> Measured:
         load_average_after=round(load_after, 2),
         total_cpu_seconds=round(total, 2),
         cpu_seconds=_components(report, total),
+        segments=_segments(report),
         report=str(out / "report.json"),
     )
 
 
+def _solve(matrix: list[list[float]], vector: list[float]) -> list[float]:
+    """Gaussian elimination with partial pivoting: the normal equations of a small least squares."""
+    size = len(vector)
+    rows = [[*row, value] for row, value in zip(matrix, vector, strict=True)]
+    for column in range(size):
+        pivot = max(range(column, size), key=lambda r: abs(rows[r][column]))
+        rows[column], rows[pivot] = rows[pivot], rows[column]
+        if abs(rows[column][column]) < 1e-12:
+            raise ValueError("the points do not separate the terms of the model")
+        for r in range(column + 1, size):
+            factor = rows[r][column] / rows[column][column]
+            rows[r] = [a - factor * b for a, b in zip(rows[r], rows[column], strict=True)]
+    solution = [0.0] * size
+    for r in reversed(range(size)):
+        known = sum(rows[r][c] * solution[c] for c in range(r + 1, size))
+        solution[r] = (rows[r][size] - known) / rows[r][r]
+    return solution
+
+
 def fit(points: Sequence[Measured]) -> dict[str, float] | None:
-    """Least squares of the run's CPU on events over the points of one shard count: the CPU a run
-    of this length costs whatever its events (intercept) and the CPU a million more events add."""
-    if len({p.acknowledged_events for p in points}) < 2:
+    """Least squares of the run's CPU over every point: a fixed cost per run, a cost per million
+    events and a cost per window segment persisted. A segment is one shard's window: its
+    boundary transaction (the shard's store-day updates) and that shard's 30 s of polling, which
+    this model cannot tell apart. A run that falls behind spans more windows, so the last term is
+    what separates a slow run from a costly rate."""
+    usable = [p for p in points if p.segments is not None]
+    if len(usable) < 4:
         return None
-    xs = [p.acknowledged_events / 1e6 for p in points]
-    ys = [p.run_cpu_seconds for p in points]
-    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
-    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sum(
-        (x - mean_x) ** 2 for x in xs
-    )
+    terms = [[1.0, p.acknowledged_events / 1e6, float(p.segments or 0)] for p in usable]
+    ys = [p.run_cpu_seconds for p in usable]
+    normal = [[sum(t[i] * t[j] for t in terms) for j in range(3)] for i in range(3)]
+    right = [sum(t[i] * y for t, y in zip(terms, ys, strict=True)) for i in range(3)]
+    try:
+        fixed, per_million, per_segment = _solve(normal, right)
+    except ValueError:
+        return None
+    residuals = [
+        y - (fixed + t[1] * per_million + t[2] * per_segment) for t, y in zip(terms, ys, strict=True)
+    ]
     return {
-        "points": len(points),
-        "fixed_cpu_seconds_per_run": round(mean_y - slope * mean_x, 1),
-        "marginal_cpu_seconds_per_million": round(slope, 1),
+        "points": len(usable),
+        "fixed_cpu_seconds_per_run": round(fixed, 1),
+        "cpu_seconds_per_million_events": round(per_million, 1),
+        "cpu_seconds_per_segment": round(per_segment, 2),
+        "largest_residual_cpu_seconds": round(max(abs(r) for r in residuals), 1),
     }
 
 
@@ -328,6 +364,8 @@ def _earlier(path: Path, duration: float) -> list[Measured]:
             parts[COMPONENTS[5]] = after
         elif after is not None:  # getrusage missed an emulator the load test did not reap
             point["total_cpu_seconds"] = None
+        if point.get("segments") is None:  # measured before the field: its report has it
+            point["segments"] = _segments(json.loads(Path(point["report"]).read_text()))
         points.append(Measured.model_validate(point))
     return points
 
@@ -346,7 +384,7 @@ def write(path: Path, command: str, duration: float, points: Sequence[Measured])
         "loadtest_arguments": [*COMMON, "--duration", f"{duration:g}"],
         "components": list(COMPONENTS),
         "points": [p.model_dump() for p in points],
-        "fit_12_shards": fit([p for p in points if p.shards == 12]),
+        "fit": fit(points),
         "spread_20k_12_last_over_first": spread(points),
     }
     path.write_text(json.dumps(report, indent=2) + "\n")
@@ -417,12 +455,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{after:.1f}" if after is not None else "n/a",
         )
     console.print(table)
-    at_12 = fit([p for p in points if p.shards == 12])
-    if at_12:
+    model = fit(points)
+    if model:
         console.print(
-            f"12 shards, least squares over {at_12['points']} runs: {at_12['fixed_cpu_seconds_per_run']:.1f} "
-            f"CPU-s per {args.duration:g} s run whatever its events + "
-            f"{at_12['marginal_cpu_seconds_per_million']:.1f} CPU-s per million events"
+            f"least squares over {model['points']} runs: "
+            f"run CPU = {model['fixed_cpu_seconds_per_run']:.1f} s "
+            f"+ {model['cpu_seconds_per_million_events']:.1f} s per million events "
+            f"+ {model['cpu_seconds_per_segment']:.2f} s per window segment persisted "
+            f"(largest residual {model['largest_residual_cpu_seconds']:.1f} s)"
         )
     ratio = spread(points)
     if ratio is not None:
