@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install check docs demo test test-unit test-integration test-e2e test-package lint format bench loadtest chaos clean sam sam-build
+.PHONY: help install check docs demo test test-unit test-integration test-e2e test-package lint format bench bench-scaling loadtest chaos clean sam sam-build
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 
 bench: $(STAMP) ## the benchmarks; figures printed and written to reports/bench.json
 	$(BIN)/python -m load_tests.bench
+
+bench-scaling: $(STAMP) ## the pipeline's CPU per million events at 5k-20k events/s and 4-24 shards (~10 min); reports/bench_scaling.json, docs/images/scaling.png
+	$(BIN)/python -m load_tests.bench_scaling
 
 loadtest: $(STAMP) ## 20,000 events/s for 60 s through the pipeline; report in reports/loadtest-<run id>/
 	$(BIN)/salesstream loadtest

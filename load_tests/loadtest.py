@@ -237,6 +237,7 @@ class LoadTest:
         self.ledger = SendLedger()
         self._acknowledged = 0  # events the stream acknowledged so far, as the generator reports
         self._consumers_cpu_seconds = 0.0
+        self._children_cpu_seconds: dict[str, float] = {}
         # seams for the fault run (load_tests/faultrun.py): the runtime's hooks, the sender
         self.hooks: Hooks = Hooks()
         self.sender: SenderFactory = _Sender
@@ -282,6 +283,7 @@ class LoadTest:
                     monitor.stop()
                     api_probe.close()
         self._consumers_cpu_seconds = time.process_time()  # the run's, not the end-of-run readers'
+        self._children_cpu_seconds = _children_cpu_seconds()  # the emulator's, at the same moment
         self.ledger.bad, self.ledger.not_acknowledged = sent.bad, sent.not_acknowledged
         # taken before the end-of-run readers below (the batch layer's too): not the pipeline's requests
         counts = self.meter.snapshot()
@@ -547,7 +549,7 @@ class LoadTest:
                         "consumers process (runtime, handlers, probes, API)": round(
                             self._consumers_cpu_seconds, 1
                         ),
-                        **_children_cpu_seconds(),
+                        **self._children_cpu_seconds,
                     },
                     "python": platform.python_version(),
                     "platform": platform.platform(),
