@@ -334,8 +334,9 @@ def load_as_function(template: Template, logical_id: str, *modules: str) -> None
     stdout holds the command's output (a `--json` object must be all there is)."""
     from salesstream.runtime.environment import function_environment_set
 
-    with function_environment_set(template.function(logical_id).environment), contextlib.redirect_stdout(
-        sys.stderr
+    with (
+        function_environment_set(template.function(logical_id).environment),
+        contextlib.redirect_stdout(sys.stderr),
     ):
         for module in modules:
             importlib.import_module(module)
