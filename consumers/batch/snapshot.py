@@ -49,9 +49,8 @@ from salesstream.core.recompute import (
     Probe,
     RowKey,
     decode_sightings,
-    encode_sighting,
-    partition_of,
     reduce_partition,
+    route,
     shard_horizon,
     snapshot_horizon,
 )
@@ -237,10 +236,7 @@ class SnapshotJob:
                 return flush()
             body = self.s3.get_object(Bucket=self.bucket, Key=key.key)["Body"].read()
             read = read_back(body, key.key)
-            for sighting in read.sightings:
-                if sighting[1] < cursor.horizon_ms:  # later ones are the next snapshot's
-                    buffers[partition_of(sighting[0], partitions)].append(encode_sighting(sighting))
-                    buffered += 1
+            buffered += route(read.sightings, cursor.horizon_ms, buffers)
             for name, count in read.counts(cursor.horizon_ms).items():
                 pending[name] = pending.get(name, 0) + count
             pending["archive_objects"] += 1
