@@ -36,13 +36,14 @@ def environment_writes(source: str) -> list[int]:
     os.putenv / os.unsetenv."""
     lines = []
     for node in ast.walk(ast.parse(source)):
-        targets: list[ast.expr] = []
-        if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-        elif isinstance(node, ast.Delete):
+        if isinstance(node, ast.Assign | ast.Delete):
             targets = node.targets
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        else:
+            targets = []
         if any(isinstance(t, ast.Subscript) and _is_environ(t.value) for t in targets):
-            lines.append(node.lineno)
+            lines.append(getattr(node, "lineno", 0))
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             called = node.func
             if (_is_environ(called.value) and called.attr in _WRITING_METHODS) or (
