@@ -9,9 +9,13 @@ duration from.
   decode (strict de-aggregation, card screen, contract) and one JSON line per
   accepted event, gzip: the old archive format's lines.
 - fold path: the aggregator's per-event work (load_tests/bench_aggregator.py).
+- the archive write against today's code before it was made faster (load_tests/legacy_archive.py,
+  the same handler work on the old encoding), on plain KPL aggregates and on compressed ones
+  (gzip envelopes: what the producer sends by default).
 
-All read the same invocations: 100 KPL aggregates of 100 orders each (BatchSize 100). Rates are
-events per CPU second of this thread, best and median of `repeat` interleaved runs.
+All read the same invocations: 100 KPL aggregates of 100 orders each (BatchSize 100), plain or
+each in its compressed envelope. Rates are events per CPU second of this thread, best and median
+of `repeat` interleaved runs.
 
     python -m load_tests.bench_archiver [--repeat N]   # prints, writes reports/bench_archiver.json
 """
@@ -19,6 +23,7 @@ events per CPU second of this thread, best and median of `repeat` interleaved ru
 from __future__ import annotations
 
 import argparse
+import base64
 import gc
 import gzip
 import json
@@ -29,8 +34,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from consumers.archive.handler import archive_object
+from load_tests import legacy_archive
 from load_tests.bench import Figure
 from load_tests.bench_aggregator import SHARD, fold_path, order_payloads, windowed_invocations
+from salesstream.core.kpl import compress
 from salesstream.core.lambda_events import KinesisEvent, KinesisEventRecord
 from salesstream.core.records import decode_records
 from salesstream.core.sharding import Shard
@@ -48,6 +55,26 @@ def raw_path(invocations: list[dict[str, Any]]) -> int:
         archived, _ = archive_object(WHOLE_RANGE, records)
         written += archived.bytes
     return written
+
+
+def legacy_raw_path(invocations: list[dict[str, Any]]) -> int:
+    """The same work on the archive encoding as it was (load_tests/legacy_archive.py)."""
+    written = 0
+    for invocation in invocations:
+        records = KinesisEvent.model_validate({"Records": invocation["Records"]}).Records
+        written += len(legacy_archive.archive_object(WHOLE_RANGE, records)[2])
+    return written
+
+
+def enveloped(invocations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same invocations with every aggregate in its compressed envelope (level 1, as the
+    producer's default)."""
+
+    def sealed(record: dict[str, Any]) -> dict[str, Any]:
+        data = base64.b64encode(compress(base64.b64decode(record["kinesis"]["data"]), 1)).decode()
+        return {**record, "kinesis": {**record["kinesis"], "data": data}}
+
+    return [{**invocation, "Records": list(map(sealed, invocation["Records"]))} for invocation in invocations]
 
 
 def decoded_path(invocations: list[dict[str, Any]]) -> int:
@@ -75,10 +102,14 @@ def decoded_object(records: Sequence[KinesisEventRecord]) -> bytes:
 def measure(repeat: int) -> dict[str, Any]:
     events = order_payloads(EVENTS)
     invocations = windowed_invocations(events)
+    compressed = enveloped(invocations)
     gc.collect()
     gc.freeze()  # the prepared events are the benchmark's: keep them out of the collector's passes
     paths: dict[str, Callable[[], object]] = {
         "raw path": lambda: raw_path(invocations),
+        "raw path before": lambda: legacy_raw_path(invocations),
+        "raw path, compressed": lambda: raw_path(compressed),
+        "raw path before, compressed": lambda: legacy_raw_path(compressed),
         "decoded path": lambda: decoded_path(invocations),
         "fold path": lambda: fold_path([dict(i) for i in invocations]),
     }
@@ -97,6 +128,9 @@ def measure(repeat: int) -> dict[str, Any]:
         "median": {name: round(statistics.median(rates)) for name, rates in seen.items()},
         "archived_bytes_per_event": {
             "raw path": round(raw_path(invocations) / EVENTS, 1),
+            "raw path before": round(legacy_raw_path(invocations) / EVENTS, 1),
+            "raw path, compressed": round(raw_path(compressed) / EVENTS, 1),
+            "raw path before, compressed": round(legacy_raw_path(compressed) / EVENTS, 1),
             "decoded path": round(decoded_path(invocations) / EVENTS, 1),
         },
     }
@@ -108,6 +142,31 @@ def run(repeat: int) -> list[Figure]:
     best, median = measured["best"], measured["median"]
     size = measured["archived_bytes_per_event"]
     return [
+        *(
+            Figure(
+                benchmark="archiver",
+                metric=f"archive write, {aggregates}: events per CPU-second",
+                unit="events/s",
+                best=best[path],
+                median=median[path],
+                runs=repeat,
+                baseline=f"{before} (the encoding before)",
+                ratio=round(best[path] / best[before], 2),
+                note=(
+                    f"{1e6 / best[path]:.2f} us/event; {size[path]:.1f} archived bytes/event; before: "
+                    f"best {best[before]:,.0f}, median {median[before]:,.0f} events/s, "
+                    f"{size[before]:.1f} bytes/event"
+                ),
+            )
+            for path, before, aggregates in (
+                (
+                    "raw path, compressed",
+                    "raw path before, compressed",
+                    "compressed aggregates (the producer's default)",
+                ),
+                ("raw path", "raw path before", "plain KPL aggregates"),
+            )
+        ),
         Figure(
             benchmark="archiver",
             metric=(

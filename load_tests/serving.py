@@ -8,7 +8,6 @@ reads never reach the cost model.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.client import HTTPConnection
@@ -34,9 +33,9 @@ def serving_api(template: Template, meter: RequestMeter, stats_file: Path) -> It
     from `stats_file`, the runtime's stats (else it would ask CloudWatch)."""
     from consumers.serving.handler import api as served
 
-    os.environ["RUNTIME_STATS_FILE"] = str(stats_file.resolve())
     served.cache_clear()  # a cold start with this stack's environment (a process may serve several)
-    api = LocalHttpApi.from_template(template).start()
+    environment = {"RUNTIME_STATS_FILE": str(stats_file.resolve())}
+    api = LocalHttpApi.from_template(template, environment=environment).start()
     try:
         _cold_start(api.url)
         _exclude_api_clients(meter)

@@ -47,7 +47,7 @@ def manual_producer(endpoint: Any, stream: str, spool: Path) -> Producer:
 def cold_start() -> None:
     """Every batch and stream handler forgets its process state (clients, settings, indexes)."""
     from consumers.archive.handler import archiver
-    from consumers.batch.snapshot import resources
+    from consumers.batch.handler import resources
     from consumers.speed.handler import aggregator
 
     for cached in (aggregator, archiver, resources):

@@ -20,8 +20,8 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from consumers.archive.settings import ArchiverSettings
 from consumers.common.clients import CLIENT_CONFIG
-from consumers.common.settings import ArchiverSettings
 from consumers.common.shards import StreamShards
 from consumers.common.telemetry import log_metrics
 from salesstream.core.archive import archive_key, encode_object, screen

@@ -17,7 +17,9 @@ ARCHIVE_BUCKET:
 
     archive/YYYY/MM/DD/HH/<shardId>-<first position>-<last position>.jsonl.gz   the event archive
     snapshots/<snapshot id>/windows.jsonl.gz | store_days.jsonl.gz | findings.jsonl.gz
-    snapshots/<snapshot id>/work/...          an unfinished snapshot's partitions (deleted at the end)
+    snapshots/<snapshot id>/work/p<partition:03d>/c<chunk:06d>.tsv.gz   a partition's sightings, by chunk
+    snapshots/<snapshot id>/work/r<partition:03d>.rows.jsonl.gz | .findings.jsonl.gz   its result
+                                              (the work objects are deleted when the snapshot finishes)
     reconciliations/<reconciliation id>.json.gz
     failures/<message id>.json               on-failure notices moved from the queue (kept)
 """
@@ -47,8 +49,37 @@ def snapshot_key(snapshot: str, name: str) -> str:
     return f"{SNAPSHOT_PREFIX}{snapshot}/{name}"
 
 
+def windows_key(snapshot: str) -> str:
+    return snapshot_key(snapshot, "windows.jsonl.gz")
+
+
+def store_days_key(snapshot: str) -> str:
+    return snapshot_key(snapshot, "store_days.jsonl.gz")
+
+
+def findings_key(snapshot: str) -> str:
+    return snapshot_key(snapshot, "findings.jsonl.gz")
+
+
 def work_prefix(snapshot: str) -> str:
     return snapshot_key(snapshot, "work/")
+
+
+def chunks_prefix(snapshot: str, partition: int) -> str:
+    return f"{work_prefix(snapshot)}p{partition:03d}/"
+
+
+def chunk_key(snapshot: str, partition: int, chunk: int) -> str:
+    """Keyed by (snapshot, partition, chunk): a rerun after a crash rewrites the same chunk."""
+    return f"{chunks_prefix(snapshot, partition)}c{chunk:06d}.tsv.gz"
+
+
+def partition_rows_key(snapshot: str, partition: int) -> str:
+    return f"{work_prefix(snapshot)}r{partition:03d}.rows.jsonl.gz"
+
+
+def partition_findings_key(snapshot: str, partition: int) -> str:
+    return f"{work_prefix(snapshot)}r{partition:03d}.findings.jsonl.gz"
 
 
 def reconciliation_key(reconciliation_id: str) -> str:

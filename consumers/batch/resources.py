@@ -11,9 +11,9 @@ from typing import Any, Protocol
 
 import boto3
 
+from consumers.batch.settings import BatchSettings
 from consumers.batch.views import BatchViews
 from consumers.common.clients import CLIENT_CONFIG
-from consumers.common.settings import BatchSettings
 
 
 # What the local tooling hands over (salesstream's Endpoint and Template fit these shapes): the

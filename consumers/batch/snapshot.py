@@ -1,7 +1,8 @@
 """The snapshot job: recompute the totals from the event archive, restartably, then reconcile.
 
-Scheduled in the template (`SnapshotFunction`, `SnapshotRate`), run by the local runtime on the
-same schedule, and by `salesstream snapshot`. One run:
+Scheduled in the template (`SnapshotFunction`, `SnapshotRate`: consumers/batch/handler.py runs
+consumers/batch/scheduled.py), run by the local runtime on the same schedule, and by
+`salesstream snapshot`. One run:
 
 0. begin (or resume the unfinished snapshot's cursor): list the archive, probe the stream after
    each shard's last archived record, fix the horizon (salesstream/core/recompute.py) and the
@@ -32,18 +33,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from functools import cache
 from typing import Any, Final
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
 
 from consumers.batch import layout
 from consumers.batch.archive_reader import read_back
 from consumers.batch.resources import BatchResources, wall_ms
-from consumers.batch.runs import Cursor, Phase, SnapshotBusy, SnapshotRuns
+from consumers.batch.runs import Cursor, Phase, SnapshotRuns
 from consumers.batch.views import snapshot_from_item
-from consumers.common.telemetry import log_metrics
 from salesstream.core.archive import ARCHIVE_PREFIX, ArchiveKey
 from salesstream.core.batch import Reconciliation, ShardHorizon, ShardState, SnapshotInfo, StoreDayRow
 from salesstream.core.batch import shard_horizon_to_json as _shard_json
@@ -51,15 +49,13 @@ from salesstream.core.recompute import (
     Probe,
     RowKey,
     decode_sightings,
-    encode_sighting,
-    partition_of,
     reduce_partition,
+    route,
     shard_horizon,
     snapshot_horizon,
 )
 
 logger = Logger()
-metrics = Metrics()
 
 # The raw archive holds ~71 gzip'd bytes per simulator order (base64 in KPL aggregates); assuming
 # fewer makes more, smaller partitions: safe for memory, a few more requests.
@@ -67,8 +63,6 @@ _ARCHIVE_BYTES_PER_LINE: Final = 30
 _MAX_PARTITIONS: Final = 256
 _PROBE_READS: Final = 5
 _DELETE_LIMIT: Final = 1000
-# stop this long before Lambda's timeout: the cursor must be saved while there is time
-_LAMBDA_SAFETY_SECONDS: Final = 30.0
 
 
 @dataclass(frozen=True)
@@ -223,8 +217,7 @@ class SnapshotJob:
             written = 0
             for partition, lines in enumerate(buffers):
                 if lines:
-                    key = self._work_key(cursor.snapshot_id, f"p{partition:03d}/c{cursor.chunks:06d}.tsv.gz")
-                    # keyed by (snapshot, partition, chunk): a rerun after a crash rewrites the same chunk
+                    key = layout.chunk_key(cursor.snapshot_id, partition, cursor.chunks)
                     self.s3.put_object(
                         Bucket=self.bucket, Key=key, Body=gzip.compress("".join(lines).encode(), 1)
                     )
@@ -243,10 +236,7 @@ class SnapshotJob:
                 return flush()
             body = self.s3.get_object(Bucket=self.bucket, Key=key.key)["Body"].read()
             read = read_back(body, key.key)
-            for sighting in read.sightings:
-                if sighting[1] < cursor.horizon_ms:  # later ones are the next snapshot's
-                    buffers[partition_of(sighting[0], partitions)].append(encode_sighting(sighting))
-                    buffered += 1
+            buffered += route(read.sightings, cursor.horizon_ms, buffers)
             for name, count in read.counts(cursor.horizon_ms).items():
                 pending[name] = pending.get(name, 0) + count
             pending["archive_objects"] += 1
@@ -262,7 +252,7 @@ class SnapshotJob:
         for partition in range(cursor.partition, cursor.partitions):
             if stop():
                 return cursor
-            chunks = self._keys(self._work_key(cursor.snapshot_id, f"p{partition:03d}/"))
+            chunks = self._keys(layout.chunks_prefix(cursor.snapshot_id, partition))
             reduced = reduce_partition(
                 # one chunk's text in memory at a time
                 (s for key in chunks for s in decode_sightings(gzip.decompress(self._get(key)).decode())),
@@ -271,8 +261,8 @@ class SnapshotJob:
             )
             # sorted by key: the finish merges the partitions' rows as streams
             rows = ([*key, *counts] for key, counts in sorted(reduced.rows.items()))
-            self._put_lines(self._work_key(cursor.snapshot_id, f"r{partition:03d}.rows.jsonl.gz"), rows)
-            findings = self._work_key(cursor.snapshot_id, f"r{partition:03d}.findings.jsonl.gz")
+            self._put_lines(layout.partition_rows_key(cursor.snapshot_id, partition), rows)
+            findings = layout.partition_findings_key(cursor.snapshot_id, partition)
             self._put_lines(findings, iter(reduced.findings))
             # the partition's counts travel in the cursor, saved with the step that made them
             advanced = replace(cursor, partition=partition + 1).counted(**reduced.counts)
@@ -285,9 +275,7 @@ class SnapshotJob:
         """Merge the partitions' sorted rows as streams: memory holds one row per partition and
         the store-day totals, never all the rows."""
         partitions = range(cursor.partitions)
-        streams = [
-            self._lines(self._work_key(cursor.snapshot_id, f"r{p:03d}.rows.jsonl.gz")) for p in partitions
-        ]
+        streams = [self._lines(layout.partition_rows_key(cursor.snapshot_id, p)) for p in partitions]
         windows, days = io.BytesIO(), dict[tuple[str, str, str], list[int]]()
         rows = 0
         with gzip.GzipFile(fileobj=windows, mode="wb", mtime=0) as out:
@@ -301,7 +289,7 @@ class SnapshotJob:
         findings = io.BytesIO()
         with gzip.GzipFile(fileobj=findings, mode="wb", mtime=0) as out:
             for partition in partitions:
-                part = self._work_key(cursor.snapshot_id, f"r{partition:03d}.findings.jsonl.gz")
+                part = layout.partition_findings_key(cursor.snapshot_id, partition)
                 out.write(gzip.decompress(self._get(part)))
         totals = dict(cursor.progress)
         totals.update(rows=rows, store_days=len(days), partitions=cursor.partitions)
@@ -314,9 +302,9 @@ class SnapshotJob:
             finished_ms=self.now_ms(),
             shards=cursor.shards,
             counts=dict(sorted(totals.items())),
-            windows_key=layout.snapshot_key(cursor.snapshot_id, "windows.jsonl.gz"),
-            store_days_key=layout.snapshot_key(cursor.snapshot_id, "store_days.jsonl.gz"),
-            findings_key=layout.snapshot_key(cursor.snapshot_id, "findings.jsonl.gz"),
+            windows_key=layout.windows_key(cursor.snapshot_id),
+            store_days_key=layout.store_days_key(cursor.snapshot_id),
+            findings_key=layout.findings_key(cursor.snapshot_id),
         )
         # keyed by the snapshot id: a rerun of a finish that crashed writes the same objects
         self.s3.put_object(Bucket=self.bucket, Key=snapshot.windows_key, Body=windows.getvalue())
@@ -328,7 +316,7 @@ class SnapshotJob:
         self.s3.put_object(Bucket=self.bucket, Key=snapshot.findings_key, Body=findings.getvalue())
         snapshot = self._put_manifest(snapshot)
         self.runs.finish()
-        self._delete(self._work_key(cursor.snapshot_id, ""))
+        self._delete(layout.work_prefix(cursor.snapshot_id))
         return snapshot
 
     def _put_manifest(self, snapshot: SnapshotInfo) -> SnapshotInfo:
@@ -362,9 +350,6 @@ class SnapshotJob:
         return snapshot
 
     # --- S3 helpers -------------------------------------------------------------------------------
-
-    def _work_key(self, snapshot_id: str, name: str) -> str:
-        return layout.work_prefix(snapshot_id) + name
 
     def _get(self, key: str) -> bytes:
         body: bytes = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
@@ -442,7 +427,7 @@ def _describe(cursor: Cursor) -> dict[str, Any]:
     }
 
 
-# --- entry points ------------------------------------------------------------------------------
+# --- run to its end ----------------------------------------------------------------------------
 
 
 class SnapshotUnfinished(RuntimeError):
@@ -458,42 +443,3 @@ def snapshot_and_reconcile(resources: BatchResources) -> tuple[SnapshotInfo, Rec
     if not outcome.finished or outcome.snapshot is None:
         raise SnapshotUnfinished("the snapshot job stopped before its end")
     return outcome.snapshot, Reconciler(resources).reconcile(outcome.snapshot)
-
-
-@cache
-def resources() -> BatchResources:
-    """The process's clients and settings, built on first use."""
-    return BatchResources.from_environment()
-
-
-@log_metrics(metrics)
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The scheduled snapshot: continue or start one within the invocation's time, and reconcile
-    a finished one with the speed layer."""
-    from consumers.batch.reconcile import Reconciler
-
-    budget = (
-        None if context is None else context.get_remaining_time_in_millis() / 1000 - _LAMBDA_SAFETY_SECONDS
-    )
-    try:
-        outcome = SnapshotJob(resources()).run(time_budget_seconds=budget)
-    except SnapshotBusy as busy:
-        logger.warning("another snapshot run is in progress", extra={"detail": str(busy)})
-        return {"finished": False, "busy": True}
-    if outcome.snapshot is None:
-        return {"finished": False, "snapshot_id": outcome.cursor.snapshot_id if outcome.cursor else None}
-    reconciliation = Reconciler(resources()).reconcile(outcome.snapshot)
-    summary = reconciliation.summary
-    metrics.add_metric(
-        name="SnapshotEvents", unit=MetricUnit.Count, value=outcome.snapshot.counts.get("events", 0)
-    )
-    metrics.add_metric(name="ReconciliationDifferences", unit=MetricUnit.Count, value=summary.differences)
-    # what ReconciliationDriftAlarm watches (namespace and `service` from the function's environment)
-    metrics.add_metric(name="UnexplainedDifferences", unit=MetricUnit.Count, value=summary.unexplained)
-    return {
-        "finished": True,
-        "snapshot_id": outcome.snapshot.snapshot_id,
-        "horizon_ms": outcome.snapshot.horizon_ms,
-        "reconciliation": summary.status.value,
-        "unexplained": summary.unexplained,
-    }

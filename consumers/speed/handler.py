@@ -25,11 +25,11 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from consumers.common.clients import CLIENT_CONFIG
 from consumers.common.quarantine import Quarantine, Stored
-from consumers.common.settings import AggregatorSettings
 from consumers.common.shards import StreamShards
 from consumers.common.telemetry import log_metrics
 from consumers.speed.dedup_log import CatchUp, DedupLog
 from consumers.speed.segments import Persisted, SegmentStore
+from consumers.speed.settings import AggregatorSettings
 from salesstream.core.aggregation import StateLayoutChanged, WindowState, segment_of
 from salesstream.core.dedup import DedupIndex
 from salesstream.core.lambda_events import (

@@ -36,7 +36,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Final
+from typing import Any
 
 from salesstream.core.aggregation import Effect, WindowState, fold_all, result
 from salesstream.core.batch import ShardHorizon, ShardState
@@ -46,8 +46,6 @@ from salesstream.core.batch import ShardHorizon, ShardState
 Sighting = tuple[str, int, str, str, int, Effect]
 # (shard, window start ms, store, currency, business day ISO) -> [orders, refunds, gross, refunds_minor]
 RowKey = tuple[str, int, str, str, str]
-
-_FIELDS: Final = 10
 
 
 # --- partition lines ----------------------------------------------------------------------
@@ -59,20 +57,49 @@ def partition_of(event_id: str, partitions: int) -> int:
 
 
 def encode_sighting(sighting: Sighting) -> str:
-    event_id, arrival, shard, sequence, subsequence, effect = sighting
-    (store, currency, day), refund, amount = effect
-    position = f"{event_id}\t{arrival}\t{shard}\t{sequence}\t{subsequence}"
-    return f"{position}\t{store}\t{currency}\t{day}\t{int(refund)}\t{amount}\n"
+    event_id, arrival, shard, sequence, subsequence, ((store, currency, day), refund, amount) = sighting
+    return (
+        f"{event_id}\t{arrival}\t{shard}\t{sequence}\t{subsequence}"
+        f"\t{store}\t{currency}\t{day}\t{1 if refund else 0}\t{amount}\n"
+    )
+
+
+def route(sightings: Iterable[Sighting], horizon_ms: int, buffers: list[list[str]]) -> int:
+    """The scan's step for one archive object: each sighting before the horizon (later ones are
+    the next snapshot's), as its line, into its event id's partition; how many were routed.
+    `encode_sighting` and `partition_of` written out: this runs once per archived event."""
+    partitions = len(buffers)
+    routed = 0
+    for event_id, arrival, shard, sequence, subsequence, (
+        (store, currency, day),
+        refund,
+        amount,
+    ) in sightings:
+        if arrival < horizon_ms:
+            buffers[zlib.crc32(event_id.encode()) % partitions].append(
+                f"{event_id}\t{arrival}\t{shard}\t{sequence}\t{subsequence}"
+                f"\t{store}\t{currency}\t{day}\t{1 if refund else 0}\t{amount}\n"
+            )
+            routed += 1
+    return routed
 
 
 def decode_sightings(text: str) -> Iterator[Sighting]:
     for line in text.splitlines():
-        parts = line.split("\t")
-        if len(parts) != _FIELDS:
-            raise ValueError(f"not a sighting line: {line[:80]!r}")
-        event_id, arrival, shard, sequence, subsequence, store, currency, day, refund, amount = parts
-        effect: Effect = ((store, currency, int(day)), refund == "1", int(amount))
-        yield event_id, int(arrival), shard, sequence, int(subsequence), effect
+        try:
+            event_id, arrival, shard, sequence, subsequence, store, currency, day, refund, amount = (
+                line.split("\t")
+            )
+        except ValueError:  # not ten fields
+            raise ValueError(f"not a sighting line: {line[:80]!r}") from None
+        yield (
+            event_id,
+            int(arrival),
+            shard,
+            sequence,
+            int(subsequence),
+            ((store, currency, int(day)), refund == "1", int(amount)),
+        )
 
 
 # --- one event id ---------------------------------------------------------------------------

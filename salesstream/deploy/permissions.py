@@ -95,7 +95,7 @@ CODE_ACCESS: Final[dict[str, tuple[Access, ...]]] = {
             why="the shard's hash range, in each archive object's header",
         ),
     ),
-    "consumers.batch.snapshot": (
+    "consumers.batch.handler": (
         # the cursor and lease (UpdateItem, PutItem, DeleteItem), the manifest and the
         # reconciliation summary (PutItem); it never reads BatchTable back by Query
         Access("dynamodb.update_item", on=("BatchTable",)),

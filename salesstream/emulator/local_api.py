@@ -16,25 +16,28 @@ What it reproduces of an HTTP API with Lambda proxy integrations (payload 2.0):
   function's error.
 
 The function runs in this process through the local runtime's invoker (a Lambda-like context,
-the template's Timeout, one invocation at a time as in one warm sandbox), with the template's
-environment for it set in this process before its handler is imported.
+the template's Timeout, one invocation at a time as in one warm sandbox). The template's
+environment for it (and what the caller adds, such as RUNTIME_STATS_FILE) is held in this process
+while its handler is imported and while it runs, never left behind
+(salesstream/runtime/environment.py).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 from salesstream.deploy.template import FunctionSpec, Template
+from salesstream.runtime.environment import function_environment_set
 from salesstream.runtime.invoker import FunctionInvoker, Raised, Returned, TimedOut, resolve_handler
 from salesstream.runtime.log import logger
 
@@ -76,28 +79,31 @@ class Route:
         return None if found is None else found.groupdict()
 
 
-def routes_of(template: Template) -> list[Route]:
-    """The routes of every function with HttpApi events. Sets each function's environment in this
-    process before its handler is imported (handlers read their settings from it)."""
+def routes_of(template: Template, environment: Mapping[str, str] | None = None) -> list[Route]:
+    """The routes of every function with HttpApi events. Each function's environment (the
+    template's, then `environment` over it) is held while its handler is imported and runs:
+    handlers read their settings from it."""
     routes = []
     for function in template.functions():
         if not function.http_events:
             continue
-        os.environ.update(function.environment)
-        invoker = _invoker(template, function)
+        invoker = _invoker(template, function, {**function.environment, **(environment or {})})
         routes += [Route(event.method, event.path, invoker) for event in function.http_events]
     if not routes:
         raise NoRoutes("the template has no function with an HttpApi event")
     return sorted(routes, key=lambda route: route.rank)
 
 
-def _invoker(template: Template, function: FunctionSpec) -> FunctionInvoker:
+def _invoker(template: Template, function: FunctionSpec, environment: dict[str, str]) -> FunctionInvoker:
+    with function_environment_set(environment):  # powertools reads it when a module creates its logger
+        handler = resolve_handler(function.handler, function.logical_id)
     return FunctionInvoker(
-        resolve_handler(function.handler, function.logical_id),
+        handler,
         function_name=function.name,
         function_arn=template.arn(function.logical_id),
         memory_mb=function.memory_mb,
         timeout_seconds=function.timeout_seconds,
+        environment=environment,
     )
 
 
@@ -188,8 +194,11 @@ class LocalHttpApi:
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-http-api", daemon=True)
 
     @classmethod
-    def from_template(cls, template: Template, *, port: int = 0) -> LocalHttpApi:
-        return cls(routes_of(template), port)
+    def from_template(
+        cls, template: Template, *, port: int = 0, environment: Mapping[str, str] | None = None
+    ) -> LocalHttpApi:
+        """`environment`: variables the functions get beyond the template's."""
+        return cls(routes_of(template, environment), port)
 
     @property
     def url(self) -> str:

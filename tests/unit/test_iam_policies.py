@@ -20,7 +20,7 @@ from salesstream.deploy.template import Template, load_template_document
 
 DOCUMENT = load_template_document()
 AGGREGATOR = "consumers.speed.handler"
-HANDLERS = {AGGREGATOR, "consumers.archive.handler", "consumers.batch.snapshot", "consumers.serving.handler"}
+HANDLERS = {AGGREGATOR, "consumers.archive.handler", "consumers.batch.handler", "consumers.serving.handler"}
 
 
 def problems_of(document: dict[str, Any]) -> list[str]:

@@ -327,11 +327,16 @@ def handlers_print_to_stderr() -> Iterator[Any]:
 
 
 def load_as_function(template: Template, logical_id: str, *modules: str) -> None:
-    """Import a function's modules as the function would meet them: its environment set first
-    (powertools reads the service name and level when a logger is created), and its loggers
+    """Import a function's modules as the function would meet them: its environment held while
+    they are imported (powertools reads the service name and level when a logger is created;
+    the settings come from the template, `BatchResources.from_template`), and its loggers
     writing to stderr. On Lambda they write to stdout, which CloudWatch reads; in the CLI
     stdout holds the command's output (a `--json` object must be all there is)."""
-    os.environ.update(template.function(logical_id).environment)
-    with contextlib.redirect_stdout(sys.stderr):
+    from salesstream.runtime.environment import function_environment_set
+
+    with (
+        function_environment_set(template.function(logical_id).environment),
+        contextlib.redirect_stdout(sys.stderr),
+    ):
         for module in modules:
             importlib.import_module(module)

@@ -38,14 +38,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def start_api(template: Template, port: int) -> LocalHttpApi:
     """The template's HTTP API on 127.0.0.1, started; its lag from the local runtime's stats."""
-    import os
-
     from salesstream.emulator.local_api import LocalHttpApi, NoRoutes
     from salesstream.runtime import RuntimeConfigError
 
-    os.environ["RUNTIME_STATS_FILE"] = str(stats_file().resolve())
+    environment = {"RUNTIME_STATS_FILE": str(stats_file().resolve())}
     try:
-        return LocalHttpApi.from_template(template, port=port).start()
+        return LocalHttpApi.from_template(template, port=port, environment=environment).start()
     except (NoRoutes, RuntimeConfigError) as error:
         raise CommandError(str(error)) from error
     except OSError as error:  # the port is taken, or not ours to bind

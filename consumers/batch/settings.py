@@ -1,6 +1,6 @@
-"""Configuration of the consumer functions, read once per process from the function's
-environment (deploy/template.yaml sets every variable; a missing one fails at start-up with
-its name)."""
+"""The batch layer's configuration: the snapshot function's environment on Lambda
+(deploy/template.yaml sets every required variable; a missing one fails at start-up with its
+name); `salesstream snapshot` and `reconcile` fill the same object from the template."""
 
 from __future__ import annotations
 
@@ -12,32 +12,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from salesstream.core.windows import MAX_WINDOW_SECONDS
 
 
-class AggregatorSettings(BaseSettings):
-    """The aggregator's environment: AGGREGATES_TABLE, QUARANTINE_TABLE, ARCHIVE_BUCKET,
-    STREAM_NAME, WINDOW_SECONDS, DEDUP_HORIZON_SECONDS."""
-
-    model_config = SettingsConfigDict(frozen=True, extra="ignore")
-
-    aggregates_table: str
-    quarantine_table: str
-    archive_bucket: str
-    stream_name: str
-    window_seconds: Annotated[int, Field(gt=0, le=MAX_WINDOW_SECONDS)]
-    dedup_horizon_seconds: Annotated[int, Field(ge=0)]
-
-
-class ArchiverSettings(BaseSettings):
-    """The archiver's environment: ARCHIVE_BUCKET, STREAM_NAME."""
-
-    model_config = SettingsConfigDict(frozen=True, extra="ignore")
-
-    archive_bucket: str
-    stream_name: str
-
-
 class BatchSettings(BaseSettings):
-    """The batch layer's environment (the snapshot function; `salesstream snapshot` and
-    `reconcile` fill the same object from the template)."""
+    """ARCHIVE_BUCKET, BATCH_TABLE, AGGREGATES_TABLE, QUARANTINE_TABLE, STREAM_NAME,
+    FAILURES_QUEUE, AGGREGATOR_FUNCTION, ARCHIVER_FUNCTION, WINDOW_SECONDS,
+    DEDUP_HORIZON_SECONDS; the SNAPSHOT_* tuning has defaults."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
