@@ -25,11 +25,10 @@ from aws_kinesis_agg.aggregator import RecordAggregator
 from load_tests.bench import Figure, per_second
 from load_tests.bench_aggregator import T0_MS, kinesis_record
 from producer.aggregation import PAYLOAD_UNIT_BYTES, Accepted, AggregateBuilder, Compression, Entry
-from producer.encoder import Encoder, accept
+from producer.encoder import Encoder, accept, accept_many
 from producer.sender import calls
 from producer.shards import Shard, ShardMap
 from producer.simulator import CHUNK, Fleet, FleetConfig
-from salesstream.core.contract import screen_many
 from salesstream.core.kpl import deaggregate, unwrap
 from salesstream.core.lambda_events import KinesisEventRecord
 from salesstream.core.records import decode_records
@@ -40,17 +39,17 @@ SHARDS: Final = 4
 
 
 def encode(events: list[bytes], *, aggregate: bool, compress: bool = False) -> list[list[Entry]]:
-    """The whole encode path: what `Producer.submit_many` does before it calls PutRecords (the
-    size cap and card scan once per chunk of the simulator's size, then per event the schema)."""
+    """The whole encode path: what `Producer.submit_many` does before it calls PutRecords, in
+    chunks of the simulator's size (the size cap and card scan once per chunk, then per event the
+    schema, the route and the aggregate)."""
     encoder = Encoder(aggregate=aggregate, compression=Compression() if compress else None)
     encoder.route(ShardMap.uniform(SHARDS))
     entries = []
     for start in range(0, len(events), CHUNK):
-        chunk = events[start : start + CHUNK]
-        screened = screen_many(chunk)
-        entries += [
-            entry for raw in chunk if (entry := encoder.add(accept(raw, screened=screened))) is not None
-        ]
+        accepted, refused = accept_many(events[start : start + CHUNK])
+        if refused:
+            raise RuntimeError(f"the benchmark's events are refused: {refused[0][1]}")
+        entries += encoder.add_many(accepted)
     entries.extend(encoder.drain())
     return list(calls(entries))
 

@@ -14,7 +14,7 @@ from producer.aggregation import PAYLOAD_UNIT_BYTES, Accepted, AggregateBuilder,
 from producer.encoder import Encoder, accept
 from producer.shards import HASH_KEY_MAX, Shard, ShardMap, hash_key
 from salesstream.core.contract import MAX_EVENT_BYTES
-from salesstream.core.kpl import deaggregate
+from salesstream.core.kpl import aggregate, deaggregate
 from tests.unit.test_producer_shards import even_shards
 
 
@@ -76,6 +76,20 @@ def test_the_tracked_size_is_the_serialised_size(records: list[tuple[int, int]])
     entry = builder.take()
     assert entry is not None
     assert tracked == entry.size
+
+
+@given(st.lists(st.tuples(st.integers(0, 300), st.integers(0, 20_000)), min_size=1, max_size=60))
+def test_the_aggregate_is_byte_for_byte_what_protobuf_serialises(records: list[tuple[int, int]]) -> None:
+    builder = AggregateBuilder(Shard("s", 0, HASH_KEY_MAX), limit=1024 * 1024)
+    pairs = [
+        (f"store-{store}", bytes([number % 256]) * length) for number, (store, length) in enumerate(records)
+    ]
+    for number, (store_id, data) in enumerate(pairs):
+        assert builder.add(event(store_id, data, number)) is None
+    entry = builder.take()
+    assert entry is not None
+    assert entry.data == aggregate(pairs)  # the reference encoder: aws-kinesis-agg's protobuf schema
+    assert entry.partition_key == pairs[0][0]
 
 
 def test_a_payload_unit_is_filled() -> None:
