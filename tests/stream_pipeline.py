@@ -11,6 +11,7 @@ import gzip
 import io
 import json
 import logging
+import re
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -266,11 +267,16 @@ def with_room_in_the_window(window_seconds: int) -> None:
         time.sleep(left + 0.05)
 
 
+# only JSON's \uXXXX escapes: the unicode_escape codec also reads (and warns about) every other
+# backslash in the bytes
+_JSON_UNICODE_ESCAPE = re.compile(rb"\\u([0-9a-fA-F]{4})")
+
+
 def card_numbers_in(data: bytes, cards: Iterable[bytes]) -> list[bytes]:
     """Which of these card numbers (digits only) the bytes hold, however they were grouped or
     escaped. (A generic Luhn scan would flag the 13-digit epoch milliseconds stored everywhere:
     a tenth of them pass Luhn.)"""
-    unescaped = data.decode("unicode_escape", errors="replace").encode("utf-8", errors="replace")
+    unescaped = _JSON_UNICODE_ESCAPE.sub(lambda m: chr(int(m[1], 16)).encode("utf-8", errors="replace"), data)
     squeezed = [variant.translate(None, b" -") for variant in (data, unescaped)]
     return [card for card in cards if any(card in variant for variant in squeezed)]
 

@@ -16,7 +16,7 @@ producer and on the consumer alike, and it names every refusal with a `Reason`.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -32,26 +32,26 @@ from typing_extensions import TypedDict
 
 from salesstream.core.cards import card_number_field, contains_card_number
 from salesstream.core.currencies import CURRENCIES
+from salesstream.core.limits import (
+    ID_PATTERN,
+    MAX_EVENT_BYTES,
+    MAX_IDENTIFIER_CHARS,
+    MAX_LINES,
+    MAX_QUANTITY,
+    MAX_SKU_CHARS,
+    MAX_TOTAL_MINOR,
+    MAX_UNIT_PRICE_MINOR,
+    SCHEMA_VERSION,
+    SKU_PATTERN,
+)
 from salesstream.core.reasons import Reason, RejectedEvent
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 from datetime import date, datetime
 
-SCHEMA_VERSION: Final = 1
-# Far below Kinesis's 1 MiB record limit: a 200-line basket is ~14 KiB. Checked before any parse,
-# so a huge payload costs one len().
-MAX_EVENT_BYTES: Final = 16 * 1024
-MAX_LINES: Final = 200
-MAX_QUANTITY: Final = 100_000
-MAX_UNIT_PRICE_MINOR: Final = 1_000_000_000
-# 12 digits at most: no legitimate amount can look like a 13-19 digit card number.
-MAX_TOTAL_MINOR: Final = 999_999_999_999
-
-# Identifiers double as DynamoDB key parts and S3 key parts: no '#', '/', spaces or controls.
-_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$"
-Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=_ID_PATTERN)]
-Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Identifier = Annotated[str, Field(min_length=1, max_length=MAX_IDENTIFIER_CHARS, pattern=ID_PATTERN)]
+Sku = Annotated[str, Field(min_length=1, max_length=MAX_SKU_CHARS, pattern=SKU_PATTERN)]
 
 
 # A Literal is checked inside pydantic-core (no Python call per event). For type checkers
