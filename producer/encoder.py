@@ -20,13 +20,13 @@ from producer.aggregation import (
     Entry,
     plain_entry,
 )
-from salesstream.core.contract import EventType, OrderEvent, screen, screen_many, validate_wire
+from salesstream.core.contract import OrderEvent, screen, screen_many
 from salesstream.core.reasons import RejectedEvent
+from salesstream.core.wire import REFUND, decode_event
 
 if TYPE_CHECKING:
     from producer.shards import ShardMap
 
-_REFUND = EventType.ORDER_REFUNDED.value
 # An Accepted without NamedTuple's Python-level __new__ (one frame less per event).
 _new_accepted = tuple.__new__
 
@@ -34,18 +34,12 @@ _new_accepted = tuple.__new__
 def accept(raw: bytes, *, screened: bool = False) -> Accepted:
     """The contract's checks (size cap, card scan, strict schema, total) or `RejectedEvent`;
     `screened` when the size cap and card scan already ran over a whole chunk (`screen_many`).
-    The one place the producer validates bytes."""
-    event = validate_wire(raw, screened=screened)
+    The one place the producer validates bytes: the contract compiled for the hot paths
+    (`salesstream.core.wire`), which gives the verdict and reason of `OrderEvent` itself."""
+    event = decode_event(raw, screened=screened)
     return _new_accepted(
         Accepted,
-        (
-            raw,
-            event["event_id"],
-            event["store_id"],
-            event["currency"],
-            event["event_type"] == _REFUND,
-            event["total_minor"],
-        ),
+        (raw, event.event_id, event.store_id, event.currency, event.event_type == REFUND, event.total_minor),
     )
 
 
