@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Final, NamedTuple
 
 from aws_kinesis_agg import DIGEST_SIZE, MAGIC
@@ -47,6 +46,10 @@ _FILL: Final = 0.9
 # traffic shows within a few aggregates, and a small flush leftover barely moves the ratio.
 _DECAY: Final = 0.5
 _GZIP_WBITS: Final = 31  # a gzip member, 32 KiB window: the envelope's format
+# Record headers by data length << 32 | key index: few stores, event sizes in a band, so a few
+# thousand cover the traffic; looked up inline in `AggregateBuilder.add`.
+_HEADERS: dict[int, bytes] = {}
+_MAX_HEADERS: Final = 1 << 14
 
 
 class Accepted(NamedTuple):
@@ -146,12 +149,17 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
-@lru_cache(maxsize=1 << 14)  # (key index, length) pairs repeat: few stores, event sizes in a band
 def record_header(partition_key_index: int, data_length: int) -> bytes:
     """What precedes a user record's data in the body: `records` (field 3) holding a `Record` of
     `partition_key_index` (field 1) and `data` (field 3), as protobuf serialises it."""
-    record = b"\x08" + varint(partition_key_index) + b"\x1a" + varint(data_length)
-    return b"\x1a" + varint(len(record) + data_length) + record
+    header = _HEADERS.get(data_length << 32 | partition_key_index)
+    if header is None:
+        record = b"\x08" + varint(partition_key_index) + b"\x1a" + varint(data_length)
+        header = b"\x1a" + varint(len(record) + data_length) + record
+        if len(_HEADERS) >= _MAX_HEADERS:
+            _HEADERS.clear()
+        _HEADERS[data_length << 32 | partition_key_index] = header
+    return header
 
 
 def key_table_entry(partition_key: bytes) -> bytes:
@@ -209,32 +217,42 @@ class AggregateBuilder:
     def add(self, event: Accepted) -> Entry | None:
         """Add one event; returns the finished aggregate when the event did not fit and
         starts the next one with it."""
-        key, data = event.store_id, event.raw
-        index = self._key_index.get(key)
+        index = self._key_index.get(event.store_id)
         if index is None:
-            encoded_key = key.encode()
-            key_entry = key_table_entry(encoded_key)
-            header = record_header(len(self._keys), len(data))
-            growth = len(key_entry) + len(header) + len(data)
-            if not self._events:
-                growth += len(encoded_key)  # the first key is also the aggregate's partition key
-            elif self._size + growth > self._limit:
-                finished = self.take()
-                self.add(event)
-                return finished
-            self._key_index[key] = len(self._keys)
-            self._keys.append(key_entry)
-        else:
-            header = record_header(index, len(data))
-            growth = len(header) + len(data)
-            if self._size + growth > self._limit:  # a known key: never the first record
-                finished = self.take()
-                self.add(event)
-                return finished
+            return self._add_with_new_key(event)
+        data = event.raw  # the common case, kept short: a known key, a cached header
+        length = len(data)
+        header = _HEADERS.get(length << 32 | index) or record_header(index, length)
+        size = self._size + len(header) + length
+        if size > self._limit:  # a known key: never the first record
+            return self._cut(event)
+        self._size = size
+        self._records += (header, data)
+        self._events.append(event)
+        return None
+
+    def _add_with_new_key(self, event: Accepted) -> Entry | None:
+        key, data = event.store_id, event.raw
+        encoded_key = key.encode()
+        key_entry = key_table_entry(encoded_key)
+        header = record_header(len(self._keys), len(data))
+        growth = len(key_entry) + len(header) + len(data)
+        if not self._events:
+            growth += len(encoded_key)  # the first key is also the aggregate's partition key
+        elif self._size + growth > self._limit:
+            return self._cut(event)
+        self._key_index[key] = len(self._keys)
+        self._keys.append(key_entry)
         self._records += (header, data)
         self._events.append(event)
         self._size += growth
         return None
+
+    def _cut(self, event: Accepted) -> Entry | None:
+        """The aggregate so far, finished; `event` starts the next one."""
+        finished = self.take()
+        self.add(event)
+        return finished
 
     def take(self) -> Entry | None:
         """The aggregate so far (None if empty); the builder starts afresh."""
