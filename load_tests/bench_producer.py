@@ -11,27 +11,48 @@ Figures (events per CPU-second of one thread, i.e. per core):
 - compression: the encode path with compressed aggregates against plain ones (same run), and the
   consumers' decode path (`decode_records`: base64, envelope, de-aggregation, card scan,
   validation) on compressed records against plain aggregates of the same events;
+- the parts, each against what it replaced: the compiled contract (`wire.decode_event`) against
+  the pydantic dict path, ISA-L's deflate against zlib's, and the path past validation;
 - the simulator's own generation rate.
+
+`python -m load_tests.bench_producer --versus DIR` runs the encode path of an earlier checkout
+(DIR, e.g. `git archive COMMIT | tar -x -C DIR`) and of this tree in alternating subprocesses,
+and prints the medians and their ratio.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import statistics
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Final
 
 from aws_kinesis_agg.aggregator import RecordAggregator
 
 from load_tests.bench import Figure, per_second
 from load_tests.bench_aggregator import T0_MS, kinesis_record
-from producer.aggregation import PAYLOAD_UNIT_BYTES, Accepted, AggregateBuilder, Compression, Entry
+from producer.aggregation import (
+    PAYLOAD_UNIT_BYTES,
+    Accepted,
+    AggregateBuilder,
+    Compression,
+    Entry,
+    envelope,
+)
 from producer.encoder import Encoder, accept, accept_many
 from producer.sender import calls
 from producer.shards import Shard, ShardMap
 from producer.simulator import CHUNK, Fleet, FleetConfig
-from salesstream.core.kpl import deaggregate, unwrap
+from salesstream.core.contract import validate_wire
+from salesstream.core.kpl import aggregate, compress, deaggregate, unwrap
 from salesstream.core.lambda_events import KinesisEventRecord
 from salesstream.core.records import decode_records
+from salesstream.core.wire import decode_event
 
 NAME: Final = "producer"
 EVENTS: Final = 20_000
@@ -70,7 +91,8 @@ def with_record_aggregator(routed: list[tuple[Shard, Accepted]]) -> list[bytes]:
 
 
 def with_protobuf_schema(routed: list[tuple[Shard, Accepted]]) -> list[bytes]:
-    """Our AggregateBuilder, one per destination shard (routing done beforehand)."""
+    """Our AggregateBuilder (the schema's body written by hand), one per destination shard
+    (routing done beforehand)."""
     builders: dict[str, AggregateBuilder] = {}
     out = []
     for shard, event in routed:
@@ -231,11 +253,69 @@ def _encode_figures(label: str, events: list[bytes], repeat: int) -> list[Figure
     ]
 
 
+def _part_figures(events: list[bytes], repeat: int) -> list[Figure]:
+    """The parts of the path on simulator events, each against what it replaced (same run): the
+    compiled contract against the pydantic dict path, ISA-L's deflate against zlib's; and what
+    the path costs past validation."""
+    count = len(events)
+    pydantic_path = _timed(
+        "validation only: pydantic dict path (contract.validate_wire, before)",
+        count,
+        lambda: [validate_wire(raw) for raw in events],
+        repeat,
+    )
+    compiled = _timed(
+        "validation only: compiled contract (wire.decode_event, kept)",
+        count,
+        lambda: [decode_event(raw) for raw in events],
+        repeat,
+    )
+    accepted = [accept(raw) for raw in events]
+
+    def past_validation() -> None:
+        encoder = Encoder(compression=Compression())
+        encoder.route(ShardMap.uniform(SHARDS))
+        entries = []
+        for start in range(0, count, CHUNK):
+            entries += encoder.add_many(accepted[start : start + CHUNK])
+        list(calls(entries + encoder.drain()))
+
+    # aggregates of the size the compressed path closes them at (~9x one payload unit)
+    aggregates = [
+        aggregate([(a.store_id, a.raw) for a in accepted[n : n + 550]]) for n in range(0, count, 550)
+    ]
+    if any(unwrap(envelope(data, 1)) != data for data in aggregates):
+        raise RuntimeError("an ISA-L envelope does not open to its aggregate")
+    zlib_level_1 = _timed(
+        "compression: zlib level 1 (before)",
+        count,
+        lambda: [compress(data, 1) for data in aggregates],
+        repeat,
+    )
+    isal_level_1 = _timed(
+        "compression: ISA-L level 1 (kept)", count, lambda: [envelope(data, 1) for data in aggregates], repeat
+    )
+    return [
+        pydantic_path,
+        compiled.model_copy(
+            update={"baseline": "pydantic dict path", "ratio": compiled.best / pydantic_path.best}
+        ),
+        _timed(
+            "route + aggregate + compress + cut, events already validated", count, past_validation, repeat
+        ),
+        zlib_level_1,
+        isal_level_1.model_copy(
+            update={"baseline": "zlib level 1", "ratio": isal_level_1.best / zlib_level_1.best}
+        ),
+    ]
+
+
 def run(repeat: int) -> list[Figure]:
     events = Fleet(FleetConfig(stores=200, seed=1)).events(EVENTS)
     figures = [
         *_encode_figures("250-byte events", sized_events(250, EVENTS), repeat),
         *_encode_figures("simulator events", events, repeat),
+        *_part_figures(events, repeat),
     ]
 
     shard_map = ShardMap.uniform(SHARDS)
@@ -251,7 +331,7 @@ def run(repeat: int) -> list[Figure]:
     )
     figures.append(reference)
     driven = _timed(
-        "KPL format: protobuf schema driven directly (kept)",
+        "KPL format: protobuf body written by hand (kept)",
         EVENTS,
         lambda: with_protobuf_schema(routed),
         repeat,
@@ -300,3 +380,65 @@ def run(repeat: int) -> list[Figure]:
     generator = Fleet(FleetConfig(stores=1_000, seed=3))
     figures.append(_timed("simulator generation", EVENTS, lambda: generator.events(EVENTS), repeat))
     return figures
+
+
+# --- this code against an earlier checkout, interleaved ----------------------------------------
+# The encode path of another tree (a `git archive` of an earlier commit) and of this one, in
+# alternating subprocesses on the same events and interpreter: "today's code measured in the
+# same run". Only `encode` and the simulator are used, which every version has.
+
+_VERSUS_CHILD: Final = """
+import json, sys, time
+from load_tests.bench_producer import encode
+from producer.simulator import Fleet, FleetConfig
+events = Fleet(FleetConfig(stores=200, seed=1)).events(20_000)
+rates = {}
+for label, compress in (("aggregated", False), ("aggregated + compressed", True)):
+    for _ in range(int(sys.argv[1])):
+        started = time.thread_time()
+        encode(events, aggregate=True, compress=compress)
+        rates.setdefault(label, []).append(len(events) / (time.thread_time() - started))
+started = time.thread_time()
+[json.loads(raw) for raw in events]
+rates["json.loads"] = [len(events) / (time.thread_time() - started)]
+print(json.dumps(rates))
+"""
+
+
+def versus(other: Path, rounds: int, repeat: int) -> dict[str, dict[str, float]]:
+    """Median events/s per figure for each tree, `rounds` alternations of `repeat` runs each."""
+    trees = {"earlier": other.resolve(), "this": Path(__file__).resolve().parents[1]}
+    rates: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
+    for _ in range(rounds):
+        for name, tree in trees.items():
+            done = subprocess.run(  # noqa: S603 - our own interpreter and snippet
+                [sys.executable, "-c", _VERSUS_CHILD, str(repeat)],
+                cwd=tree,
+                env={**os.environ, "PYTHONPATH": str(tree)},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            for label, values in json.loads(done.stdout).items():
+                rates[name].setdefault(label, []).extend(values)
+    return {name: {label: statistics.median(v) for label, v in by.items()} for name, by in rates.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="this tree's encode path against an earlier checkout's")
+    parser.add_argument(
+        "--versus", type=Path, required=True, help="the earlier tree (git archive of a commit)"
+    )
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    medians = versus(args.versus, args.rounds, args.repeat)
+    for label, this in medians["this"].items():
+        earlier = medians["earlier"][label]
+        print(
+            f"{label:26} earlier {earlier:>10,.0f}/s  this {this:>10,.0f}/s  {this / earlier:.2f}x (medians)"
+        )
+
+
+if __name__ == "__main__":
+    main()
