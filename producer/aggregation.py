@@ -10,9 +10,9 @@ deep-copies each finished record); see load_tests/bench_producer.py.
 Sizing. Kinesis bills a record in PUT payload units of 25 KB, counting its data and its partition
 key. An aggregate is closed when the next user record would take it past one unit, so each
 aggregate costs exactly one unit; 25 KB is read as 25,000 bytes so it stays one unit under either
-reading of "KB". The size of the body is tracked as records are added (protobuf's wire format makes it
-exact), so nothing is serialised twice. User records carry no explicit hash key of
-their own: the aggregate's explicit hash key routes them all.
+reading of "KB". The size of the body is tracked as records are added (protobuf's wire format
+makes it exact), so nothing is serialised twice. User records carry no explicit hash key of their
+own: the aggregate's explicit hash key routes them all.
 
 Compression (`Compression`, on by default): a finished aggregate is sent as salesstream's
 compressed envelope, one gzip member holding the aggregate (the exact bytes are described in
