@@ -233,7 +233,9 @@ class Producer:
         self.result.sent += len(entry.events)
         for event in entry.events:
             self._tally.add(event)
-            self._settle(event.event_id)
+        if self._spool_lines:  # only events read back from the spool have lines to settle
+            for event in entry.events:
+                self._settle(event.event_id)
 
     def _settle(self, event_id: str) -> None:
         lines = self._spool_lines.get(event_id)
