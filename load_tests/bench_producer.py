@@ -17,17 +17,20 @@ Figures (events per CPU-second of one thread, i.e. per core):
 
 `python -m load_tests.bench_producer --versus DIR` runs the encode path of an earlier checkout
 (DIR, e.g. `git archive COMMIT | tar -x -C DIR`) and of this tree in alternating subprocesses,
-and prints the medians and their ratio.
+and prints the medians and their ratio; `--breakdown` prints the microseconds per event of the
+whole path and of each part.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
@@ -48,7 +51,7 @@ from producer.encoder import Encoder, accept, accept_many
 from producer.sender import calls
 from producer.shards import Shard, ShardMap
 from producer.simulator import CHUNK, Fleet, FleetConfig
-from salesstream.core.contract import validate_wire
+from salesstream.core.contract import screen_many, validate_wire
 from salesstream.core.kpl import aggregate, compress, deaggregate, unwrap
 from salesstream.core.lambda_events import KinesisEventRecord
 from salesstream.core.records import decode_records
@@ -424,20 +427,66 @@ def versus(other: Path, rounds: int, repeat: int) -> dict[str, dict[str, float]]
     return {name: {label: statistics.median(v) for label, v in by.items()} for name, by in rates.items()}
 
 
+def breakdown(repeat: int) -> dict[str, float]:
+    """Microseconds per simulator event (CPU time, median of `repeat`) of the whole path and of
+    each of its parts, run one after the other in each round."""
+    events = Fleet(FleetConfig(stores=200, seed=1)).events(10_000)
+    chunks = [events[start : start + CHUNK] for start in range(0, len(events), CHUNK)]
+    accepted = [accept(raw) for raw in events]
+    aggregates = [
+        aggregate([(a.store_id, a.raw) for a in accepted[n : n + 550]]) for n in range(0, len(events), 550)
+    ]
+
+    def route_aggregate_cut() -> None:
+        encoder = Encoder()
+        encoder.route(ShardMap.uniform(SHARDS))
+        entries = []
+        for start in range(0, len(accepted), CHUNK):
+            entries += encoder.add_many(accepted[start : start + CHUNK])
+        list(calls(entries + encoder.drain()))
+
+    parts: dict[str, Callable[[], object]] = {
+        "whole path, aggregated + compressed": lambda: encode(events, aggregate=True, compress=True),
+        "json.loads (the baseline)": lambda: [json.loads(raw) for raw in events],
+        "size cap + card scan, once per chunk (screen_many)": lambda: [screen_many(c) for c in chunks],
+        "validation, screened (wire.decode_event)": lambda: [
+            decode_event(raw, screened=True) for raw in events
+        ],
+        "validation + Accepted (accept), screened": lambda: [accept(raw, screened=True) for raw in events],
+        "route + aggregate + cut, plain aggregates (MD5 included)": route_aggregate_cut,
+        "MD5 of the aggregates alone": lambda: [hashlib.md5(data).digest() for data in aggregates],  # noqa: S324
+        "ISA-L envelopes of the aggregates": lambda: [envelope(data, 1) for data in aggregates],
+    }
+    costs: dict[str, list[float]] = {label: [] for label in parts}
+    for _ in range(repeat):
+        for label, work in parts.items():
+            started = time.thread_time()
+            work()
+            costs[label].append((time.thread_time() - started) / len(events) * 1e6)
+    return {label: statistics.median(values) for label, values in costs.items()}
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description="this tree's encode path against an earlier checkout's")
-    parser.add_argument(
-        "--versus", type=Path, required=True, help="the earlier tree (git archive of a commit)"
+    parser = argparse.ArgumentParser(
+        description="the encode path's parts, or this tree against an earlier one"
     )
+    parser.add_argument(
+        "--versus", type=Path, help="an earlier tree (git archive of a commit) to run interleaved"
+    )
+    parser.add_argument("--breakdown", action="store_true", help="microseconds per event of each part")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    medians = versus(args.versus, args.rounds, args.repeat)
-    for label, this in medians["this"].items():
-        earlier = medians["earlier"][label]
-        print(
-            f"{label:26} earlier {earlier:>10,.0f}/s  this {this:>10,.0f}/s  {this / earlier:.2f}x (medians)"
-        )
+    if args.breakdown:
+        for label, micros in breakdown(args.repeat).items():
+            print(f"{label:58} {micros:6.2f} us/event (median)")
+    if args.versus is not None:
+        medians = versus(args.versus, args.rounds, args.repeat)
+        for label, this in medians["this"].items():
+            earlier = medians["earlier"][label]
+            print(
+                f"{label:26} earlier {earlier:>9,.0f}/s this {this:>9,.0f}/s {this / earlier:.2f}x (median)"
+            )
 
 
 if __name__ == "__main__":
