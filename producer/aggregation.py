@@ -50,6 +50,7 @@ _GZIP_WBITS: Final = 31  # a gzip member, 32 KiB window: the envelope's format
 # thousand cover the traffic; looked up inline in `AggregateBuilder.add`.
 _HEADERS: dict[int, bytes] = {}
 _MAX_HEADERS: Final = 1 << 14
+_MAX_KEY_ENTRIES: Final = 1 << 16  # per builder: the stores routed to its shard
 
 
 class Accepted(NamedTuple):
@@ -179,6 +180,7 @@ class AggregateBuilder:
     __slots__ = (
         "_compression",
         "_events",
+        "_key_entries",
         "_key_index",
         "_keys",
         "_limit",
@@ -196,6 +198,8 @@ class AggregateBuilder:
         self.shard = shard
         self._unit_limit = limit
         self._compression = compression
+        # each store's key table entry, kept across aggregates: a store is new to most of them
+        self._key_entries: dict[str, bytes] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -233,12 +237,15 @@ class AggregateBuilder:
 
     def _add_with_new_key(self, event: Accepted) -> Entry | None:
         key, data = event.store_id, event.raw
-        encoded_key = key.encode()
-        key_entry = key_table_entry(encoded_key)
+        key_entry = self._key_entries.get(key)
+        if key_entry is None:
+            if len(self._key_entries) >= _MAX_KEY_ENTRIES:
+                self._key_entries.clear()
+            key_entry = self._key_entries[key] = key_table_entry(key.encode())
         header = record_header(len(self._keys), len(data))
         growth = len(key_entry) + len(header) + len(data)
         if not self._events:
-            growth += len(encoded_key)  # the first key is also the aggregate's partition key
+            growth += len(key.encode())  # the first key is also the aggregate's partition key
         elif self._size + growth > self._limit:
             return self._cut(event)
         self._key_index[key] = len(self._keys)
