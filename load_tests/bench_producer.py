@@ -11,28 +11,51 @@ Figures (events per CPU-second of one thread, i.e. per core):
 - compression: the encode path with compressed aggregates against plain ones (same run), and the
   consumers' decode path (`decode_records`: base64, envelope, de-aggregation, card scan,
   validation) on compressed records against plain aggregates of the same events;
+- the parts, each against what it replaced: the compiled contract (`wire.decode_event`) against
+  the pydantic dict path, ISA-L's deflate against zlib's, and the path past validation;
 - the simulator's own generation rate.
+
+`python -m load_tests.bench_producer --versus DIR` runs the encode path of an earlier checkout
+(DIR, e.g. `git archive COMMIT | tar -x -C DIR`) and of this tree in alternating subprocesses,
+and prints the medians and their ratio; `--breakdown` prints the microseconds per event of the
+whole path and of each part.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import json
+import os
+import statistics
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Final
 
 from aws_kinesis_agg.aggregator import RecordAggregator
 
 from load_tests.bench import Figure, per_second
 from load_tests.bench_aggregator import T0_MS, kinesis_record
-from producer.aggregation import PAYLOAD_UNIT_BYTES, Accepted, AggregateBuilder, Compression, Entry
-from producer.encoder import Encoder, accept
+from producer.aggregation import (
+    PAYLOAD_UNIT_BYTES,
+    Accepted,
+    AggregateBuilder,
+    Compression,
+    Entry,
+    envelope,
+)
+from producer.encoder import Encoder, accept, accept_many
 from producer.sender import calls
 from producer.shards import Shard, ShardMap
 from producer.simulator import CHUNK, Fleet, FleetConfig
-from salesstream.core.contract import screen_many
-from salesstream.core.kpl import deaggregate, unwrap
+from salesstream.core.contract import screen_many, validate_wire
+from salesstream.core.kpl import aggregate, compress, deaggregate, unwrap
 from salesstream.core.lambda_events import KinesisEventRecord
 from salesstream.core.records import decode_records
+from salesstream.core.wire import decode_event
 
 NAME: Final = "producer"
 EVENTS: Final = 20_000
@@ -40,17 +63,17 @@ SHARDS: Final = 4
 
 
 def encode(events: list[bytes], *, aggregate: bool, compress: bool = False) -> list[list[Entry]]:
-    """The whole encode path: what `Producer.submit_many` does before it calls PutRecords (the
-    size cap and card scan once per chunk of the simulator's size, then per event the schema)."""
+    """The whole encode path: what `Producer.submit_many` does before it calls PutRecords, in
+    chunks of the simulator's size (the size cap and card scan once per chunk, then per event the
+    schema, the route and the aggregate)."""
     encoder = Encoder(aggregate=aggregate, compression=Compression() if compress else None)
     encoder.route(ShardMap.uniform(SHARDS))
     entries = []
     for start in range(0, len(events), CHUNK):
-        chunk = events[start : start + CHUNK]
-        screened = screen_many(chunk)
-        entries += [
-            entry for raw in chunk if (entry := encoder.add(accept(raw, screened=screened))) is not None
-        ]
+        accepted, refused = accept_many(events[start : start + CHUNK])
+        if refused:
+            raise RuntimeError(f"the benchmark's events are refused: {refused[0][1]}")
+        entries += encoder.add_many(accepted)
     entries.extend(encoder.drain())
     return list(calls(entries))
 
@@ -71,7 +94,8 @@ def with_record_aggregator(routed: list[tuple[Shard, Accepted]]) -> list[bytes]:
 
 
 def with_protobuf_schema(routed: list[tuple[Shard, Accepted]]) -> list[bytes]:
-    """Our AggregateBuilder, one per destination shard (routing done beforehand)."""
+    """Our AggregateBuilder (the schema's body written by hand), one per destination shard
+    (routing done beforehand)."""
     builders: dict[str, AggregateBuilder] = {}
     out = []
     for shard, event in routed:
@@ -187,48 +211,110 @@ def _timed(metric: str, events: int, work: Callable[[], object], repeat: int) ->
     return Figure(benchmark=NAME, metric=metric, unit="events/s", best=best, median=median, runs=repeat)
 
 
+def _timed_together(events: int, works: dict[str, Callable[[], object]], repeat: int) -> dict[str, Figure]:
+    """Each work once per round, round after round: a figure and its baseline see the same
+    neighbours on a shared machine (per_second's back-to-back runs of one work do not)."""
+    rates: dict[str, list[float]] = {metric: [] for metric in works}
+    for _ in range(repeat):
+        for metric, work in works.items():
+            started = time.thread_time()
+            work()
+            rates[metric].append(events / (time.thread_time() - started))
+    return {
+        metric: Figure(
+            benchmark=NAME,
+            metric=metric,
+            unit="events/s",
+            best=max(values),
+            median=statistics.median(values),
+            runs=repeat,
+        )
+        for metric, values in rates.items()
+    }
+
+
+def _versus(figure: Figure, baseline: Figure, name: str) -> Figure:
+    """The figure with its ratio to a baseline of the same run (best / best; the note gives the
+    ratio of the medians)."""
+    return figure.model_copy(
+        update={
+            "baseline": name,
+            "ratio": figure.best / baseline.best,
+            "note": f"median ratio {figure.median / baseline.median:.2f}x",
+        }
+    )
+
+
 def _encode_figures(label: str, events: list[bytes], repeat: int) -> list[Figure]:
-    """The encode path on these events, each figure against json.loads of the same events."""
+    """The encode path on these events, each figure against json.loads of the same events,
+    all interleaved."""
     mean_size = sum(map(len, events)) / len(events)
-    count = len(events)
-    baseline = _timed(
-        f"baseline: json.loads, {label}", count, lambda: [json.loads(raw) for raw in events], repeat
-    )
-
-    def versus_baseline(figure: Figure) -> Figure:
-        return figure.model_copy(update={"baseline": "json.loads", "ratio": figure.best / baseline.best})
-
-    aggregated = versus_baseline(
-        _timed(f"encode path, aggregated, {label}", count, lambda: encode(events, aggregate=True), repeat)
-    )
-    compressed = _timed(
-        f"encode path, aggregated + compressed, {label}",
-        count,
-        lambda: encode(events, aggregate=True, compress=True),
+    figures = _timed_together(
+        len(events),
+        {
+            f"baseline: json.loads, {label}": lambda: [json.loads(raw) for raw in events],
+            f"encode path, aggregated, {label}": lambda: encode(events, aggregate=True),
+            f"encode path, aggregated + compressed, {label}": lambda: encode(
+                events, aggregate=True, compress=True
+            ),
+            f"encode path, not aggregated, {label}": lambda: encode(events, aggregate=False),
+            f"validation only (one event at a time), {label}": lambda: [accept(raw) for raw in events],
+        },
         repeat,
     )
+    baseline, aggregated, compressed, plain, validation = figures.values()
     return [
         baseline.model_copy(update={"note": f"mean event {mean_size:.0f} B"}),
-        aggregated,
-        compressed.model_copy(
-            update={"baseline": "aggregated, not compressed", "ratio": compressed.best / aggregated.best}
-        ),
-        versus_baseline(
-            _timed(
-                f"encode path, not aggregated, {label}",
-                count,
-                lambda: encode(events, aggregate=False),
-                repeat,
-            )
-        ),
-        versus_baseline(
-            _timed(
-                f"validation only (one event at a time), {label}",
-                count,
-                lambda: [accept(raw) for raw in events],
-                repeat,
-            )
-        ),
+        _versus(aggregated, baseline, "json.loads"),
+        _versus(compressed, baseline, "json.loads"),
+        _versus(plain, baseline, "json.loads"),
+        _versus(validation, baseline, "json.loads"),
+    ]
+
+
+def _part_figures(events: list[bytes], repeat: int) -> list[Figure]:
+    """The parts of the path on simulator events, each against what it replaced (same run,
+    interleaved): the compiled contract against the pydantic dict path, ISA-L's deflate against
+    zlib's; and what the path costs past validation."""
+    count = len(events)
+    accepted = [accept(raw) for raw in events]
+
+    def past_validation() -> None:
+        encoder = Encoder(compression=Compression())
+        encoder.route(ShardMap.uniform(SHARDS))
+        entries = []
+        for start in range(0, count, CHUNK):
+            entries += encoder.add_many(accepted[start : start + CHUNK])
+        list(calls(entries + encoder.drain()))
+
+    # aggregates of the size the compressed path closes them at (~9x one payload unit)
+    aggregates = [
+        aggregate([(a.store_id, a.raw) for a in accepted[n : n + 550]]) for n in range(0, count, 550)
+    ]
+    if any(unwrap(envelope(data, 1)) != data for data in aggregates):
+        raise RuntimeError("an ISA-L envelope does not open to its aggregate")
+    figures = _timed_together(
+        count,
+        {
+            "validation only: pydantic dict path (contract.validate_wire, before)": lambda: [
+                validate_wire(raw) for raw in events
+            ],
+            "validation only: compiled contract (wire.decode_event, kept)": lambda: [
+                decode_event(raw) for raw in events
+            ],
+            "route + aggregate + compress + cut, events already validated": past_validation,
+            "compression: zlib level 1 (before)": lambda: [compress(data, 1) for data in aggregates],
+            "compression: ISA-L level 1 (kept)": lambda: [envelope(data, 1) for data in aggregates],
+        },
+        repeat,
+    )
+    pydantic_path, compiled, past, zlib_level_1, isal_level_1 = figures.values()
+    return [
+        pydantic_path,
+        _versus(compiled, pydantic_path, "pydantic dict path"),
+        past,
+        zlib_level_1,
+        _versus(isal_level_1, zlib_level_1, "zlib level 1"),
     ]
 
 
@@ -237,6 +323,7 @@ def run(repeat: int) -> list[Figure]:
     figures = [
         *_encode_figures("250-byte events", sized_events(250, EVENTS), repeat),
         *_encode_figures("simulator events", events, repeat),
+        *_part_figures(events, repeat),
     ]
 
     shard_map = ShardMap.uniform(SHARDS)
@@ -252,7 +339,7 @@ def run(repeat: int) -> list[Figure]:
     )
     figures.append(reference)
     driven = _timed(
-        "KPL format: protobuf schema driven directly (kept)",
+        "KPL format: protobuf body written by hand (kept)",
         EVENTS,
         lambda: with_protobuf_schema(routed),
         repeat,
@@ -301,3 +388,111 @@ def run(repeat: int) -> list[Figure]:
     generator = Fleet(FleetConfig(stores=1_000, seed=3))
     figures.append(_timed("simulator generation", EVENTS, lambda: generator.events(EVENTS), repeat))
     return figures
+
+
+# --- this code against an earlier checkout, interleaved ----------------------------------------
+# The encode path of another tree (a `git archive` of an earlier commit) and of this one, in
+# alternating subprocesses on the same events and interpreter: "today's code measured in the
+# same run". Only `encode` and the simulator are used, which every version has.
+
+_VERSUS_CHILD: Final = """
+import json, sys, time
+from load_tests.bench_producer import encode
+from producer.simulator import Fleet, FleetConfig
+events = Fleet(FleetConfig(stores=200, seed=1)).events(20_000)
+rates = {}
+for label, compress in (("aggregated", False), ("aggregated + compressed", True)):
+    for _ in range(int(sys.argv[1])):
+        started = time.thread_time()
+        encode(events, aggregate=True, compress=compress)
+        rates.setdefault(label, []).append(len(events) / (time.thread_time() - started))
+started = time.thread_time()
+[json.loads(raw) for raw in events]
+rates["json.loads"] = [len(events) / (time.thread_time() - started)]
+print(json.dumps(rates))
+"""
+
+
+def versus(other: Path, rounds: int, repeat: int) -> dict[str, dict[str, float]]:
+    """Median events/s per figure for each tree, `rounds` alternations of `repeat` runs each."""
+    trees = {"earlier": other.resolve(), "this": Path(__file__).resolve().parents[1]}
+    rates: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
+    for _ in range(rounds):
+        for name, tree in trees.items():
+            done = subprocess.run(  # noqa: S603 - our own interpreter and snippet
+                [sys.executable, "-c", _VERSUS_CHILD, str(repeat)],
+                cwd=tree,
+                env={**os.environ, "PYTHONPATH": str(tree)},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            for label, values in json.loads(done.stdout).items():
+                rates[name].setdefault(label, []).extend(values)
+    return {name: {label: statistics.median(v) for label, v in by.items()} for name, by in rates.items()}
+
+
+def breakdown(repeat: int) -> dict[str, float]:
+    """Microseconds per simulator event (CPU time, median of `repeat`) of the whole path and of
+    each of its parts, run one after the other in each round."""
+    events = Fleet(FleetConfig(stores=200, seed=1)).events(10_000)
+    chunks = [events[start : start + CHUNK] for start in range(0, len(events), CHUNK)]
+    accepted = [accept(raw) for raw in events]
+    aggregates = [
+        aggregate([(a.store_id, a.raw) for a in accepted[n : n + 550]]) for n in range(0, len(events), 550)
+    ]
+
+    def route_aggregate_cut() -> None:
+        encoder = Encoder()
+        encoder.route(ShardMap.uniform(SHARDS))
+        entries = []
+        for start in range(0, len(accepted), CHUNK):
+            entries += encoder.add_many(accepted[start : start + CHUNK])
+        list(calls(entries + encoder.drain()))
+
+    parts: dict[str, Callable[[], object]] = {
+        "whole path, aggregated + compressed": lambda: encode(events, aggregate=True, compress=True),
+        "json.loads (the baseline)": lambda: [json.loads(raw) for raw in events],
+        "size cap + card scan, once per chunk (screen_many)": lambda: [screen_many(c) for c in chunks],
+        "validation, screened (wire.decode_event)": lambda: [
+            decode_event(raw, screened=True) for raw in events
+        ],
+        "validation + Accepted (accept), screened": lambda: [accept(raw, screened=True) for raw in events],
+        "route + aggregate + cut, plain aggregates (MD5 included)": route_aggregate_cut,
+        "MD5 of the aggregates alone": lambda: [hashlib.md5(data).digest() for data in aggregates],  # noqa: S324
+        "ISA-L envelopes of the aggregates": lambda: [envelope(data, 1) for data in aggregates],
+    }
+    costs: dict[str, list[float]] = {label: [] for label in parts}
+    for _ in range(repeat):
+        for label, work in parts.items():
+            started = time.thread_time()
+            work()
+            costs[label].append((time.thread_time() - started) / len(events) * 1e6)
+    return {label: statistics.median(values) for label, values in costs.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="the encode path's parts, or this tree against an earlier one"
+    )
+    parser.add_argument(
+        "--versus", type=Path, help="an earlier tree (git archive of a commit) to run interleaved"
+    )
+    parser.add_argument("--breakdown", action="store_true", help="microseconds per event of each part")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    if args.breakdown:
+        for label, micros in breakdown(args.repeat).items():
+            print(f"{label:58} {micros:6.2f} us/event (median)")
+    if args.versus is not None:
+        medians = versus(args.versus, args.rounds, args.repeat)
+        for label, this in medians["this"].items():
+            earlier = medians["earlier"][label]
+            print(
+                f"{label:26} earlier {earlier:>9,.0f}/s this {this:>9,.0f}/s {this / earlier:.2f}x (median)"
+            )
+
+
+if __name__ == "__main__":
+    main()

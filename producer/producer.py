@@ -21,23 +21,23 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from producer.encoder import Encoder, accept
+from producer.encoder import Encoder, accept_many
 from producer.result import ProducerResult, ShardCount, Tally
 from producer.sender import MAX_BYTES_PER_CALL, MAX_ENTRIES_PER_CALL, Sender, SendFailure
 from producer.settings import ProducerSettings
 from producer.shards import ShardMapError, fetch_shard_map
 from producer.spool import Spool, SpoolEntry, SpoolReason
-from salesstream.core.contract import OrderEvent, screen_many
-from salesstream.core.reasons import RejectedEvent
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     from producer.aggregation import Accepted, Entry
+    from salesstream.core.contract import OrderEvent
+    from salesstream.core.reasons import RejectedEvent
 
 # A flush sends what is buffered; a shard map refreshed on the way can rebuild unsent aggregates
 # for shards that closed, which the next round sends. More rounds than this in one flush means
@@ -112,29 +112,23 @@ class Producer:
         for index, entry in entries:
             self._spool_lines[entry.event_id].append(index)
         self.result.from_spool = len(entries)
-        for _, entry in entries:
-            self._submit(entry.raw)  # refused now (the contract changed)? counted; its line stays
+        # refused now (the contract changed)? counted; its line stays
+        self._take([entry.raw for _, entry in entries])
 
     def submit(self, event: bytes | OrderEvent) -> RejectedEvent | None:
-        """Accept one event; returns the refusal (reason + detail) if the contract refuses it."""
-        if self._closed:
-            raise ProducerClosed("submit() after close(): open a new Producer")
-        self.open()
-        return self._submit(event.to_json_bytes() if isinstance(event, OrderEvent) else event)
+        """Accept one event; returns the refusal (reason + detail) if the contract refuses it.
+        An `OrderEvent` is valid already: only its bytes are screened (size cap, card scan)."""
+        refused = self.submit_many((event,))
+        return refused[0][1] if refused else None
 
     def submit_many(self, events: Iterable[bytes | OrderEvent]) -> list[tuple[int, RejectedEvent]]:
         """Accept many; returns (position, refusal) for each refused one. Cheaper per event than
-        `submit`: the size cap and the card scan run once over the whole chunk when it is clean."""
+        `submit`: the size cap and the card scan run once over the whole chunk when it is clean,
+        and the chunk is routed and aggregated in one pass."""
         if self._closed:
             raise ProducerClosed("submit() after close(): open a new Producer")
         self.open()
-        raws = [event.to_json_bytes() if isinstance(event, OrderEvent) else event for event in events]
-        screened = screen_many(raws)
-        return [
-            (index, refusal)
-            for index, raw in enumerate(raws)
-            if (refusal := self._submit(raw, screened=screened))
-        ]
+        return self._take(events if isinstance(events, Sequence) else list(events))
 
     def poll(self) -> None:
         """Send buffered events whose linger time is up (for callers that go quiet)."""
@@ -182,26 +176,25 @@ class Producer:
 
     # --- the path of one event ------------------------------------------------------------
 
-    def _submit(self, raw: bytes, *, screened: bool = False) -> RejectedEvent | None:
-        try:
-            event = accept(raw, screened=screened)
-        except RejectedEvent as refusal:
+    def _take(self, events: Sequence[bytes | OrderEvent]) -> list[tuple[int, RejectedEvent]]:
+        accepted, refused = accept_many(events)
+        for _, refusal in refused:
             self._rejected[refusal.reason.value] += 1
-            return refusal
-        self.result.accepted += 1
+        if not accepted:
+            return refused
+        self.result.accepted += len(accepted)
         now = self._clock()
         if self._oldest is None:
             self._oldest = now
         if self._encoder.aggregate and self._map_fetched_at is None:
             self._refresh_shard_map(force=True)
-        entry = self._encoder.add(event)
-        if entry is not None:
+        for entry in self._encoder.add_many(accepted):
             self._queue(entry)
-            if len(self._outgoing) >= MAX_ENTRIES_PER_CALL or self._outgoing_bytes >= MAX_BYTES_PER_CALL:
-                self._send(self._take_outgoing())
+        if len(self._outgoing) >= MAX_ENTRIES_PER_CALL or self._outgoing_bytes >= MAX_BYTES_PER_CALL:
+            self._send(self._take_outgoing())
         if now - self._oldest >= self.settings.linger_seconds:
             self.flush()
-        return None
+        return refused
 
     def _queue(self, entry: Entry) -> None:
         self._outgoing.append(entry)
@@ -240,7 +233,9 @@ class Producer:
         self.result.sent += len(entry.events)
         for event in entry.events:
             self._tally.add(event)
-            self._settle(event.event_id)
+        if self._spool_lines:  # only events read back from the spool have lines to settle
+            for event in entry.events:
+                self._settle(event.event_id)
 
     def _settle(self, event_id: str) -> None:
         lines = self._spool_lines.get(event_id)

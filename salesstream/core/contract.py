@@ -188,6 +188,12 @@ def _screen(raw: bytes) -> None:
         raise RejectedEvent(Reason.CARD_NUMBER, f"card number in {field}", field)
 
 
+def screen(raw: bytes) -> None:
+    """The size cap and the card scan alone, or `RejectedEvent`: for bytes whose schema is known
+    good already (a validated `OrderEvent`'s own JSON)."""
+    _screen(raw)
+
+
 def screen_many(raws: Sequence[bytes]) -> bool:
     """True when every payload is within the size cap and none holds a card number: one scan
     over all of them (a newline between payloads, so no digit run spans two), after which each

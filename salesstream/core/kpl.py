@@ -13,11 +13,12 @@ The compressed envelope (salesstream's own, written by the producer when compres
 a Kinesis record's data may be one gzip member (RFC 1952) whose content is exactly one KPL
 aggregate. It is recognised by its first three bytes, `1f 8b 08` (gzip's magic and "deflate"),
 which neither a KPL aggregate (`f3 89 9a c2`) nor a UTF-8 JSON event (`{`, or whitespace) can
-start with. The producer writes the header zlib writes for `wbits=31`: `1f 8b 08 00`, mtime
-`00 00 00 00` (so the same aggregate gives the same bytes), XFL, OS; then the deflate stream,
-then the CRC-32 and the length of the aggregate (little-endian, 4 bytes each). gzip rather than
-a bare zlib stream: its magic cannot be mistaken for text, its CRC-32 checks the content, and
-an operator can read a record with `base64 -d | gunzip`. The reader (`unwrap`) refuses a record
+start with. The producer writes the header `1f 8b 08 00`, mtime `00 00 00 00` (so the same
+aggregate gives the same bytes), XFL and OS as its deflate sets them (zlib's `compress` here, or
+ISA-L's in the producer: any deflate will do); then the deflate stream, then the CRC-32 and the
+length of the aggregate (little-endian, 4 bytes each). gzip rather than a bare zlib stream: its
+magic cannot be mistaken for text, its CRC-32 checks the content, and an operator can read a
+record with `base64 -d | gunzip`. The reader (`unwrap`) refuses a record
 whose envelope is truncated, corrupt (deflate error, CRC or length mismatch), followed by
 anything (a second member included) or whose content is not a KPL aggregate (`corrupt_envelope`),
 and stops inflating past `MAX_INFLATED_BYTES`, 1 MiB, the most the producer ever compresses

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import base64
+import gzip
 from itertools import pairwise
 
+import pytest
 from aws_kinesis_agg.deaggregator import deaggregate_records
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from load_tests.bench_producer import sized_events
-from producer.aggregation import PAYLOAD_UNIT_BYTES, Accepted, AggregateBuilder, Entry
+from producer.aggregation import PAYLOAD_UNIT_BYTES, Accepted, AggregateBuilder, Entry, envelope
 from producer.encoder import Encoder, accept
 from producer.shards import HASH_KEY_MAX, Shard, ShardMap, hash_key
 from salesstream.core.contract import MAX_EVENT_BYTES
-from salesstream.core.kpl import deaggregate
+from salesstream.core.kpl import GZIP_MAGIC, aggregate, compress, deaggregate, unwrap
 from tests.unit.test_producer_shards import even_shards
 
 
@@ -76,6 +78,32 @@ def test_the_tracked_size_is_the_serialised_size(records: list[tuple[int, int]])
     entry = builder.take()
     assert entry is not None
     assert tracked == entry.size
+
+
+@given(st.lists(st.tuples(st.integers(0, 300), st.integers(0, 20_000)), min_size=1, max_size=60))
+def test_the_aggregate_is_byte_for_byte_what_protobuf_serialises(records: list[tuple[int, int]]) -> None:
+    builder = AggregateBuilder(Shard("s", 0, HASH_KEY_MAX), limit=1024 * 1024)
+    pairs = [
+        (f"store-{store}", bytes([number % 256]) * length) for number, (store, length) in enumerate(records)
+    ]
+    for number, (store_id, data) in enumerate(pairs):
+        assert builder.add(event(store_id, data, number)) is None
+    entry = builder.take()
+    assert entry is not None
+    assert entry.data == aggregate(pairs)  # the reference encoder: aws-kinesis-agg's protobuf schema
+    assert entry.partition_key == pairs[0][0]
+
+
+def test_the_fast_envelope_is_a_deterministic_gzip_member_the_consumers_open() -> None:
+    aggregated = aggregate([(f"store-{n % 7}", raw) for n, raw in enumerate(sized_events(250, 400))])
+    data = envelope(aggregated, 1)  # ISA-L's deflate
+    assert data[:8] == GZIP_MAGIC + b"\x00\x00\x00\x00\x00"  # no flags, mtime 0
+    assert envelope(aggregated, 1) == data
+    assert gzip.decompress(data) == aggregated == unwrap(data)
+    assert len(data) < 1.05 * len(compress(aggregated, 1))  # as small as zlib's level 1, give or take
+    assert unwrap(envelope(aggregated, 6)) == aggregated  # the other levels: zlib
+    with pytest.raises(ValueError, match="KPL aggregate"):
+        envelope(sized_events(250, 1)[0], 1)
 
 
 def test_a_payload_unit_is_filled() -> None:

@@ -122,3 +122,50 @@ def test_real_world_identifiers_are_accepted_by_the_producer(tmp_path: Path) -> 
     producer = Producer(client, "orders", tmp_path / "spool.jsonl")
     assert producer.submit(real) is None
     assert producer.result.rejected == {}
+
+
+def test_an_order_event_is_screened_for_card_numbers_and_size_but_not_validated_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from producer import encoder
+    from salesstream.core.contract import OrderEvent
+
+    def validator_called(raw: bytes, *, screened: bool = False) -> None:
+        raise AssertionError("a built OrderEvent went through the validator again")
+
+    monkeypatch.setattr(encoder, "decode_event", validator_called)
+    sale = OrderEvent.model_validate_json(raw())
+    carrier = OrderEvent.model_validate_json(
+        raw(terminal_id="4111111111111111")
+    )  # the model has no card scan
+    huge = OrderEvent.model_validate_json(
+        raw(lines=[{"sku": "S" * 64, "quantity": 1, "unit_price_minor": 1}] * 200, total_minor=200)
+    )
+    accepted, refused = encoder.accept_many([sale, carrier, huge])
+    assert [event.event_id for event in accepted] == [sale.event_id]
+    assert accepted[0] == (
+        sale.to_json_bytes(),
+        sale.event_id,
+        sale.store_id,
+        sale.currency,
+        False,
+        sale.total_minor,
+    )
+    assert [(index, refusal.reason) for index, refusal in refused] == [
+        (1, Reason.CARD_NUMBER),
+        (2, Reason.OVERSIZE),
+    ]
+    assert refused[0][1].field == "terminal_id"
+
+
+def test_a_chunk_names_each_refusal_by_position_and_keeps_the_order_of_the_rest() -> None:
+    from producer.encoder import accept_many
+
+    good = [raw(event_id=f"e.{n}") for n in range(5)]
+    chunk = [good[0], REFUSED[0][0], good[1], good[2], raw(note="4111 1111 1111 1111"), *good[3:]]
+    accepted, refused = accept_many(chunk)
+    assert [event.raw for event in accepted] == good
+    assert [(index, refusal.reason) for index, refusal in refused] == [
+        (1, Reason.NOT_JSON),
+        (4, Reason.CARD_NUMBER),
+    ]
