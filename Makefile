@@ -58,7 +58,7 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 bench: $(STAMP) ## the benchmarks; figures printed and written to reports/bench.json
 	$(BIN)/python -m load_tests.bench
 
-bench-scaling: $(STAMP) ## the pipeline's CPU per million events at 5k-20k events/s and 4-24 shards (~10 min); reports/bench_scaling.json, docs/images/scaling.png
+bench-scaling: $(STAMP) ## the pipeline's CPU per million events at 5k-20k events/s and 4-24 shards (10 min quiet, an hour loaded); reports/bench_scaling.json, docs/images/scaling.png
 	$(BIN)/python -m load_tests.bench_scaling
 
 loadtest: $(STAMP) ## 20,000 events/s for 60 s through the pipeline; report in reports/loadtest-<run id>/
