@@ -25,12 +25,14 @@ def no_sleep(stack: AggregatorStack) -> list[float]:
     return pauses
 
 
-def fill_window(shard: Shard, stores: int = 2) -> dict[tuple[str, str], Totals]:
-    """Records for `stores` stores in the shard's current window; returns the expected totals."""
+def fill_window(shard: Shard, stores: int = 2, *, a_day_each: bool = False) -> dict[tuple[str, str], Totals]:
+    """Records for `stores` stores in the shard's current window; returns the expected totals.
+    `a_day_each`: store n sells on business day T0 - n (a DAYS# item per store)."""
     expected: dict[tuple[str, str], Totals] = {}
     for number in range(stores):
         store = f"store-{number}"
-        shard.put(kpl(order(store, 1000 + number), order(store, 50, refund=True)))
+        day = -number if a_day_each else 0
+        shard.put(kpl(order(store, 1000 + number, day=day), order(store, 50, refund=True, day=day)))
         expected[(store, "EUR")] = Totals(orders=1, refunds=1, gross_minor=1000 + number, refunds_minor=50)
     return expected
 
@@ -116,7 +118,8 @@ def test_a_final_invocation_that_carries_records_folds_them_first(aggregator_sta
 
 def test_chunked_transactions_replayed_from_the_middle(aggregator_stack: StackFactory) -> None:
     stack, shard = aggregator_stack(ShardCount=1), Shard()
-    expected = fill_window(shard, stores=250)  # 250 store items + 2 shard items + the segment
+    # 250 business days (one DAYS# item each) + 2 shard items + the segment: three chunks
+    expected = fill_window(shard, stores=250, a_day_each=True)
     final = run_window(stack, shard)
     crash = crash_after(stack.app.segments.dynamodb, "TransactWriteItems", on_call=2)
     with pytest.raises(Crash):
@@ -139,7 +142,7 @@ def test_c3_a_transaction_cancelled_by_throttling_is_retried(aggregator_stack: S
     expected = fill_window(shard, stores=2)
     final = run_window(stack, shard)
     pauses = no_sleep(stack)
-    items = 2 + 1 + 1 + 1  # stores, shard total, counters, segment
+    items = 1 + 1 + 1 + 1  # the day's stores (one DAYS# item), shard total, counters, segment
     throttled = error(
         "TransactionCanceledException",
         CancellationReasons=[{"Code": "ThrottlingError", "Message": "injected"}]
