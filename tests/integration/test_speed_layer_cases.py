@@ -202,7 +202,7 @@ def test_c3_throttling_and_cancelled_transactions_on_the_persistence_are_retried
     exhausted.remove()
     # 2: cancelled twice (a conflicting transaction, then throttling on one item), then the
     # whole call throttled twice; the retried final invocation gets through
-    items = 3 + 1 + 1 + 1  # stores, the shard's EUR total, its counters, the segment
+    items = 1 + 1 + 1 + 1  # the day's stores (one DAYS# item), the shard's EUR total, counters, segment
     cancelled = [
         answer_with_error(
             client,
