@@ -34,7 +34,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from consumers.common.retry import Backoff, is_transient
 from consumers.speed.layout import (
-    AMOUNTS,
     COUNTERS,
     DAYS_PREFIX,
     SEGMENT_PREFIX,
@@ -334,9 +333,7 @@ class SegmentStore:
         if existing is None:
             kind, body = next(iter(operation.items()))
             key = body["Key"] if kind == "Update" else {"pk": body["Item"]["pk"], "sk": body["Item"]["sk"]}
-            existing = self.dynamodb.get_item(TableName=self.table, Key=key, ConsistentRead=True).get(
-                "Item", {}
-            )
+            existing = self._read(key) or {}
         if "Put" in operation:
             digest = existing.get("digest", {}).get("S")
             if digest != segment.digest():
@@ -362,7 +359,8 @@ def _by_day(segment: Segment) -> dict[str, dict[str, Totals]]:
 
 
 def _amounts(totals: Totals) -> list[int]:
-    return [getattr(totals, name) for name in AMOUNTS]
+    """In the order of layout.AMOUNTS."""
+    return [totals.orders, totals.refunds, totals.gross_minor, totals.refunds_minor]
 
 
 def _is_day_put(operation: dict[str, Any]) -> bool:
