@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from consumers.common.retry import Backoff
+from consumers.speed.layout import STORE_TOTALS, VERSION, days_key, encode_store_totals
 from consumers.speed.segments import PersistenceError, SegmentConflict
 from salesstream.core.aggregation import Totals
 from tests.integration.conftest import AggregatorStack, Crash, answer_with_error, crash_after, error
@@ -206,3 +207,42 @@ def test_sequence_numbers_are_stored_as_strings(aggregator_stack: StackFactory) 
     (segment,) = stack.segments()
     assert segment["first_sequence"] == "49590338271490256608559692538361571095921575989136588898"
     assert segment["sk"].endswith("049590338271490256608559692538361571095921575989136588898.000000")
+
+
+def test_a_days_item_written_between_the_read_and_the_transaction_is_read_and_added_again(
+    aggregator_stack: StackFactory,
+) -> None:
+    stack, shard = aggregator_stack(ShardCount=1), Shard()
+    expected = fill_window(shard)
+    final = run_window(stack, shard)
+    pauses = no_sleep(stack)
+    day = order().business_day.isoformat()
+    other_writer = stack.endpoint.client("dynamodb")  # a repair, restating one store's day
+    restated = {"store-9/EUR": [1, 0, 700, 0]}
+    segments_client = stack.app.segments.dynamodb
+    event = f"before-call.{segments_client.meta.service_model.service_id.hyphenize()}.TransactWriteItems"
+    written: list[int] = []
+
+    def write_first(**_: Any) -> None:
+        if not written:  # after the aggregator read the (absent) item, before its transaction
+            written.append(1)
+            other_writer.put_item(
+                TableName=stack.aggregates_table,
+                Item={
+                    **days_key(shard.shard_id, day),
+                    STORE_TOTALS: {"B": encode_store_totals(restated)},
+                    VERSION: {"N": "1"},
+                },
+            )
+
+    segments_client.meta.events.register(event, write_first)
+    try:
+        stack.invoke(final)
+    finally:
+        segments_client.meta.events.unregister(event, write_first)
+    assert written == [1]
+    assert len(pauses) == 1  # the cancelled transaction was retried once, over the item as it is now
+    assert stack.store_totals() == {**expected, ("store-9", "EUR"): Totals(1, 0, 700, 0)}
+    (item,) = [i for i in stack.items(stack.aggregates_table) if i["pk"] == f"DAYS#{shard.shard_id}"]
+    assert (item["version"], item[f"wm#{shard.shard_id}"]) == (2, stack.segments()[0]["sk"])
+    assert stack.shard_item(shard.shard_id, "COUNTERS")["segments"] == 1
