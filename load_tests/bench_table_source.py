@@ -27,8 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Final
 
-from boto3.dynamodb.types import TypeDeserializer
-
+from consumers.speed.layout import AMOUNTS, DAYS_PREFIX, store_day_amounts
 from load_tests.cost import Prices
 from producer.producer import Producer
 from producer.sender import PRODUCER_CLIENT_CONFIG
@@ -67,16 +66,15 @@ def _events(count: int) -> list[bytes]:
 
 
 def _counted(endpoint: Any, template: Template) -> dict[str, dict[str, dict[str, int]]]:
-    deserialize = TypeDeserializer().deserialize
     counted: dict[str, dict[str, dict[str, int]]] = {}
     paginator = endpoint.client("dynamodb").get_paginator("scan")
     for page in paginator.paginate(TableName=template.physical_name("AggregatesTable")):
-        for raw in page["Items"]:
-            item = {k: deserialize(v) for k, v in raw.items()}
-            if str(item["pk"]).startswith("STORE#"):
-                row = counted.setdefault(item["store_id"], {}).setdefault(item["currency"], {})
-                for name in ("orders", "refunds", "gross_minor", "refunds_minor"):
-                    row[name] = row.get(name, 0) + int(item[name])
+        for item in page["Items"]:
+            if item["pk"]["S"].startswith(DAYS_PREFIX):
+                for store, currency, _, amounts in store_day_amounts(item):
+                    row = counted.setdefault(store, {}).setdefault(currency, {})
+                    for name, amount in zip(AMOUNTS, amounts, strict=True):
+                        row[name] = row.get(name, 0) + amount
     return counted
 
 

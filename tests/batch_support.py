@@ -22,9 +22,10 @@ from consumers.batch.snapshot import SnapshotJob, SnapshotOutcome
 from producer import Producer, ProducerResult, ProducerSettings, producer_client
 from producer.simulator import Fleet, FleetConfig
 from salesstream.core.aggregation import Totals
-from salesstream.core.batch import Reconciliation, SnapshotInfo, totals_of
+from salesstream.core.batch import Reconciliation, SnapshotInfo
 from salesstream.runtime import Hooks, Runtime, RuntimeOptions, VirtualClock
 from tests.runtime_support import sleep_into_next_window
+from tests.speed_items import store_day_amounts
 
 STREAM_FUNCTIONS = ("AggregatorFunction", "ArchiverFunction")
 # small work units, so a test's few hundred events still make several chunks and partitions
@@ -146,9 +147,8 @@ class Pipeline:
         """(store, currency) -> the speed layer's running totals, summed over business days."""
         totals: dict[tuple[str, str], Totals] = {}
         for item in self.items("AggregatesTable"):
-            if item["pk"].startswith("STORE#"):
-                key = (item["store_id"], item["currency"])
-                totals[key] = totals.get(key, Totals()) + totals_of(item)
+            for store, currency, _, amounts in store_day_amounts(item):
+                totals[(store, currency)] = totals.get((store, currency), Totals()) + Totals(*amounts)
         return totals
 
     def batch_totals(self, snapshot: SnapshotInfo) -> dict[tuple[str, str], Totals]:

@@ -33,7 +33,7 @@ from consumers.batch import layout
 from consumers.batch.archive_reader import read_back
 from consumers.batch.resources import BatchResources, wall_ms
 from consumers.batch.views import segment_rows, stream_shard_ids
-from consumers.speed.layout import DAY_PREFIX, SHARD_PREFIX, STORE_PREFIX, TOTAL_PREFIX
+from consumers.speed.layout import DAYS_PREFIX, SHARD_PREFIX, TOTAL_PREFIX, store_day_amounts
 from salesstream.core.aggregation import Effect, Totals
 from salesstream.core.archive import ArchiveKey, hour_prefix
 from salesstream.core.batch import (
@@ -232,10 +232,10 @@ class Reconciler:
         pages = self.resources.dynamodb.get_paginator("scan").paginate(
             TableName=self.settings.aggregates_table,
             FilterExpression=(
-                "begins_with(pk, :store) OR (begins_with(pk, :shard) AND begins_with(sk, :total))"
+                "begins_with(pk, :days) OR (begins_with(pk, :shard) AND begins_with(sk, :total))"
             ),
             ExpressionAttributeValues={
-                ":store": {"S": STORE_PREFIX},
+                ":days": {"S": DAYS_PREFIX},
                 ":shard": {"S": SHARD_PREFIX},
                 ":total": {"S": TOTAL_PREFIX},
             },
@@ -243,11 +243,12 @@ class Reconciler:
         )
         for page in pages:
             for item in page["Items"]:
-                totals = totals_of({name: value["N"] for name, value in item.items() if "N" in value})
-                pk, sk = item["pk"]["S"], item["sk"]["S"]
-                if pk.startswith(STORE_PREFIX) and sk.startswith(DAY_PREFIX):
-                    days[(item["store_id"]["S"], item["business_day"]["S"], item["currency"]["S"])] = totals
-                elif sk.startswith(TOTAL_PREFIX):
+                if item["pk"]["S"].startswith(DAYS_PREFIX):
+                    # a store's day is the sum over the shards that counted it (resharding)
+                    for store, currency, day, amounts in store_day_amounts(item):
+                        _add(days, (store, day, currency), Totals(*amounts))
+                elif item["sk"]["S"].startswith(TOTAL_PREFIX):
+                    totals = totals_of({name: value["N"] for name, value in item.items() if "N" in value})
                     shards[(item["shard_id"]["S"], item["currency"]["S"])] = totals
         return days, shards
 

@@ -6,10 +6,12 @@ audit trail, idempotently.
   a window with no segment gets one (`<window start>#restated`). The segment's `digest` is kept:
   it identifies what the aggregator wrote, so a replayed final invocation is still recognised.
 - a running total (store_day, shard_total): set to the snapshot's value plus what the segments
-  after the horizon added, so later windows keep adding to it.
+  after the horizon added, so later windows keep adding to it. A store's day is held per shard
+  (its amounts in each shard's DAYS# item of that day): each shard's part is set to the
+  snapshot's windows of that shard plus that shard's segments after the horizon.
 
 Every write is conditional on the value the repair read (a segment's `days_zjson`, a total's
-four amounts, or the item's absence) and goes in one transaction with its audit item
+four amounts, a DAYS# item's version, or the item's absence) and goes in one transaction with its audit item
 (`AUDIT`/`<ms>#<repair id>#<n>`: who, when, snapshot, key, before, after). If the aggregator
 changed the item in between, the condition fails and the key is read and computed again. A key
 already at its restated value is left alone, so a second repair changes nothing. Keys that
@@ -32,11 +34,15 @@ from consumers.batch.reconcile import Reconciler
 from consumers.batch.resources import BatchResources, wall_ms
 from consumers.batch.views import segment_rows, stream_shard_ids
 from consumers.speed.layout import (
-    DAY_PREFIX,
     SEGMENT_PREFIX,
     SHARD_PREFIX,
-    STORE_PREFIX,
+    STORE_TOTALS,
     TOTAL_PREFIX,
+    VERSION,
+    days_key,
+    decode_store_totals,
+    encode_store_totals,
+    store_key,
 )
 from salesstream.core.aggregation import Totals, day_key
 from salesstream.core.batch import Difference, KeyKind, Reconciliation, SnapshotInfo, WindowRow, totals_of
@@ -195,20 +201,10 @@ class Repairer:
     # --- a running total ----------------------------------------------------------------------
 
     def _restate_total(self, snapshot: SnapshotInfo, difference: Difference, audit: _Audit) -> int:
-        store_day = difference.kind is KeyKind.STORE_DAY
-        if store_day:
-            key = {
-                "pk": STORE_PREFIX + str(difference.store_id),
-                "sk": f"{DAY_PREFIX}{difference.business_day}#{difference.currency}",
-            }
-            identity = {
-                "store_id": {"S": str(difference.store_id)},
-                "business_day": {"S": str(difference.business_day)},
-                "currency": {"S": difference.currency},
-            }
-        else:
-            key = {"pk": SHARD_PREFIX + str(difference.shard_id), "sk": TOTAL_PREFIX + difference.currency}
-            identity = {"shard_id": {"S": str(difference.shard_id)}, "currency": {"S": difference.currency}}
+        if difference.kind is KeyKind.STORE_DAY:
+            return self._restate_store_day(snapshot, difference, audit)
+        key = {"pk": SHARD_PREFIX + str(difference.shard_id), "sk": TOTAL_PREFIX + difference.currency}
+        identity = {"shard_id": {"S": str(difference.shard_id)}, "currency": {"S": difference.currency}}
         for _ in range(_ATTEMPTS):
             # the item first, then the segments: a segment persisted in between changes the item,
             # so the conditional write below fails and the key is computed again
@@ -227,23 +223,105 @@ class Repairer:
                 return 1
         raise RepairConflict(f"{difference.key} kept changing during the repair")
 
-    def _after_horizon(self, snapshot: SnapshotInfo, difference: Difference) -> Totals:
-        """What the segments after the horizon added to this running total."""
-        if difference.kind is KeyKind.SHARD_TOTAL:
-            shards = {str(difference.shard_id)}
+    def _restate_store_day(self, snapshot: SnapshotInfo, difference: Difference, audit: _Audit) -> int:
+        """Each shard's part of a store's day: the snapshot's windows of that shard plus what that
+        shard's segments after the horizon added; all parts in one transaction."""
+        store, day, currency = str(difference.store_id), str(difference.business_day), difference.currency
+        entry = store_key(store, currency)
+        shards = self._shards(snapshot)
+        for _ in range(_ATTEMPTS):
+            # the items first, then the segments: a segment persisted in between changes an
+            # item's version, so the conditional write below fails and the key is computed again
+            items = {shard: self._days_item(shard, day) for shard in shards}
+            current = {
+                shard: Totals(*document[entry])
+                for shard, item in items.items()
+                if item is not None and entry in (document := decode_store_totals(item))
+            }
+            targets = self._store_day_parts(snapshot, shards, store, day, currency)
+            if _nonzero(current) == _nonzero(targets):
+                return 0
+            puts = [
+                self._days_put(shard, day, items[shard], entry, targets.get(shard, Totals()), audit)
+                for shard in shards
+                if current.get(shard, Totals()) != targets.get(shard, Totals())
+            ]
+            before = sum(current.values(), Totals()).as_dict() if current else None
+            after = sum(targets.values(), Totals()).as_dict()
+            item_keys = [{"pk": put["Put"]["Item"]["pk"]["S"], "sk": day} for put in puts]
+            if self._transact([*puts, audit.entry(difference.key, item_keys, before, after)]):
+                return 1
+        raise RepairConflict(f"{difference.key} kept changing during the repair")
+
+    def _shards(self, snapshot: SnapshotInfo) -> list[str]:
+        shards = {s.shard_id for s in snapshot.shards}
+        shards |= set(stream_shard_ids(self.resources.kinesis, self.settings.stream_name))
+        return sorted(shards)
+
+    def _store_day_parts(
+        self, snapshot: SnapshotInfo, shards: list[str], store: str, day: str, currency: str
+    ) -> dict[str, Totals]:
+        parts: dict[str, Totals] = {}
+        rows = [*self.resources.views.window_rows(snapshot, store_id=store)]
+        for shard in shards:
+            rows += [
+                row
+                for item in self.resources.views.segment_items(shard, after_ms=snapshot.horizon_ms)
+                for row in segment_rows(item)
+            ]
+        for row in rows:
+            if (row.store_id, row.business_day, row.currency) == (store, day, currency):
+                parts[row.shard_id] = parts.get(row.shard_id, Totals()) + row.totals
+        return parts
+
+    def _days_item(self, shard: str, day: str) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self.dynamodb.get_item(
+            TableName=self.settings.aggregates_table, Key=days_key(shard, day), ConsistentRead=True
+        ).get("Item")
+        return item
+
+    def _days_put(
+        self,
+        shard: str,
+        day: str,
+        item: dict[str, Any] | None,
+        entry: str,
+        target: Totals,
+        audit: _Audit,
+    ) -> dict[str, Any]:
+        document = {} if item is None else decode_store_totals(item)
+        document.pop(entry, None)
+        if target != Totals():
+            document[entry] = [target.orders, target.refunds, target.gross_minor, target.refunds_minor]
+        version = 0 if item is None else int(item[VERSION]["N"])
+        restated = {
+            **(item or {}),
+            **days_key(shard, day),
+            "shard_id": {"S": shard},
+            "business_day": {"S": day},
+            "stores": {"N": str(len(document))},
+            STORE_TOTALS: {"B": encode_store_totals(document)},
+            VERSION: {"N": str(version + 1)},
+            "restated": audit.marker(),
+        }
+        put: dict[str, Any] = {"TableName": self.settings.aggregates_table, "Item": restated}
+        if item is None:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
         else:
-            shards = {s.shard_id for s in snapshot.shards}
-            shards |= set(stream_shard_ids(self.resources.kinesis, self.settings.stream_name))
+            # only over the version read: a segment persisted since makes this fail
+            put["ConditionExpression"] = "#version = :read"
+            put["ExpressionAttributeNames"] = {"#version": VERSION}
+            put["ExpressionAttributeValues"] = {":read": {"N": str(version)}}
+        return {"Put": put}
+
+    def _after_horizon(self, snapshot: SnapshotInfo, difference: Difference) -> Totals:
+        """What the shard's segments after the horizon added to its running total."""
         total = Totals()
-        for shard in sorted(shards):
-            for item in self.resources.views.segment_items(shard, after_ms=snapshot.horizon_ms):
-                for row in segment_rows(item):
-                    if row.currency != difference.currency:
-                        continue
-                    if difference.kind is KeyKind.SHARD_TOTAL or (
-                        row.store_id == difference.store_id and row.business_day == difference.business_day
-                    ):
-                        total = total + row.totals
+        segments = self.resources.views.segment_items(str(difference.shard_id), after_ms=snapshot.horizon_ms)
+        for item in segments:
+            for row in segment_rows(item):
+                if row.currency == difference.currency:
+                    total = total + row.totals
         return total
 
     def _total_update(
@@ -292,6 +370,10 @@ class Repairer:
         return True
 
 
+def _nonzero(parts: dict[str, Totals]) -> dict[str, Totals]:
+    return {shard: totals for shard, totals in parts.items() if totals != Totals()}
+
+
 class _Audit:
     """The audit items of one repair run: `AUDIT`/`<ms:015d>#<repair id>#<n:04d>`."""
 
@@ -313,7 +395,7 @@ class _Audit:
             }
         }
 
-    def entry(self, key: str, item_key: dict[str, str], before: Any, after: Any) -> dict[str, Any]:
+    def entry(self, key: str, item_key: Any, before: Any, after: Any) -> dict[str, Any]:
         self.count += 1
         return {
             "Put": {

@@ -7,15 +7,20 @@ Item layout (AGGREGATES_TABLE, single table, pk/sk strings; the keys: layout.py)
 | `SEGMENT#<shardId>` | `<window start ms:015d>#<first pos>`| one window segment (written once) |
 | `SHARD#<shardId>`   | `COUNTERS`                          | the shard's running counters |
 | `SHARD#<shardId>`   | `TOTAL#<currency>`                  | the shard's running totals per currency |
-| `STORE#<storeId>`   | `DAY#<business day>#<currency>`     | a store's running totals per business day |
+| `DAYS#<shardId>`    | `<business day>`                    | the shard's stores' running totals that day |
 
 A segment is persisted once, on the final invocation of its window (or when AWS ended the
-window early). Its running-total updates ADD orders, refunds, gross_minor, refunds_minor and
-net_minor, and each is guarded by a watermark per shard on the item it changes
-(`wm#<shardId>`: condition `attribute_not_exists OR < segment key`, and `SET` to the segment
-key), so replaying any part of the persistence changes nothing. All updates and the segment put
-(`attribute_not_exists(pk)`) go in one TransactWriteItems when they fit in 100 items; otherwise
-in chunks of 100 with the segment put in the last chunk, where it marks the segment done.
+window early). Every running total carries a watermark per shard (`wm#<shardId>`, the key of
+the last segment applied to it), so replaying any part of the persistence changes nothing:
+- the counters and the per-currency totals: a guarded ADD (condition `attribute_not_exists OR
+  < segment key`, and `SET` to the segment key);
+- a DAYS# item (one per business day the segment holds, however many stores): read (consistent),
+  the segment's stores added to its document, written back conditional on the version read
+  (`attribute_not_exists(pk)` for a new one). An item whose watermark is already this segment's
+  was applied by an earlier attempt and is left alone.
+All of them and the segment put (`attribute_not_exists(pk)`) go in one TransactWriteItems when
+they fit in 100 items; otherwise in chunks of 100 with the segment put in the last chunk, where
+it marks the segment done.
 """
 
 from __future__ import annotations
@@ -30,14 +35,19 @@ from botocore.exceptions import BotoCoreError, ClientError
 from consumers.common.retry import Backoff, is_transient
 from consumers.speed.layout import (
     COUNTERS,
-    DAY_PREFIX,
+    DAYS_PREFIX,
     SEGMENT_PREFIX,
     SHARD_PREFIX,
-    STORE_PREFIX,
+    STORE_TOTALS,
     TOTAL_PREFIX,
+    VERSION,
     WATERMARK_PREFIX,
+    days_key,
+    decode_store_totals,
+    encode_store_totals,
+    store_key,
 )
-from salesstream.core.aggregation import Segment
+from salesstream.core.aggregation import Segment, Totals
 from salesstream.core.windows import rfc3339
 
 TRANSACTION_LIMIT: Final = 100
@@ -75,8 +85,16 @@ class SegmentStore:
     backoff: Backoff = field(default_factory=Backoff)
 
     def persist(self, segment: Segment) -> Persisted:
-        operations = [*self.running_total_updates(segment), self.segment_put(segment)]
-        outcome = Persisted(operations=len(operations))
+        outcome = Persisted()
+        day_puts = []
+        for day in sorted(_by_day(segment)):
+            put = self.day_put(segment, day, self._read(days_key(segment.shard_id, day)))
+            if put is None:
+                outcome.already_applied += 1
+            else:
+                day_puts.append(put)
+        operations = [*self.running_total_updates(segment), *day_puts, self.segment_put(segment)]
+        outcome.operations = len(operations)
         for start in range(0, len(operations), TRANSACTION_LIMIT):
             self._transact(operations[start : start + TRANSACTION_LIMIT], segment, outcome)
         return outcome
@@ -115,16 +133,55 @@ class SegmentStore:
             )
             for currency, totals in result.by_currency.items()
         ]
-        updates += [
-            self._guarded_add(
-                segment,
-                {"pk": STORE_PREFIX + store, "sk": f"{DAY_PREFIX}{day}#{currency}"},
-                totals.as_dict(),
-                {"store_id": store, "business_day": day, "currency": currency},
-            )
-            for (store, day, currency), totals in result.by_store_day.items()
-        ]
         return updates
+
+    def day_put(self, segment: Segment, day: str, existing: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The shard's DAYS# item of `day` with the segment's stores added to `existing` (the item
+        as read, None: not there); None when `existing` already holds this segment."""
+        shard = segment.shard_id
+        watermark = None if existing is None else existing.get(WATERMARK_PREFIX + shard, {}).get("S")
+        if watermark == segment.key:
+            return None
+        if watermark is not None and watermark > segment.key:
+            raise SegmentConflict(
+                f"{DAYS_PREFIX}{shard} {day} already holds segment {watermark}, after {segment.key}: "
+                "segments were persisted out of order"
+            )
+        stores = {} if existing is None else decode_store_totals(existing)
+        for key, totals in _by_day(segment)[day].items():
+            before = stores.get(key, [0, 0, 0, 0])
+            stores[key] = [old + new for old, new in zip(before, _amounts(totals), strict=True)]
+        version = 0 if existing is None else int(existing[VERSION]["N"])
+        item = {
+            **days_key(shard, day),
+            "shard_id": {"S": shard},
+            "business_day": {"S": day},
+            "stores": {"N": str(len(stores))},
+            STORE_TOTALS: {"B": encode_store_totals(stores)},
+            WATERMARK_PREFIX + shard: {"S": segment.key},
+            VERSION: {"N": str(version + 1)},
+        }
+        if existing is not None and "restated" in existing:
+            item["restated"] = existing["restated"]  # the repair's audit marker stays
+        put: dict[str, Any] = {
+            "TableName": self.table,
+            "Item": item,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if existing is None:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            # over exactly what was read: a write in between (a repair) makes it read again
+            put["ConditionExpression"] = "#version = :read"
+            put["ExpressionAttributeNames"] = {"#version": VERSION}
+            put["ExpressionAttributeValues"] = {":read": {"N": str(version)}}
+        return {"Put": put}
+
+    def _read(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self.dynamodb.get_item(
+            TableName=self.table, Key=key, ConsistentRead=True
+        ).get("Item")
+        return item
 
     def _guarded_add(
         self, segment: Segment, key: dict[str, str], adds: dict[str, int], sets: dict[str, str]
@@ -246,6 +303,16 @@ class SegmentStore:
             code = reason.get("Code", _NO_REASON)
             if code == _NO_REASON:
                 retry.append(operation)
+            elif code == _CONDITION_FAILED and _is_day_put(operation):
+                # written in between: by an earlier attempt (applied), or by a repair (add again)
+                item = operation["Put"]["Item"]
+                existing = reason.get("Item") or self._read({"pk": item["pk"], "sk": item["sk"]})
+                again = self.day_put(segment, item["sk"]["S"], existing)
+                if again is None:
+                    outcome.already_applied += 1
+                else:
+                    retry.append(again)
+                    must_wait = True  # counts as an attempt: a key that keeps changing is bounded
             elif code == _CONDITION_FAILED:
                 self._check_applied(operation, reason.get("Item"), segment)
                 outcome.already_applied += 1
@@ -266,9 +333,7 @@ class SegmentStore:
         if existing is None:
             kind, body = next(iter(operation.items()))
             key = body["Key"] if kind == "Update" else {"pk": body["Item"]["pk"], "sk": body["Item"]["sk"]}
-            existing = self.dynamodb.get_item(TableName=self.table, Key=key, ConsistentRead=True).get(
-                "Item", {}
-            )
+            existing = self._read(key) or {}
         if "Put" in operation:
             digest = existing.get("digest", {}).get("S")
             if digest != segment.digest():
@@ -283,3 +348,20 @@ class SegmentStore:
                 f"{operation['Update']['Key']} already holds segment {watermark} of {segment.shard_id}, "
                 f"after {segment.key}: segments were persisted out of order"
             )
+
+
+def _by_day(segment: Segment) -> dict[str, dict[str, Totals]]:
+    """The segment's totals per business day, then per `<store>/<currency>`."""
+    days: dict[str, dict[str, Totals]] = {}
+    for (store, day, currency), totals in segment.result.by_store_day.items():
+        days.setdefault(day, {})[store_key(store, currency)] = totals
+    return days
+
+
+def _amounts(totals: Totals) -> list[int]:
+    """In the order of layout.AMOUNTS."""
+    return [totals.orders, totals.refunds, totals.gross_minor, totals.refunds_minor]
+
+
+def _is_day_put(operation: dict[str, Any]) -> bool:
+    return "Put" in operation and str(operation["Put"]["Item"]["pk"]["S"]).startswith(DAYS_PREFIX)

@@ -50,14 +50,12 @@ class AggregatorStack:
     def store_totals(self) -> dict[tuple[str, str], Any]:
         """(store, currency) -> Totals, summed over business days, read back from the table."""
         from salesstream.core.aggregation import Totals
+        from tests.speed_items import store_day_amounts
 
         totals: dict[tuple[str, str], Any] = {}
         for item in self.items(self.aggregates_table):
-            if item["pk"].startswith("STORE#"):
-                key = (item["store_id"], item["currency"])
-                counts = (int(item[name]) for name in ("orders", "refunds", "gross_minor", "refunds_minor"))
-                totals[key] = totals.get(key, Totals()) + Totals(*counts)
-                assert int(item["net_minor"]) == int(item["gross_minor"]) - int(item["refunds_minor"])
+            for store, currency, _, amounts in store_day_amounts(item):
+                totals[(store, currency)] = totals.get((store, currency), Totals()) + Totals(*amounts)
         return totals
 
     def segments(self) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from consumers.common.retry import Backoff
+from consumers.speed.layout import STORE_TOTALS, VERSION, days_key, encode_store_totals
 from consumers.speed.segments import PersistenceError, SegmentConflict
 from salesstream.core.aggregation import Totals
 from tests.integration.conftest import AggregatorStack, Crash, answer_with_error, crash_after, error
@@ -25,12 +26,14 @@ def no_sleep(stack: AggregatorStack) -> list[float]:
     return pauses
 
 
-def fill_window(shard: Shard, stores: int = 2) -> dict[tuple[str, str], Totals]:
-    """Records for `stores` stores in the shard's current window; returns the expected totals."""
+def fill_window(shard: Shard, stores: int = 2, *, a_day_each: bool = False) -> dict[tuple[str, str], Totals]:
+    """Records for `stores` stores in the shard's current window; returns the expected totals.
+    `a_day_each`: store n sells on business day T0 - n (a DAYS# item per store)."""
     expected: dict[tuple[str, str], Totals] = {}
     for number in range(stores):
         store = f"store-{number}"
-        shard.put(kpl(order(store, 1000 + number), order(store, 50, refund=True)))
+        day = -number if a_day_each else 0
+        shard.put(kpl(order(store, 1000 + number, day=day), order(store, 50, refund=True, day=day)))
         expected[(store, "EUR")] = Totals(orders=1, refunds=1, gross_minor=1000 + number, refunds_minor=50)
     return expected
 
@@ -116,7 +119,8 @@ def test_a_final_invocation_that_carries_records_folds_them_first(aggregator_sta
 
 def test_chunked_transactions_replayed_from_the_middle(aggregator_stack: StackFactory) -> None:
     stack, shard = aggregator_stack(ShardCount=1), Shard()
-    expected = fill_window(shard, stores=250)  # 250 store items + 2 shard items + the segment
+    # 250 business days (one DAYS# item each) + 2 shard items + the segment: three chunks
+    expected = fill_window(shard, stores=250, a_day_each=True)
     final = run_window(stack, shard)
     crash = crash_after(stack.app.segments.dynamodb, "TransactWriteItems", on_call=2)
     with pytest.raises(Crash):
@@ -139,7 +143,7 @@ def test_c3_a_transaction_cancelled_by_throttling_is_retried(aggregator_stack: S
     expected = fill_window(shard, stores=2)
     final = run_window(stack, shard)
     pauses = no_sleep(stack)
-    items = 2 + 1 + 1 + 1  # stores, shard total, counters, segment
+    items = 1 + 1 + 1 + 1  # the day's stores (one DAYS# item), shard total, counters, segment
     throttled = error(
         "TransactionCanceledException",
         CancellationReasons=[{"Code": "ThrottlingError", "Message": "injected"}]
@@ -203,3 +207,42 @@ def test_sequence_numbers_are_stored_as_strings(aggregator_stack: StackFactory) 
     (segment,) = stack.segments()
     assert segment["first_sequence"] == "49590338271490256608559692538361571095921575989136588898"
     assert segment["sk"].endswith("049590338271490256608559692538361571095921575989136588898.000000")
+
+
+def test_a_days_item_written_between_the_read_and_the_transaction_is_read_and_added_again(
+    aggregator_stack: StackFactory,
+) -> None:
+    stack, shard = aggregator_stack(ShardCount=1), Shard()
+    expected = fill_window(shard)
+    final = run_window(stack, shard)
+    pauses = no_sleep(stack)
+    day = order().business_day.isoformat()
+    other_writer = stack.endpoint.client("dynamodb")  # a repair, restating one store's day
+    restated = {"store-9/EUR": [1, 0, 700, 0]}
+    segments_client = stack.app.segments.dynamodb
+    event = f"before-call.{segments_client.meta.service_model.service_id.hyphenize()}.TransactWriteItems"
+    written: list[int] = []
+
+    def write_first(**_: Any) -> None:
+        if not written:  # after the aggregator read the (absent) item, before its transaction
+            written.append(1)
+            other_writer.put_item(
+                TableName=stack.aggregates_table,
+                Item={
+                    **days_key(shard.shard_id, day),
+                    STORE_TOTALS: {"B": encode_store_totals(restated)},
+                    VERSION: {"N": "1"},
+                },
+            )
+
+    segments_client.meta.events.register(event, write_first)
+    try:
+        stack.invoke(final)
+    finally:
+        segments_client.meta.events.unregister(event, write_first)
+    assert written == [1]
+    assert len(pauses) == 1  # the cancelled transaction was retried once, over the item as it is now
+    assert stack.store_totals() == {**expected, ("store-9", "EUR"): Totals(1, 0, 700, 0)}
+    (item,) = [i for i in stack.items(stack.aggregates_table) if i["pk"] == f"DAYS#{shard.shard_id}"]
+    assert (item["version"], item[f"wm#{shard.shard_id}"]) == (2, stack.segments()[0]["sk"])
+    assert stack.shard_item(shard.shard_id, "COUNTERS")["segments"] == 1

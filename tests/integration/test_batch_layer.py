@@ -22,6 +22,7 @@ from salesstream.core.batch import Cause, Classification, KeyKind, Status, minus
 from salesstream.runtime import Runtime, RuntimeOptions, VirtualClock
 from tests.batch_support import Pipeline, cold_start, corrupt_segment, manual_producer
 from tests.kinesis_reading import read_stream
+from tests.speed_items import lose_an_order
 from tests.stream_pipeline import (
     captured_logs,
     card_numbers_in,
@@ -85,14 +86,10 @@ def test_a_corrupted_segment_and_running_total_are_reported_exactly_and_repaired
         changed["key"] = key
 
     segment = corrupt_segment(run, inflate)
-    # one running total: a store-day item loses an order
-    (store_day,) = [i for i in run.items("AggregatesTable") if i["pk"].startswith("STORE#")][:1]
-    run.endpoint.client("dynamodb").update_item(
-        TableName=run.template.physical_name("AggregatesTable"),
-        Key={"pk": {"S": store_day["pk"]}, "sk": {"S": store_day["sk"]}},
-        UpdateExpression="ADD orders :minus",
-        ExpressionAttributeValues={":minus": {"N": "-1"}},
-    )
+    # one running total: a store's day in a shard's DAYS# item loses an order
+    (days_item,) = [i for i in run.items("AggregatesTable") if i["pk"].startswith("DAYS#")][:1]
+    lost = lose_an_order(run.endpoint, run.template.physical_name("AggregatesTable"), days_item)
+    store_day = dict(zip(("store_id", "business_day", "currency"), lost, strict=True))
 
     found = run.reconcile()
     assert found.summary.status is Status.UNEXPLAINED

@@ -24,7 +24,6 @@ from load_tests.faults.catalogue import CATALOGUE
 from producer.shards import hash_key
 from producer.simulator import Fleet, FleetConfig
 from salesstream.core.aggregation import Totals
-from salesstream.core.batch import totals_of
 from salesstream.core.contract import MAX_EVENT_BYTES, OrderEvent, new_order
 from salesstream.core.kpl import MAGIC, compress, is_compressed
 from salesstream.core.windows import Window, parse_rfc3339
@@ -35,6 +34,7 @@ from tests.integration.conftest import AggregatorStack, answer_with_error, crash
 from tests.integration.test_aggregator_quarantine import BAD_PAYLOADS, EXPECTED_REASONS, with_fields
 from tests.kinesis_reading import read_stream
 from tests.runtime_support import sleep_into_next_window
+from tests.speed_items import store_day_amounts
 from tests.stream_pipeline import (
     WHOLE,
     Pipeline,
@@ -202,7 +202,7 @@ def test_c3_throttling_and_cancelled_transactions_on_the_persistence_are_retried
     exhausted.remove()
     # 2: cancelled twice (a conflicting transaction, then throttling on one item), then the
     # whole call throttled twice; the retried final invocation gets through
-    items = 3 + 1 + 1 + 1  # stores, the shard's EUR total, its counters, the segment
+    items = 1 + 1 + 1 + 1  # the day's stores (one DAYS# item), the shard's EUR total, counters, segment
     cancelled = [
         answer_with_error(
             client,
@@ -643,8 +643,13 @@ def test_b6_a_refund_before_its_sale_late_events_and_skewed_clocks_count_by_arri
         expected_days[day] = expected_days.get(day, Totals()) + model([event])[("store-6", "EUR")]
     assert len(expected_days) >= 2
     assert {key.split("/")[2]: totals for key, totals in decoded_days(segment).items()} == expected_days
-    store_days = [i for i in line.stack.items(line.stack.aggregates_table) if i["pk"] == "STORE#store-6"]
-    assert {i["business_day"]: totals_of(i) for i in store_days} == expected_days
+    store_days = [
+        (day, Totals(*amounts))
+        for item in line.stack.items(line.stack.aggregates_table)
+        for store, _, day, amounts in store_day_amounts(item)
+        if store == "store-6"
+    ]
+    assert dict(store_days) == expected_days
     lateness = [a - round(e.occurred_at.timestamp() * 1000) for a, e in zip(arrivals, events, strict=True)]
     assert {k: int(v) for k, v in segment["lateness_ms"].items()} == {
         "sampled": 5,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from rich.console import Console
 
+from consumers.speed.layout import encode_store_totals
 from salesstream.cli.commands.report import print_tables, report_from_items
 
 
@@ -27,28 +29,16 @@ def totals(orders: int, refunds: int, gross: int, refunded: int) -> dict[str, di
     }
 
 
+def days(shard: str, day: str, stores: dict[str, list[int]]) -> dict[str, dict[str, Any]]:
+    """A shard's DAYS# item: its stores' amounts on one business day."""
+    return {"pk": s(f"DAYS#{shard}"), "sk": s(day), "stores_zjson": {"B": encode_store_totals(stores)}}
+
+
 ITEMS = [
-    {
-        "pk": s("STORE#store-1"),
-        "sk": s("DAY#2026-11-23#EUR"),
-        "store_id": s("store-1"),
-        "currency": s("EUR"),
-        **totals(2, 1, 3000, 500),
-    },
-    {
-        "pk": s("STORE#store-1"),
-        "sk": s("DAY#2026-11-24#EUR"),
-        "store_id": s("store-1"),
-        "currency": s("EUR"),
-        **totals(1, 0, 100, 0),
-    },
-    {
-        "pk": s("STORE#store-1"),
-        "sk": s("DAY#2026-11-24#JPY"),
-        "store_id": s("store-1"),
-        "currency": s("JPY"),
-        **totals(1, 0, 700, 0),
-    },
+    days("shard-0", "2026-11-23", {"store-1/EUR": [2, 1, 3000, 500]}),
+    days("shard-0", "2026-11-24", {"store-1/JPY": [1, 0, 700, 0]}),
+    # the same store and day on another shard (the stream was resharded): added up
+    days("shard-1", "2026-11-24", {"store-1/EUR": [1, 0, 100, 0]}),
     {"pk": s("SHARD#shard-0"), "sk": s("TOTAL#EUR"), **totals(3, 1, 3100, 500)},
     {"pk": s("SHARD#shard-0"), "sk": s("TOTAL#JPY"), **totals(1, 0, 700, 0)},
     {"pk": s("SHARD#shard-1"), "sk": s("TOTAL#EUR"), **totals(1, 0, 1, 0)},
