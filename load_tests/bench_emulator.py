@@ -1,9 +1,10 @@
 """What one window boundary costs the embedded emulator: TransactWriteItems of a real segment.
 
 At each window boundary every shard persists its segment in one TransactWriteItems built by
-`SegmentStore` (consumers/speed/segments.py): one guarded update per store-day of the
-shard (~85 with 1,000 stores on 12 shards), the shard's counters and totals, and the segment's
-put, each update conditional on the shard's watermark. This benchmark starts the embedded moto
+`SegmentStore` (consumers/speed/segments.py): the shard's counters and per-currency totals
+(guarded updates, conditional on the shard's watermark), its `DAYS#` item per business day (all
+its stores, written over the version it read: one consistent GetItem before), and the segment's
+put: about 4 items, whatever the number of stores. This benchmark starts the embedded moto
 server in this process, provisions the template's aggregates table, and times those
 transactions (wall time per call, as the aggregator sees it) with moto's expression code as
 shipped and with each of `salesstream.emulator.moto_fixes.EXPRESSION_PATCHES` (alone and all together),

@@ -95,6 +95,7 @@ class EmbeddedEmulator:
                 self._process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self._process.kill()
+                self._process.wait()  # reaped, so its CPU is counted in RUSAGE_CHILDREN
             self._process = None
 
     def __enter__(self) -> Endpoint:
