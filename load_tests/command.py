@@ -152,6 +152,13 @@ def register(subparsers: Any) -> None:
     fleet.add_argument(
         "--bad-share", type=share, default=0.001, help="share of corrupted events put past the producer"
     )
+    load.add_argument(
+        "--source",
+        choices=("stream", "table"),
+        default="stream",
+        help="where the fleet's events go: the Kinesis stream through the producer (default), or "
+        "the orders table by batch writes (OrdersTableSource=on)",
+    )
     batch = parser.add_mutually_exclusive_group()
     batch.add_argument(
         "--reconcile",
@@ -181,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
     from load_tests.config import TARGET_RATE, TARGET_SECONDS, LoadTestConfig
     from load_tests.faultrun import FaultRun
     from load_tests.faults.profile import FaultProfile, UnknownProfile
+    from load_tests.faults.table_source import TableFaultRun
     from load_tests.loadtest import LoadTest, LoadTestError
     from load_tests.meters import RequestMeter
     from load_tests.profile import Shape
@@ -200,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
         args.param.append(f"BatchSize={profile.batch_size}")
     if orders is not None:
         args.duration = orders / args.rate
+    if args.source == "table" and "OrdersTableSource=on" not in args.param:
+        args.param.append("OrdersTableSource=on")
     console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 160)
     run_id = args.run_id or uuid.uuid4().hex[:12]
     if args.stage is None:
@@ -211,6 +221,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = LoadTestConfig(
             run_id=run_id,
+            source=args.source,
             shape=shape,
             rate=args.rate,
             ramp_from=args.ramp or 0,
@@ -251,10 +262,11 @@ def run(args: argparse.Namespace) -> int:
             f"{current.template.parameters['WindowSeconds']} s windows, at {current.endpoint.url or 'AWS'}"
         )
         where = (config, current.template, current.endpoint, meter, console)
+        fault_run = TableFaultRun if args.source == "table" else FaultRun
         test = (
             LoadTest(*where, spool=folder / "spool.jsonl")
             if profile is None
-            else FaultRun(profile, *where, spool=folder / "spool.jsonl")
+            else fault_run(profile, *where, spool=folder / "spool.jsonl")
         )
         folder.mkdir(parents=True, exist_ok=True)
         try:
