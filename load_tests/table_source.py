@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 ORDERS_TABLE: Final = "OrdersTable"
 _RAW_ATTEMPTS: Final = 5
+LINGER_SECONDS: Final = 0.25
 # the writer retries throttled calls itself (TableWriter's Backoff): botocore's own retries off,
 # so each throttled call is seen and counted
 WRITER_CLIENT_CONFIG: Final = Config(
@@ -42,18 +43,19 @@ def table_shard_ids(dynamodb: Any, streams: Any, table: str) -> list[str]:
 
 
 class TableProducer:
-    """The table writer where the load generator expects the producer: it writes each submitted
-    chunk at once (nothing lingers, nothing is spooled) and reports in the producer's terms."""
+    """The table writer where the load generator expects the producer. Like the producer, it
+    lingers: events wait until a full batch of 25 can go or `linger_seconds` have passed since
+    the last write, so a fast schedule's small slots still make full BatchWriteItem calls."""
 
-    def __init__(self, writer: TableWriter, spool: Path) -> None:
+    def __init__(self, writer: TableWriter, spool: Path, *, linger_seconds: float = LINGER_SECONDS) -> None:
         self.writer = writer
         self._spool = spool
+        self._linger = linger_seconds
+        self._pending: list[bytes] = []
+        self._written_at = time.monotonic()
 
     def open(self) -> None:
-        """Nothing to open: every chunk is written when it is submitted."""
-
-    def flush(self) -> None:
-        """Nothing waits: every chunk was written when it was submitted."""
+        """Nothing to open: the table exists."""
 
     def __enter__(self) -> TableProducer:
         return self
@@ -61,10 +63,27 @@ class TableProducer:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        return None
+        self.flush()
 
     def submit_many(self, raws: list[bytes]) -> None:
-        self.writer.submit_many(raws)  # refusals are counted in the result (`rejected`)
+        self._pending += raws
+        if time.monotonic() - self._written_at >= self._linger:
+            self.flush()
+            return
+        full = len(self._pending) // BATCH_WRITE_LIMIT * BATCH_WRITE_LIMIT
+        if full:
+            self._write(self._pending[:full])
+            self._pending = self._pending[full:]
+
+    def flush(self) -> None:
+        """Write whatever waits (refusals are counted in the result, `rejected`)."""
+        if self._pending:
+            self._write(self._pending)
+            self._pending = []
+
+    def _write(self, raws: list[bytes]) -> None:
+        self.writer.submit_many(raws)
+        self._written_at = time.monotonic()
 
     @property
     def result(self) -> ProducerResult:

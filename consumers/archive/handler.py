@@ -187,7 +187,9 @@ def archive_table_event(event: dict[str, Any]) -> dict[str, Any]:
     shard_id = table_shard_of(event)
     records = DynamodbTimeWindowEvent.model_validate(event).Records
     archived = archiver().archive_table(shard_id, records) if records else None
-    if archived is not None:
+    if archived is None:  # a final invocation, or only changes and removals
+        metrics.add_metric(name="ArchivedRecords", unit=MetricUnit.Count, value=0)
+    else:
         report(shard_id, archived)
     return {"state": {}, "batchItemFailures": []}
 

@@ -2,9 +2,9 @@
 
 The faults that apply to this source, and where they go in:
 - throttled writes: the integration's batch writes answered ProvisionedThroughputExceeded or
-  ThrottlingException (the profile's `put_entry_failure` share, the producer-side write failure
-  of the Kinesis run), and writes stored whose response is lost (`lost_response`): the table
-  writer retries them, so the same item is put again, a MODIFY with equal images;
+  ThrottlingException (the profile's `dynamodb_throttle` share: the orders table is a DynamoDB
+  table), and writes stored whose response is lost (`lost_response`): the table writer retries
+  them, so the same item is put again, a MODIFY with equal images;
 - conflicting duplicates (`conflicting_duplicate`): the item of an event already written is put
   again with another amount, a MODIFY the aggregator must quarantine as `duplicate_conflict`;
 - replayed batches, crashes after the write, finals held back, DynamoDB writes of the pipeline's
@@ -18,7 +18,9 @@ What does not apply (docs/dynamodb-source.md, "The fault run on the table source
 - the catalogue's malformed records: most of them are bytes (not JSON, bad UTF-8, broken KPL
   aggregates) that no item of typed attributes can hold; the contract's refusals of an item are
   the plain load test's corrupted events and tests/unit/test_table_records.py;
-- a foreign producer's KPL aggregates: Kinesis only.
+- a foreign producer's KPL aggregates, and PutRecords entries failed: Kinesis only.
+Their shares are set to 0 in the run's profile (`for_the_table`), so the summary neither injects
+nor expects them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from load_tests.faults.catalogue import conflicting_copy
 from load_tests.faults.clients import ClientFaults
 from load_tests.faults.draw import Draws
 from load_tests.faults.kinds import Injected
+from load_tests.faults.profile import FaultProfile
 from load_tests.table_source import TableSender, table_shard_ids
 
 if TYPE_CHECKING:
@@ -48,7 +51,7 @@ class TableFaultyOutcome(FaultyOutcome):
 
 @dataclass
 class TableFaultySender(TableSender):
-    profile: Any = None  # the FaultProfile
+    profile: FaultProfile = field(default_factory=FaultProfile)
     conflict_numbers: list[int] = field(default_factory=list)
     candidates: list[tuple[int, bytes]] = field(default_factory=list)
 
@@ -58,7 +61,7 @@ class TableFaultySender(TableSender):
         self.client_faults = ClientFaults(
             self.draws,
             lost_response=self.profile.lost_response,
-            dynamodb_throttle=self.profile.put_entry_failure,
+            dynamodb_throttle=self.profile.dynamodb_throttle,
             tables=frozenset({self.stream}),
         )
 
@@ -89,16 +92,24 @@ class TableFaultySender(TableSender):
         return events
 
     def _put_raw(self, dynamodb: Any, pending: list[tuple[int, bytes]]) -> None:
-        # the originals were written when submitted: the changed items come after them
+        # the originals must be in the table before their changed items
+        self.producer.flush()
         copies = [(-number, conflicting_copy(raw)) for number, raw in self.candidates]
         self.conflict_numbers += [number for number, _ in self.candidates]
         self.candidates = []
         super()._put_raw(dynamodb, [*pending, *copies])
 
 
+def for_the_table(profile: FaultProfile) -> FaultProfile:
+    """The profile without the faults that cannot apply to the table source (see above)."""
+    return profile.model_copy(
+        update={"put_entry_failure": 0.0, "reshards": 0, "malformed": 0.0, "foreign_mixed_key": 0.0}
+    )
+
+
 class TableFaultRun(FaultRun):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, profile: FaultProfile, *args: Any, **kwargs: Any) -> None:
+        super().__init__(for_the_table(profile), *args, **kwargs)
         self.sender = partial(TableFaultySender, profile=self.profile)
 
     def _reshard(self, stop: threading.Event) -> None:
