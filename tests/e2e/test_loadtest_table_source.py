@@ -72,6 +72,8 @@ def test_a_load_test_from_the_orders_table_counts_archives_and_reconciles_every_
         "1",
         "--window-seconds",
         "2",
+        "--bad-share",
+        "0.02",
     )
     correctness, throughput = report["correctness"], report["throughput"]
     assert throughput["acknowledged_events"] == throughput["planned_events"] == 300
