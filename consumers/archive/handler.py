@@ -98,8 +98,8 @@ def _object(shard: Shard, kept: list[ArchivedRecord], masked: int) -> tuple[Arch
     return Archived(key, len(kept), masked, len(body)), body
 
 
-# what the batch layer reads for a record of the table that cannot hold an order event: the image
-# as it came, typed, which the contract refuses as the aggregator did
+# what the archive keeps of the table's stream: new items, and images that cannot hold an order
+# event (kept as they came, typed, so the batch layer refuses them as the aggregator did)
 _ARCHIVED_AS_IS: Final = frozenset({ChangeKind.INSERTED, ChangeKind.UNREADABLE})
 
 
