@@ -5,14 +5,14 @@ makes its faults happen in a small run."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-ROOT = Path(__file__).parents[2]
+from tests.e2e.test_fault_run_cli import fault_run
+from tests.e2e.test_loadtest_cli import run_load_test
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
 # every fault that applies to the table source, often enough to happen in 600 events
 HARSH = """
 orders: 600
@@ -33,47 +33,9 @@ foreign_mixed_key: 0.05
 """
 
 
-def load_test(tmp_path: Path, *arguments: str) -> tuple[dict[str, Any], str]:
-    folder = tmp_path / "report"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "salesstream",
-            "loadtest",
-            "--source",
-            "table",
-            "--out",
-            str(folder),
-            *arguments,
-        ],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=540,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stdout[-6000:] + completed.stderr[-4000:]
-    report: dict[str, Any] = json.loads((folder / "report.json").read_text())
-    return report, completed.stdout
-
-
 def test_a_load_test_from_the_orders_table_counts_archives_and_reconciles_every_event(tmp_path: Path) -> None:
-    report, _ = load_test(
-        tmp_path,
-        "--rate",
-        "60",
-        "--duration",
-        "5",
-        "--stores",
-        "20",
-        "--shards",
-        "1",
-        "--window-seconds",
-        "2",
-        "--bad-share",
-        "0.02",
+    report = run_load_test(
+        tmp_path, "--source", "table", "--rate", "60", "--duration", "5", "--bad-share", "0.02"
     )
     correctness, throughput = report["correctness"], report["throughput"]
     assert throughput["acknowledged_events"] == throughput["planned_events"] == 300
@@ -97,8 +59,7 @@ def test_a_load_test_from_the_orders_table_counts_archives_and_reconciles_every_
 def test_the_fault_run_on_the_orders_table_loses_nothing_and_counts_nothing_twice(tmp_path: Path) -> None:
     profile = tmp_path / "harsh.yaml"
     profile.write_text(HARSH)
-    report, stdout = load_test(tmp_path, "--faults", str(profile))
-    assert "fault run: profile" in stdout
+    report, _ = fault_run(tmp_path, "--source", "table", "--faults", str(profile))
     summary = report["faults"]
     assert summary["failures"] == []
     assert (summary["lost"], summary["duplicated"], summary["unexplained_differences"]) == (0, 0, 0)
