@@ -7,6 +7,10 @@ named after the run (`--stage` to reuse one: event ids carry the run id, so noth
 run is taken for a duplicate, and totals are compared as the difference the run made). The
 consumers run in this process on the local event-source-mapping runtime.
 
+`--source table` writes the fleet into the orders table by batch writes instead (the stack with
+OrdersTableSource=on, load_tests/table_source.py); with `--faults`, the fault run on that source
+(load_tests/faults/table_source.py).
+
 The serving API runs in this process during the run (its visibility is probed through HTTP);
 after it, unless `--no-reconcile` (default: on for runs of at most 2 minutes), the batch snapshot
 and the reconciliation.
