@@ -163,6 +163,13 @@ def register(subparsers: Any) -> None:
         help="where the fleet's events go: the Kinesis stream through the producer (default), or "
         "the orders table by batch writes (OrdersTableSource=on)",
     )
+    load.add_argument(
+        "--drain-timeout",
+        type=positive_float,
+        default=120,
+        metavar="SECONDS",
+        help="how long the consumers may take to finish after the last window (default 120)",
+    )
     batch = parser.add_mutually_exclusive_group()
     batch.add_argument(
         "--reconcile",
@@ -238,7 +245,8 @@ def run(args: argparse.Namespace) -> int:
             max_lines=args.max_lines,
             skewed_clock_share=args.skewed_clocks,
             ids=args.ids,
-            bad_share=0 if profile else args.bad_share,  # a fault run puts every kind of bad input
+            bad_share=0 if profile else args.bad_share,
+            drain_timeout=args.drain_timeout,  # a fault run puts every kind of bad input
             # a fault run's verdict needs the reconciliation, whatever its length
             reconcile=True if profile and args.reconcile is None else args.reconcile,
             command=shlex.join(["salesstream", *sys.argv[1:]]),
