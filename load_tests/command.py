@@ -7,6 +7,10 @@ named after the run (`--stage` to reuse one: event ids carry the run id, so noth
 run is taken for a duplicate, and totals are compared as the difference the run made). The
 consumers run in this process on the local event-source-mapping runtime.
 
+`--source table` writes the fleet into the orders table by batch writes instead (the stack with
+OrdersTableSource=on, load_tests/table_source.py); with `--faults`, the fault run on that source
+(load_tests/faults/table_source.py).
+
 The serving API runs in this process during the run (its visibility is probed through HTTP);
 after it, unless `--no-reconcile` (default: on for runs of at most 2 minutes), the batch snapshot
 and the reconciliation.
@@ -152,6 +156,20 @@ def register(subparsers: Any) -> None:
     fleet.add_argument(
         "--bad-share", type=share, default=0.001, help="share of corrupted events put past the producer"
     )
+    load.add_argument(
+        "--source",
+        choices=("stream", "table"),
+        default="stream",
+        help="where the fleet's events go: the Kinesis stream through the producer (default), or "
+        "the orders table by batch writes (OrdersTableSource=on)",
+    )
+    load.add_argument(
+        "--drain-timeout",
+        type=positive_float,
+        default=120,
+        metavar="SECONDS",
+        help="how long the consumers may take to finish after the last window (default 120)",
+    )
     batch = parser.add_mutually_exclusive_group()
     batch.add_argument(
         "--reconcile",
@@ -181,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
     from load_tests.config import TARGET_RATE, TARGET_SECONDS, LoadTestConfig
     from load_tests.faultrun import FaultRun
     from load_tests.faults.profile import FaultProfile, UnknownProfile
+    from load_tests.faults.table_source import TableFaultRun
     from load_tests.loadtest import LoadTest, LoadTestError
     from load_tests.meters import RequestMeter
     from load_tests.profile import Shape
@@ -200,6 +219,8 @@ def run(args: argparse.Namespace) -> int:
         args.param.append(f"BatchSize={profile.batch_size}")
     if orders is not None:
         args.duration = orders / args.rate
+    if args.source == "table" and "OrdersTableSource=on" not in args.param:
+        args.param.append("OrdersTableSource=on")
     console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 160)
     run_id = args.run_id or uuid.uuid4().hex[:12]
     if args.stage is None:
@@ -211,6 +232,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = LoadTestConfig(
             run_id=run_id,
+            source=args.source,
             shape=shape,
             rate=args.rate,
             ramp_from=args.ramp or 0,
@@ -223,7 +245,8 @@ def run(args: argparse.Namespace) -> int:
             max_lines=args.max_lines,
             skewed_clock_share=args.skewed_clocks,
             ids=args.ids,
-            bad_share=0 if profile else args.bad_share,  # a fault run puts every kind of bad input
+            bad_share=0 if profile else args.bad_share,
+            drain_timeout=args.drain_timeout,  # a fault run puts every kind of bad input
             # a fault run's verdict needs the reconciliation, whatever its length
             reconcile=True if profile and args.reconcile is None else args.reconcile,
             command=shlex.join(["salesstream", *sys.argv[1:]]),
@@ -251,10 +274,11 @@ def run(args: argparse.Namespace) -> int:
             f"{current.template.parameters['WindowSeconds']} s windows, at {current.endpoint.url or 'AWS'}"
         )
         where = (config, current.template, current.endpoint, meter, console)
+        fault_run = TableFaultRun if args.source == "table" else FaultRun
         test = (
             LoadTest(*where, spool=folder / "spool.jsonl")
             if profile is None
-            else FaultRun(profile, *where, spool=folder / "spool.jsonl")
+            else fault_run(profile, *where, spool=folder / "spool.jsonl")
         )
         folder.mkdir(parents=True, exist_ok=True)
         try:

@@ -24,6 +24,7 @@ class LoadTestConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     run_id: str
+    source: Literal["stream", "table"] = "stream"  # table: the orders table (load_tests/table_source.py)
     shape: Shape = Shape.FLAT
     rate: float = Field(20_000, gt=0)  # events/s (the peak of a day, the end of a ramp)
     ramp_from: float = Field(0, ge=0)

@@ -12,6 +12,13 @@ share of a vCPU, plus an in-region round trip per AWS call it made. The in-proce
 which also holds the waits for the shared interpreter lock and the emulator, is reported beside
 it (`lambda_duration_at_wall_time`) and not added to the total.
 
+The orders table as the source (`source="table"`): the table's write units (one per item of up
+to 1 KB, what the integration's batch writes cost) and the stream's reads take the place of the
+Kinesis lines. DynamoDB Streams reads by a Lambda trigger are free (DynamoDB pricing, "Change
+data capture"); the count of GetRecords is kept to show it. The template still creates the
+Kinesis stream, idle on this source; a table-only deployment leaves it out, so its shard-hours
+are not in this model.
+
 The naive design, for comparison: one PutRecord per event (a payload unit and a Kinesis record
 each, so the shards must carry 1,000 records/s each) and one UpdateItem per event from a function
 reading batches of BatchSize records, one update after another.
@@ -22,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict
@@ -30,6 +37,8 @@ from pydantic import BaseModel, ConfigDict
 PRICES_FILE: Final = Path(__file__).with_name("prices.yaml")
 LAMBDA_DURATION: Final = "Lambda duration (arm64, modelled)"
 MILLION: Final = 1_000_000
+# GetRecords on a table's stream by a Lambda event source mapping: free (DynamoDB pricing)
+STREAM_READS_BY_LAMBDA_PER_MILLION: Final = 0.0
 
 
 class _Section(BaseModel):
@@ -118,6 +127,9 @@ class Usage(BaseModel):
     s3_put_class: int
     s3_get_class: int
     sqs_requests: int
+    source: Literal["stream", "table"] = "stream"
+    orders_table_write_units: float = 0.0  # of dynamodb_write_units: the table source's writes
+    stream_read_requests: int = 0  # GetRecords on the orders table's stream
 
 
 class CostLine(BaseModel):
@@ -159,20 +171,9 @@ def model_cost(usage: Usage, prices: Prices) -> CostModel:
     if usage.events <= 0:
         raise ValueError("no events counted: nothing to divide the cost by")
     scale = MILLION / usage.events
-    kinesis, lambda_, dynamodb = prices.kinesis, prices.lambda_, prices.dynamodb
+    lambda_, dynamodb = prices.lambda_, prices.dynamodb
     pipeline = [
-        _line(
-            "Kinesis shard-hours",
-            usage.shards * usage.seconds / 3600 * scale,
-            "shard-hour",
-            kinesis.shard_hour,
-        ),
-        _line(
-            "Kinesis PUT payload units",
-            usage.payload_units * scale,
-            "payload unit",
-            kinesis.put_payload_units_per_million / MILLION,
-        ),
+        *_source_lines(usage, prices, scale),
         _line(
             "Lambda requests", usage.invocations * scale, "request", lambda_.requests_per_million / MILLION
         ),
@@ -183,8 +184,8 @@ def model_cost(usage: Usage, prices: Prices) -> CostModel:
             lambda_.arm64_gb_second,
         ),
         _line(
-            "DynamoDB writes",
-            usage.dynamodb_write_units * scale,
+            "DynamoDB writes" if usage.source == "stream" else "DynamoDB writes (the pipeline's tables)",
+            (usage.dynamodb_write_units - usage.orders_table_write_units) * scale,
             "write unit",
             dynamodb.write_request_units_per_million / MILLION,
         ),
@@ -217,6 +218,40 @@ def model_cost(usage: Usage, prices: Prices) -> CostModel:
         ),
         naive=naive_cost(usage, prices),
     )
+
+
+def _source_lines(usage: Usage, prices: Prices, scale: float) -> list[CostLine]:
+    """What bringing the events in costs: the Kinesis stream, or the orders table and its stream."""
+    if usage.source == "table":
+        return [
+            _line(
+                "DynamoDB orders-table writes",
+                usage.orders_table_write_units * scale,
+                "write unit",
+                prices.dynamodb.write_request_units_per_million / MILLION,
+            ),
+            _line(
+                "DynamoDB Streams reads (GetRecords by Lambda: free)",
+                usage.stream_read_requests * scale,
+                "request",
+                STREAM_READS_BY_LAMBDA_PER_MILLION / MILLION,
+            ),
+        ]
+    kinesis = prices.kinesis
+    return [
+        _line(
+            "Kinesis shard-hours",
+            usage.shards * usage.seconds / 3600 * scale,
+            "shard-hour",
+            kinesis.shard_hour,
+        ),
+        _line(
+            "Kinesis PUT payload units",
+            usage.payload_units * scale,
+            "payload unit",
+            kinesis.put_payload_units_per_million / MILLION,
+        ),
+    ]
 
 
 def naive_cost(usage: Usage, prices: Prices) -> list[CostLine]:

@@ -83,8 +83,8 @@ class _Sender:
         profile = self.config.profile()
         slots = list(profile.slots(self.fleet.stores))
         bad_every = round(1 / self.config.bad_share) if self.config.bad_share else 0
-        producer = self.producer = Producer(self._producer_client(), self.stream, self.spool)
-        raw_kinesis = self.endpoint.client("kinesis")
+        producer = self.producer = self._make_producer()
+        raw_kinesis = self._raw_client()
         producer.open()
         conn.send(("ready",))
         conn.recv()  # go
@@ -127,8 +127,15 @@ class _Sender:
             event_bytes=event_bytes,
         )
 
+    def _make_producer(self) -> Producer:
+        return Producer(self._producer_client(), self.stream, self.spool)
+
     def _producer_client(self) -> Any:
         return self.endpoint.client("kinesis", PRODUCER_CLIENT_CONFIG)
+
+    def _raw_client(self) -> Any:
+        """What the corrupted events are put with, past the producer."""
+        return self.endpoint.client("kinesis")
 
     def _set_aside_bad(
         self, first: int, events: list[bytes], every: int, pending: list[tuple[int, bytes]]

@@ -70,6 +70,7 @@ from load_tests.report_model import (
     WindowedFunctionFigures,
 )
 from load_tests.serving import serving_api
+from load_tests.table_source import ORDERS_TABLE, TableSender, table_shard_ids
 from load_tests.truth import Reckoning, SendLedger, reckon
 from load_tests.visibility import AggregatesTableProbe, ApiShardsProbe, Seen, Sighting, VisibilityProbe
 from producer.simulator import Fleet
@@ -211,17 +212,18 @@ class LoadTest:
         self.spool = spool
         self.prices = prices or Prices.load()
         self.window_seconds = int(template.parameters["WindowSeconds"])
-        self.stream = template.physical_name(STREAM)
+        # where the generator writes: the Kinesis stream, or the orders table (--source table)
+        self.stream = template.physical_name(ORDERS_TABLE if config.source == "table" else STREAM)
         self.aggregates_table = template.physical_name(AGGREGATES)
         self.quarantine_table = template.physical_name(QUARANTINE)
         self.archive_bucket = template.physical_name(ARCHIVE)
         # The load test's own reads are not the pipeline's: its clients are kept out of the counts.
-        self._dynamodb, self._s3, self._kinesis = (
+        self._dynamodb, self._s3, self._kinesis, self._streams = (
             meter.exclude(endpoint.client(service, _OBSERVER_CONFIG))
-            for service in ("dynamodb", "s3", "kinesis")
+            for service in ("dynamodb", "s3", "kinesis", "dynamodbstreams")
         )
         self.archive: ArchiveReader = archive or S3Archive(self._s3, self.archive_bucket).event_ids
-        self.shard_ids = [s.shard_id for s in list_shards(self._kinesis, self.stream)]
+        self.shard_ids = self._source_shard_ids()
         self.table_probe = AggregatesTableProbe(self._dynamodb, self.aggregates_table, self.shard_ids)
         self.probes: list[VisibilityProbe] = [self.table_probe, *probes]
         mappings = mappings_of(template)
@@ -240,7 +242,12 @@ class LoadTest:
         self._children_cpu_seconds: dict[str, float] = {}
         # seams for the fault run (load_tests/faultrun.py): the runtime's hooks, the sender
         self.hooks: Hooks = Hooks()
-        self.sender: SenderFactory = _Sender
+        self.sender: SenderFactory = TableSender if config.source == "table" else _Sender
+
+    def _source_shard_ids(self) -> list[str]:
+        if self.config.source == "table":
+            return table_shard_ids(self._dynamodb, self._streams, self.stream)
+        return [s.shard_id for s in list_shards(self._kinesis, self.stream)]
 
     # --- the phases -----------------------------------------------------------------------
 
@@ -527,6 +534,11 @@ class LoadTest:
                 s3_put_class=sum(counts.s3_put_class.values()),
                 s3_get_class=sum(counts.s3_get_class.values()),
                 sqs_requests=sum(counts.sqs_requests.values()),
+                source=config.source,
+                orders_table_write_units=counts.write_units.get(self.stream, 0)
+                if config.source == "table"
+                else 0,
+                stream_read_requests=counts.operations("dynamodbstreams").get("GetRecords", 0),
             ),
             self.prices,
         )

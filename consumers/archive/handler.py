@@ -1,5 +1,6 @@
 """The archiver: a Lambda handler on the order stream (a mapping of its own, no window) that
-keeps every record in S3, the batch layer's master dataset, as Kinesis Data Firehose would.
+keeps every record in S3, the batch layer's master dataset, as Kinesis Data Firehose would. With
+the orders table on, a second mapping brings it the table's stream (`table_archive_object`).
 
 Per invocation: the batch's Kinesis records as received (no de-aggregation, no validation: one
 card scan per record's bytes, `screen`), then one PUT of one gzip JSON-lines object (format and
@@ -12,9 +13,11 @@ reconciliation reads.
 
 from __future__ import annotations
 
+import binascii
+import json
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
@@ -24,9 +27,16 @@ from consumers.archive.settings import ArchiverSettings
 from consumers.common.clients import CLIENT_CONFIG
 from consumers.common.shards import StreamShards
 from consumers.common.telemetry import log_metrics
-from salesstream.core.archive import archive_key, encode_object, screen
-from salesstream.core.lambda_events import KinesisEvent, KinesisEventRecord
-from salesstream.core.sharding import Shard
+from salesstream.core.archive import ArchivedRecord, archive_key, encode_object, screen
+from salesstream.core.lambda_events import (
+    DynamodbEventRecord,
+    DynamodbTimeWindowEvent,
+    KinesisEvent,
+    KinesisEventRecord,
+    is_table_stream,
+)
+from salesstream.core.sharding import HASH_KEY_MAX, Shard
+from salesstream.core.table_records import ChangeKind, read_change
 from salesstream.core.windows import to_millis
 
 logger = Logger()
@@ -57,7 +67,13 @@ class Archiver:
         return cls(s3, settings.archive_bucket, StreamShards(kinesis, settings.stream_name))
 
     def archive(self, shard_id: str, records: list[KinesisEventRecord]) -> Archived:
-        archived, body = archive_object(self.shards.get(shard_id), records)
+        return self._put(*archive_object(self.shards.get(shard_id), records))
+
+    def archive_table(self, shard_id: str, records: list[DynamodbEventRecord]) -> Archived | None:
+        made = table_archive_object(shard_id, records)
+        return None if made is None else self._put(*made)
+
+    def _put(self, archived: Archived, body: bytes) -> Archived:
         # keyed by the batch's first and last sequence number: a replay puts the same key and bytes
         self.s3.put_object(Bucket=self.bucket, Key=archived.key, Body=body, ContentEncoding="gzip")
         return archived
@@ -72,20 +88,73 @@ def archive_object(shard: Shard, records: list[KinesisEventRecord]) -> tuple[Arc
         for k, r in zip(kept, received, strict=True)
         if (k.data, k.partition_key) != (r.data, r.partitionKey)
     )
-    first, last = received[0], received[-1]
-    key = archive_key(
-        shard.shard_id,
-        to_millis(first.approximateArrivalTimestamp),
-        first.sequenceNumber,
-        last.sequenceNumber,
-    )
+    return _object(shard, kept, masked)
+
+
+def _object(shard: Shard, kept: list[ArchivedRecord], masked: int) -> tuple[Archived, bytes]:
+    first, last = kept[0], kept[-1]
+    key = archive_key(shard.shard_id, to_millis(first.arrival), first.sequence_number, last.sequence_number)
     body = encode_object(shard, kept)
     return Archived(key, len(kept), masked, len(body)), body
+
+
+# what the archive keeps of the table's stream: new items, and images that cannot hold an order
+# event (kept as they came, typed, so the batch layer refuses them as the aggregator did)
+_ARCHIVED_AS_IS: Final = frozenset({ChangeKind.INSERTED, ChangeKind.UNREADABLE})
+
+
+def table_archive_object(shard_id: str, records: list[DynamodbEventRecord]) -> tuple[Archived, bytes] | None:
+    """A batch of the orders table's stream in the archive's format (None when it holds no new
+    item). The one decode step of the table (salesstream/core/table_records.py `read_change`)
+    picks the records: a new item becomes one record whose bytes are its event's compact JSON,
+    the bytes the aggregator validated, so the batch layer judges them with the same contract.
+    A change or a removal is no event: the speed layer counts none of them, and archived as
+    events, the batch layer's rules for Kinesis resends would judge them otherwise."""
+    kept: list[ArchivedRecord] = []
+    masked = 0
+    for record in records:
+        change = read_change(record)
+        if change.kind not in _ARCHIVED_AS_IS:
+            continue
+        raw = change.raw if change.kind is ChangeKind.INSERTED else _typed_image(record)
+        data = binascii.b2a_base64(raw, newline=False).decode()
+        stream_record = record.dynamodb
+        event_id = stream_record.Keys.get("event_id", {}).get("S", "")
+        # the item's key stands for Kinesis's partition key; the creation time (whole seconds) is
+        # the arrival the aggregator's windows used
+        kept.append(
+            screen(stream_record.SequenceNumber, stream_record.ApproximateCreationDateTime, event_id, data)
+        )
+        masked += kept[-1].data != data
+    if not kept:
+        return None
+    # a table's shard has no hash key range: the header carries the whole range
+    return _object(Shard(shard_id, 0, HASH_KEY_MAX), kept, masked)
+
+
+def _typed_image(record: DynamodbEventRecord) -> bytes:
+    return json.dumps(record.dynamodb.NewImage or {}, separators=(",", ":")).encode()
 
 
 def shard_of(record: KinesisEventRecord) -> str:
     """Lambda's eventID is `<shardId>:<sequenceNumber>`; a batch holds one shard's records."""
     return record.eventID.split(":", 1)[0]
+
+
+class ShardUnknown(ValueError):
+    """A table's stream event that names no shard: the archive is kept per shard."""
+
+
+def table_shard_of(event: dict[str, Any]) -> str:
+    """A DynamoDB Streams record names no shard (its eventID is opaque); only the windowed event
+    does (`shardId`), which is why the table's archiver mapping has a tumbling window."""
+    shard_id = event.get("shardId")
+    if not shard_id:
+        raise ShardUnknown(
+            "a DynamoDB Streams event without shardId: give the archiver's table mapping a "
+            "TumblingWindowInSeconds, so each event names its shard"
+        )
+    return str(shard_id)
 
 
 @cache
@@ -96,12 +165,33 @@ def archiver() -> Archiver:
 
 @log_metrics(metrics)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if is_table_stream(event.get("eventSourceARN") or _first_source(event)):
+        return archive_table_event(event)
     records = KinesisEvent.model_validate(event).Records
     if records:
         shard_id = shard_of(records[0])
         archived = archiver().archive(shard_id, records)
         report(shard_id, archived)
     return {"batchItemFailures": []}
+
+
+def _first_source(event: dict[str, Any]) -> str:
+    records = event.get("Records") or [{}]
+    return str(records[0].get("eventSourceARN", ""))
+
+
+def archive_table_event(event: dict[str, Any]) -> dict[str, Any]:
+    """The table's windowed event: its records archived at once, whatever the window (the window
+    is only how the event names its shard); the state stays empty, and the final invocation of
+    a window carries nothing to archive."""
+    shard_id = table_shard_of(event)
+    records = DynamodbTimeWindowEvent.model_validate(event).Records
+    archived = archiver().archive_table(shard_id, records) if records else None
+    if archived is None:  # a final invocation, or only changes and removals
+        metrics.add_metric(name="ArchivedRecords", unit=MetricUnit.Count, value=0)
+    else:
+        report(shard_id, archived)
+    return {"state": {}, "batchItemFailures": []}
 
 
 def report(shard_id: str, archived: Archived) -> None:

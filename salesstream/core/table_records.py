@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Final
 
 from salesstream.core.contract import validate_wire
@@ -36,6 +37,47 @@ from salesstream.core.records import DecodedBatch, RecordInfo, Refusal, event_id
 from salesstream.core.windows import to_millis
 
 TTL_PRINCIPAL: Final = "dynamodb.amazonaws.com"
+
+
+class ChangeKind(StrEnum):
+    """What one stream record of the orders table is, by the rules above."""
+
+    INSERTED = "inserted"  # a new order event: the contract judges it
+    UNCHANGED = "unchanged"  # MODIFY with the same event in both images
+    CONFLICT = "conflict"  # MODIFY of a counted event id to another event
+    REMOVED = "removed"  # REMOVE by a client
+    EXPIRED = "expired"  # REMOVE by DynamoDB's TTL
+    UNREADABLE = "unreadable"  # no NewImage, or one that cannot hold an order event
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    kind: ChangeKind
+    raw: bytes = b""  # the NewImage as the event's compact JSON (INSERTED, CONFLICT)
+    reason: Reason = Reason.WRONG_TYPE  # why it is UNREADABLE (the other kinds have none)
+    detail: str = ""
+
+
+def read_change(record: DynamodbEventRecord) -> Change:
+    """One stream record by the rules above: the one decode step of this source, shared by the
+    aggregator (`decode_table_records`) and the archiver (consumers/archive/handler.py)."""
+    change = record.dynamodb
+    if record.eventName == "REMOVE":
+        by_ttl = record.userIdentity is not None and record.userIdentity.principalId == TTL_PRINCIPAL
+        return Change(ChangeKind.EXPIRED if by_ttl else ChangeKind.REMOVED)
+    if change.NewImage is None:
+        return Change(
+            ChangeKind.UNREADABLE,
+            reason=Reason.MISSING_FIELD,
+            detail="the stream carries no NewImage: use NEW_AND_OLD_IMAGES",
+        )
+    try:
+        raw = event_bytes(change.NewImage)
+    except (NotTypedValue, ValueError, AttributeError) as error:
+        return Change(ChangeKind.UNREADABLE, detail=f"NewImage: {error}")
+    if record.eventName == "MODIFY":
+        return Change(ChangeKind.UNCHANGED if _same_event(change.OldImage, raw) else ChangeKind.CONFLICT, raw)
+    return Change(ChangeKind.INSERTED, raw)
 
 
 @dataclass(slots=True)
@@ -56,48 +98,42 @@ def decode_table_records(records: Sequence[DynamodbEventRecord]) -> TableDecoded
     for index, record in enumerate(records):
         change = record.dynamodb
         key = change.Keys.get("event_id", {}).get("S", "")
-        arrival_ms = to_millis(change.ApproximateCreationDateTime)
-        batch.records.append(RecordInfo(change.SequenceNumber, arrival_ms, key, 1))
-        if record.eventName == "REMOVE":
-            by_ttl = record.userIdentity is not None and record.userIdentity.principalId == TTL_PRINCIPAL
-            if by_ttl:
+        batch.records.append(
+            RecordInfo(change.SequenceNumber, to_millis(change.ApproximateCreationDateTime), key, 1)
+        )
+        read = read_change(record)
+        match read.kind:
+            case ChangeKind.EXPIRED:
                 decoded.expired += 1
-            else:
+            case ChangeKind.REMOVED:
                 decoded.removed += 1
-            continue
-        if change.NewImage is None:
-            batch.refused.append(
-                _refused(
-                    index, Reason.MISSING_FIELD, "the stream carries no NewImage: use NEW_AND_OLD_IMAGES", b""
-                )
-            )
-            continue
-        try:
-            raw = event_bytes(change.NewImage)
-        except (NotTypedValue, ValueError, AttributeError) as error:
-            batch.refused.append(_refused(index, Reason.WRONG_TYPE, f"NewImage: {error}", b""))
-            continue
-        if record.eventName == "MODIFY":
-            if _same_event(change.OldImage, raw):
+            case ChangeKind.UNCHANGED:
                 decoded.unchanged += 1
-            else:
+            case ChangeKind.UNREADABLE:
+                batch.refused.append(_refused(index, read.reason, read.detail, b""))
+            case ChangeKind.CONFLICT:
                 batch.refused.append(
                     _refused(
-                        index, Reason.DUPLICATE_CONFLICT, "the item of a counted event_id was changed", raw
+                        index,
+                        Reason.DUPLICATE_CONFLICT,
+                        "the item of a counted event_id was changed",
+                        read.raw,
                     )
                 )
-            continue
-        try:
-            batch.accepted.append((validate_wire(raw), raw, index, 0))
-        except RejectedEvent as rejected:
-            batch.refused.append(_refused(index, rejected.reason, rejected.detail, raw))
-        except Exception as unexpected:  # noqa: BLE001 - a poison record must not block its shard
-            # as in the Kinesis decode: the error's type only, never its message (it may quote
-            # the payload)
-            batch.refused.append(
-                _refused(index, Reason.POISON, f"unexpected {type(unexpected).__name__}", raw)
-            )
+            case ChangeKind.INSERTED:
+                _judge(batch, index, read.raw)
     return decoded
+
+
+def _judge(batch: DecodedBatch, index: int, raw: bytes) -> None:
+    try:
+        batch.accepted.append((validate_wire(raw), raw, index, 0))
+    except RejectedEvent as rejected:
+        batch.refused.append(_refused(index, rejected.reason, rejected.detail, raw))
+    except Exception as unexpected:  # noqa: BLE001 - a poison record must not block its shard
+        # as in the Kinesis decode: the error's type only, never its message (it may quote
+        # the payload)
+        batch.refused.append(_refused(index, Reason.POISON, f"unexpected {type(unexpected).__name__}", raw))
 
 
 def _same_event(old_image: dict[str, Any] | None, new_raw: bytes) -> bool:

@@ -7,9 +7,10 @@ only from a null NextShardIterator: moto keeps handing out iterators for a close
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from salesstream.runtime.model import Fetch, RawRecord
+from salesstream.runtime.model import RawRecord
+from salesstream.runtime.shard_reader import Page, iterator_request
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,40 +39,22 @@ def list_shards(kinesis: Any, stream_name: str) -> list[ShardInfo]:
         request = {"NextToken": token}  # the API refuses StreamName together with NextToken
 
 
-class ShardReader:
-    """Sequential GetRecords on one shard, resuming after a sequence number."""
+@dataclass(frozen=True, slots=True)
+class KinesisShardApi:
+    """The Kinesis side of the shared shard reader (shard_reader.py)."""
 
-    def __init__(self, kinesis: Any, stream_name: str, shard_id: str, starting_position: str) -> None:
-        self._kinesis = kinesis
-        self._stream_name = stream_name
-        self.shard_id = shard_id
-        self._starting_position = starting_position
-        self._after: str | None = None
-        self._iterator: str | None = None
+    client: Any
+    stream_name: str
+    max_limit: int | None = None  # BatchSize never asks for more than Kinesis's 10,000
+    throttled_error: ClassVar[str] = "ProvisionedThroughputExceededException"
 
-    def reset(self, after: str | None) -> None:
-        """Read next after this sequence number (None: from the starting position)."""
-        self._after, self._iterator = after, None
+    def new_iterator(self, shard_id: str, starting_position: str, after: str | None) -> str:
+        stream = {"StreamName": self.stream_name}
+        request = iterator_request(stream, shard_id, starting_position, after, "StartingSequenceNumber")
+        return str(self.client.get_shard_iterator(**request)["ShardIterator"])
 
-    def _new_iterator(self) -> str:
-        request: dict[str, Any] = {"StreamName": self._stream_name, "ShardId": self.shard_id}
-        if self._after is None:
-            request["ShardIteratorType"] = self._starting_position
-        else:
-            request["ShardIteratorType"] = "AFTER_SEQUENCE_NUMBER"
-            request["StartingSequenceNumber"] = self._after
-        return str(self._kinesis.get_shard_iterator(**request)["ShardIterator"])
-
-    def read(self, limit: int) -> Fetch:
-        errors = self._kinesis.exceptions
-        try:
-            iterator = self._iterator or self._new_iterator()
-            response = self._kinesis.get_records(ShardIterator=iterator, Limit=limit)
-        except errors.ExpiredIteratorException:
-            self._iterator = None  # iterators live 5 minutes; the next read asks for a new one
-            return Fetch([], None, caught_up=False)
-        except errors.ProvisionedThroughputExceededException:
-            return Fetch([], None, caught_up=False, throttled=True)
+    def get_records(self, iterator: str, limit: int) -> Page:
+        response = self.client.get_records(ShardIterator=iterator, Limit=limit)
         records = [
             RawRecord(
                 sequence_number=record["SequenceNumber"],
@@ -81,16 +64,4 @@ class ShardReader:
             )
             for record in response["Records"]
         ]
-        if records:
-            self._after = records[-1].sequence_number
-        self._iterator = response.get("NextShardIterator")
-        millis_behind = response.get("MillisBehindLatest")
-        end_of_shard = self._iterator is None
-        if end_of_shard:
-            self._iterator = None
-        return Fetch(
-            records,
-            millis_behind,
-            caught_up=end_of_shard or (len(records) < limit and not millis_behind),
-            end_of_shard=end_of_shard,
-        )
+        return Page(records, response.get("NextShardIterator"), response.get("MillisBehindLatest"))

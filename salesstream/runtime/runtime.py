@@ -33,7 +33,7 @@ from salesstream.runtime.destinations import Destination, NoDestination, SqsDest
 from salesstream.runtime.environment import function_environment_set
 from salesstream.runtime.hooks import Hooks
 from salesstream.runtime.invoker import FunctionInvoker, Handler, Returned, resolve_handler
-from salesstream.runtime.kinesis import ShardInfo, ShardReader, list_shards
+from salesstream.runtime.kinesis import KinesisShardApi, ShardInfo, list_shards
 from salesstream.runtime.log import logger
 from salesstream.runtime.mappings import Mapping as EventSourceMapping
 from salesstream.runtime.mappings import (
@@ -49,7 +49,8 @@ from salesstream.runtime.model import (
 )
 from salesstream.runtime.options import RuntimeOptions
 from salesstream.runtime.schedules import schedules_of
-from salesstream.runtime.table_streams import TableShardReader, list_table_shards, table_stream_arn
+from salesstream.runtime.shard_reader import ShardReader
+from salesstream.runtime.table_streams import TableShardApi, list_table_shards, table_stream_arn
 
 Key = tuple[str, str]  # (mapping id, shard id)
 _ERROR_BACKOFF_SECONDS = (0.5, 1, 2, 5, 10, 30)
@@ -197,8 +198,8 @@ class Runtime:
 
     def _reader(self, mapping: EventSourceMapping, shard_id: str, starting: str) -> Any:
         if mapping.from_table:
-            return TableShardReader(self._table_streams, mapping.stream_arn, shard_id, starting)
-        return ShardReader(self._kinesis, mapping.stream_name, shard_id, starting)
+            return ShardReader(TableShardApi(self._table_streams, mapping.stream_arn), shard_id, starting)
+        return ShardReader(KinesisShardApi(self._kinesis, mapping.stream_name), shard_id, starting)
 
     def _parents_finished(self, mapping: EventSourceMapping, shard: ShardInfo) -> bool:
         listed = {s.shard_id for s in self._shards.get(mapping.stream_name, [])}

@@ -15,10 +15,12 @@ What differs from Kinesis (AWS Lambda Developer Guide, with-ddb; DynamoDB Stream
 from __future__ import annotations
 
 import math
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
 
 from salesstream.runtime.kinesis import ShardInfo
-from salesstream.runtime.model import Fetch, RuntimeConfigError, TableChange
+from salesstream.runtime.model import RuntimeConfigError, TableChange
+from salesstream.runtime.shard_reader import Page, iterator_request
 
 GET_RECORDS_LIMIT: Final = 1000  # DynamoDB Streams' maximum Limit (Kinesis: 10,000)
 
@@ -55,53 +57,24 @@ def creation_ms(record: dict[str, Any]) -> int:
     return math.floor(seconds) * 1000
 
 
-class TableShardReader:
-    """Sequential GetRecords on one shard of a table's stream, resuming after a sequence number."""
+@dataclass(frozen=True, slots=True)
+class TableShardApi:
+    """The DynamoDB Streams side of the shared shard reader (shard_reader.py)."""
 
-    def __init__(self, streams: Any, stream_arn: str, shard_id: str, starting_position: str) -> None:
-        self._streams = streams
-        self._stream_arn = stream_arn
-        self.shard_id = shard_id
-        self._starting_position = starting_position
-        self._after: str | None = None
-        self._iterator: str | None = None
+    client: Any
+    stream_arn: str
+    max_limit: int | None = GET_RECORDS_LIMIT
+    throttled_error: ClassVar[str] = "LimitExceededException"
 
-    def reset(self, after: str | None) -> None:
-        """Read next after this sequence number (None: from the starting position)."""
-        self._after, self._iterator = after, None
+    def new_iterator(self, shard_id: str, starting_position: str, after: str | None) -> str:
+        stream = {"StreamArn": self.stream_arn}
+        request = iterator_request(stream, shard_id, starting_position, after, "SequenceNumber")
+        return str(self.client.get_shard_iterator(**request)["ShardIterator"])
 
-    def _new_iterator(self) -> str:
-        request: dict[str, Any] = {"StreamArn": self._stream_arn, "ShardId": self.shard_id}
-        if self._after is None:
-            request["ShardIteratorType"] = self._starting_position
-        else:
-            request["ShardIteratorType"] = "AFTER_SEQUENCE_NUMBER"
-            request["SequenceNumber"] = self._after
-        return str(self._streams.get_shard_iterator(**request)["ShardIterator"])
-
-    def read(self, limit: int) -> Fetch:
-        errors = self._streams.exceptions
-        limit = min(limit, GET_RECORDS_LIMIT)
-        try:
-            # kept across a throttled read: a retry needs no new iterator
-            self._iterator = self._iterator or self._new_iterator()
-            response = self._streams.get_records(ShardIterator=self._iterator, Limit=limit)
-        except errors.ExpiredIteratorException:
-            self._iterator = None  # iterators live 15 minutes; the next read asks for a new one
-            return Fetch([], None, caught_up=False)
-        except errors.LimitExceededException:
-            return Fetch([], None, caught_up=False, throttled=True)
+    def get_records(self, iterator: str, limit: int) -> Page:
+        response = self.client.get_records(ShardIterator=iterator, Limit=limit)
         records = [
             TableChange(record["dynamodb"]["SequenceNumber"], creation_ms(record), record)
             for record in response["Records"]
         ]
-        if records:
-            self._after = records[-1].sequence_number
-        self._iterator = response.get("NextShardIterator")
-        end_of_shard = self._iterator is None
-        return Fetch(
-            records,
-            None,
-            caught_up=end_of_shard or len(records) < limit,
-            end_of_shard=end_of_shard,
-        )
+        return Page(records, response.get("NextShardIterator"), None)

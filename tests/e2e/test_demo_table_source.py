@@ -1,6 +1,6 @@
 """`salesstream demo --source table` through the CLI: the fleet's orders written into the orders
-table, the aggregator on the table's stream, the speed layer checked against the table writer's
-tally to the cent."""
+table, the aggregator and the archiver on the table's stream, the speed layer checked against
+the table writer's tally to the cent, then the batch snapshot of the archive reconciled with it."""
 
 from __future__ import annotations
 
@@ -41,4 +41,6 @@ def test_demo_from_the_orders_table_counts_every_event_exactly_once(tmp_path: Pa
         in completed.stdout
     )
     assert "written: 900 items into demo-salesstream-order-items" in completed.stdout
-    assert "no reconciliation: the batch layer does not read the orders table yet" in completed.stdout
+    assert "900 events recomputed from the archive" in completed.stdout
+    assert ": clean - " in completed.stdout
+    assert "0 unexplained" in completed.stdout

@@ -113,3 +113,28 @@ def test_a_missing_table_grant_is_reported() -> None:
     statements[0]["Action"] = ["dynamodb:DescribeStream", "dynamodb:GetRecords"]
     problems = policy_problems(Template(document, ON), Template(transform(document, ON), ON))
     assert any("lacks" in p and "dynamodb:GetShardIterator" in p for p in problems)
+
+
+def test_the_archiver_reads_the_table_stream_too_windowed_to_learn_its_shard_and_new_items_only() -> None:
+    off = Template(DOCUMENT, {"Stage": "ci"}).function("ArchiverFunction")
+    assert off.table_events == []
+    function = Template(DOCUMENT, ON).function("ArchiverFunction")
+    (kinesis,) = function.kinesis_events
+    (table,) = function.table_events
+    assert (table.stream_logical_id, table.batch_size) == ("OrdersTable", 1000)
+    # only a windowed DynamoDB Streams event names its shard (`shardId`): the archive is per shard
+    assert table.tumbling_window_seconds == 30
+    assert kinesis.tumbling_window_seconds == 0
+    policy = ("bisect_batch_on_function_error", "maximum_retry_attempts", "report_batch_item_failures")
+    assert {name: getattr(table, name) for name in policy} == {
+        name: getattr(kinesis, name) for name in policy
+    }
+    assert table.on_failure_queue_logical_id == "ConsumerFailuresQueue"
+    assert table.filter_patterns == [
+        {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"event_id": {"S": [{"exists": True}]}}}}
+    ]
+    grants = {
+        (g.action, g.resource)
+        for g in permissions.expected_grants(Template(DOCUMENT, ON), "ArchiverFunction")
+    }
+    assert ("dynamodb:GetRecords", Template(DOCUMENT, ON).arn("OrdersTable") + "/stream/*") in grants

@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from salesstream.runtime.kinesis import ShardInfo
-from salesstream.runtime.table_streams import TableShardReader, creation_ms, list_table_shards
+from salesstream.runtime.shard_reader import ShardReader
+from salesstream.runtime.table_streams import TableShardApi, creation_ms, list_table_shards
 
 
 class ExpiredIteratorException(Exception):
@@ -96,7 +97,7 @@ def test_creation_times_are_whole_seconds() -> None:
 
 def test_a_read_asks_for_at_most_1000_records_and_resumes_after_the_last() -> None:
     streams = Streams(answers=[{"Records": [change(5), change(6)], "NextShardIterator": "next"}])
-    reader = TableShardReader(streams, "arn:stream", "s-2", "TRIM_HORIZON")
+    reader = ShardReader(TableShardApi(streams, "arn:stream"), "s-2", "TRIM_HORIZON")
     reader.reset("4")
     fetch = reader.read(10_000)
     assert streams.requests[0]["ShardIteratorType"] == "AFTER_SEQUENCE_NUMBER"
@@ -113,7 +114,7 @@ def test_a_full_read_is_not_caught_up_and_a_missing_next_iterator_ends_the_shard
             {"Records": []},  # a closed shard read to its end
         ]
     )
-    reader = TableShardReader(streams, "arn:stream", "s-1", "TRIM_HORIZON")
+    reader = ShardReader(TableShardApi(streams, "arn:stream"), "s-1", "TRIM_HORIZON")
     assert not reader.read(2).caught_up
     end = reader.read(2)
     assert (end.caught_up, end.end_of_shard) == (True, True)
@@ -128,7 +129,7 @@ def test_throttling_and_an_expired_iterator_read_nothing_and_say_why() -> None:
             {"Records": [], "NextShardIterator": "n"},
         ]
     )
-    reader = TableShardReader(streams, "arn:stream", "s-1", "LATEST")
+    reader = ShardReader(TableShardApi(streams, "arn:stream"), "s-1", "LATEST")
     throttled = reader.read(100)
     assert (throttled.throttled, throttled.records) == (True, [])
     expired = reader.read(100)
