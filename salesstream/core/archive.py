@@ -172,7 +172,8 @@ def encode_object(shard: Shard, records: Iterable[ArchivedRecord]) -> bytes:
     """The object's bytes: deterministic for the same records (gzip header time 0)."""
     kept = list(records)
     text = b"".join([header_line(shard), b"\n", *(part for r in kept for part in record_line(r))])
-    packer = zlib.compressobj(_LEVEL, zlib.DEFLATED, _GZIP_WBITS, 8, _strategy(kept))  # memLevel 8: the default
+    # memory level 8: zlib's default, as gzip.compress uses (plain aggregates: the same bytes as it)
+    packer = zlib.compressobj(_LEVEL, zlib.DEFLATED, _GZIP_WBITS, 8, _strategy(kept))
     return packer.compress(text) + packer.flush()
 
 
