@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from salesstream.core.aggregation import Effect, WindowState, effect_of, fold_all
+from salesstream.core.aggregation import Effect, WindowState, fold_all
 from salesstream.core.dedup import CONFLICT, DUPLICATE, DedupIndex, LoggedRecord, Sighting, Verdict
 from salesstream.core.reasons import Reason
 from salesstream.core.records import Accepted, DecodedBatch, Refusal
+from salesstream.core.wire import REFUND
 
 _MS_PER_SECOND = 1000
 
@@ -44,8 +45,19 @@ def plan(state: WindowState, index: DedupIndex, shard: str, batch: DecodedBatch)
     accepted = [item for item in batch.accepted if item[2] >= start] if start else batch.accepted
     sequences = [info.sequence_number for info in batch.records]
     arrivals = [info.arrival_ms for info in batch.records]
+    # `aggregation.effect_of`, spelled out on the struct's attributes: one call less per event
     sightings: list[Sighting] = [
-        (event["event_id"], sequences[record], subsequence, effect_of(event), arrivals[record])
+        (
+            event.event_id,
+            sequences[record],
+            subsequence,
+            (
+                (event.store_id, event.currency, event.occurred_at.toordinal()),
+                event.event_type == REFUND,
+                event.total_minor,
+            ),
+            arrivals[record],
+        )
         for event, _, record, subsequence in accepted
     ]
     verdicts = index.judge_all(shard, sightings)
@@ -100,7 +112,7 @@ def apply(state: WindowState, batch: DecodedBatch, planned: Plan, cutoff: int) -
             info = records[record]
             users = []
             logged.append((info.sequence_number, info.arrival_ms, users))
-            state.lateness.add(info.arrival_ms - round(event["occurred_at"].timestamp() * _MS_PER_SECOND))
+            state.lateness.add(info.arrival_ms - round(event.occurred_at.timestamp() * _MS_PER_SECOND))
         users.append((sighting[0], subsequence, effect))
     fold_all(state, effects)
     return logged

@@ -114,8 +114,8 @@ def _accepted(raw: bytes, screened: bool) -> WireEvent | None:
         return None
     try:
         event = _DECODE(raw)
-    except msgspec.DecodeError:  # msgspec.ValidationError is a DecodeError
-        return None
+    except (msgspec.DecodeError, RecursionError):  # a ValidationError is a DecodeError
+        return None  # deep nesting too: the contract's parser bounds it and names the refusal
     if (
         _IDENTIFIERS.fullmatch(f"{event.event_id}/{event.order_id}/{event.store_id}/{event.terminal_id}")
         is None

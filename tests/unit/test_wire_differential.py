@@ -362,6 +362,13 @@ def refusal_corpus() -> Iterator[bytes]:
     yield from (payload for payload, _ in test_producer_rejections.REFUSED)
 
 
+def test_deep_nesting_gets_the_same_verdict() -> None:
+    # within the size cap: msgspec raises RecursionError, pydantic's parser refuses it as not JSON
+    for opening in (b"[", b'{"a":'):
+        assert_same(b'{"event_id": "evt-nested", "x": ' + opening * (MAX_EVENT_BYTES // len(opening) - 40))
+        assert_same(b'{"x": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+
+
 def test_the_suites_refusal_corpus_gets_the_same_verdict() -> None:
     corpus = list(refusal_corpus())
     assert len(corpus) > 40
