@@ -25,7 +25,7 @@ from salesstream.core.limits import MAX_EVENT_BYTES
 from salesstream.core.positions import Position
 from salesstream.core.reasons import Reason, RejectedEvent
 from salesstream.core.windows import to_millis
-from salesstream.core.wire import WireEvent, decode_event
+from salesstream.core.wire import Screened, WireEvent, decode_event, screen
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
@@ -101,14 +101,11 @@ def decode_records(records: Sequence[KinesisEventRecord]) -> DecodedBatch:
             batch.records.append(RecordInfo(kinesis.sequenceNumber, arrival_ms, kinesis.partitionKey, 0))
             continue
         batch.records.append(RecordInfo(kinesis.sequenceNumber, arrival_ms, kinesis.partitionKey, len(users)))
-        # one size check and one card scan over a whole aggregate (its payloads joined by newlines,
-        # so protobuf framing bytes never sit against a payload's digits); only when one fails does
-        # every user record go through the full screen (which then names the one to refuse)
-        screened = (
-            is_aggregated(data)
-            and max((len(user) for user in users), default=0) <= MAX_EVENT_BYTES
-            and not contains_card_number(b"\n".join(users))
-        )
+        # one size check, one card scan and one look for escapes over a whole aggregate (its
+        # payloads joined by newlines, so protobuf framing bytes never sit against a payload's
+        # digits); only when one fails does every user record go through the full screen (which
+        # then names the one to refuse)
+        screened = screen(users) if is_aggregated(data) else Screened.NONE
         for subsequence, raw in enumerate(users):
             try:
                 append((decode_event(raw, screened=screened), raw, index, subsequence))
