@@ -60,13 +60,15 @@ _Sku = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SKU_CHARS)]
 REFUND: Final = "order_refunded"
 
 
-class WireLine(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+# gc=False: neither struct can be part of a reference cycle (strings, numbers, a datetime and a
+# tuple of lines), so the collector need not track the ~2.6 of them made per event
+class WireLine(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
     sku: _Sku
     quantity: Annotated[int, msgspec.Meta(gt=0, le=MAX_QUANTITY)]
     unit_price_minor: Annotated[int, msgspec.Meta(ge=0, le=MAX_UNIT_PRICE_MINOR)]
 
 
-class WireEvent(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class WireEvent(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
     """A validated order event as the hot paths read it: the contract's fields, `occurred_at`
     an aware datetime, `event_type` the string value. `event["store_id"]` reads like the dict
     `contract.validate_wire` returns."""
@@ -79,7 +81,7 @@ class WireEvent(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     terminal_id: _Identifier
     occurred_at: Annotated[datetime, msgspec.Meta(tz=True)]
     currency: Currency
-    lines: Annotated[list[WireLine], msgspec.Meta(min_length=1, max_length=MAX_LINES)]
+    lines: Annotated[tuple[WireLine, ...], msgspec.Meta(min_length=1, max_length=MAX_LINES)]
     total_minor: Annotated[int, msgspec.Meta(ge=0, le=MAX_TOTAL_MINOR)]
 
     def __getitem__(self, name: str) -> Any:
@@ -174,6 +176,6 @@ def _by_the_contract(raw: bytes) -> WireEvent:
         terminal_id=event.terminal_id,
         occurred_at=event.occurred_at,
         currency=event.currency,
-        lines=[WireLine(line.sku, line.quantity, line.unit_price_minor) for line in event.lines],
+        lines=tuple(WireLine(line.sku, line.quantity, line.unit_price_minor) for line in event.lines),
         total_minor=event.total_minor,
     )
