@@ -1,6 +1,6 @@
-"""Configuration of the consumer functions, read once per process from the function's
-environment (deploy/template.yaml sets every variable; a missing one fails at start-up with
-its name)."""
+"""Configuration of the consumer functions (the aggregator's is consumers/speed/settings.py),
+read once per process from the function's environment (deploy/template.yaml sets every
+variable; a missing one fails at start-up with its name)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,6 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from salesstream.core.windows import MAX_WINDOW_SECONDS
-
-
-class AggregatorSettings(BaseSettings):
-    """The aggregator's environment: AGGREGATES_TABLE, QUARANTINE_TABLE, ARCHIVE_BUCKET,
-    STREAM_NAME, WINDOW_SECONDS, DEDUP_HORIZON_SECONDS."""
-
-    model_config = SettingsConfigDict(frozen=True, extra="ignore")
-
-    aggregates_table: str
-    quarantine_table: str
-    archive_bucket: str
-    stream_name: str
-    window_seconds: Annotated[int, Field(gt=0, le=MAX_WINDOW_SECONDS)]
-    dedup_horizon_seconds: Annotated[int, Field(ge=0)]
 
 
 class ArchiverSettings(BaseSettings):

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from pydantic import TypeAdapter
 
     from salesstream.core.lambda_events import KinesisEventRecord
+    from salesstream.core.window_events import KinesisRecord
 
 # The sub-sequence number of a refusal that covers a whole Kinesis record (a broken aggregate).
 WHOLE_RECORD: Final = -1
@@ -82,7 +83,7 @@ class DecodedBatch:
         return len(self.accepted) + len(self.refused)
 
 
-def decode_records(records: Sequence[KinesisEventRecord]) -> DecodedBatch:
+def decode_records(records: Sequence[KinesisEventRecord | KinesisRecord]) -> DecodedBatch:
     """Decode a batch read from one shard. Every user record counts where it landed, whatever
     its keys: no record is dropped for its placement (a copy on another shard of the same
     lineage is a duplicate for the dedup index, not for the decoder)."""
