@@ -1,6 +1,6 @@
 """The aggregator's hot path side by side with its baselines, measured in one run, per core.
 
-- fold path: what the handler does per event with no network: the Lambda event model, one
+- fold path: what the handler does per event with no network: the Lambda event (msgspec), one
   base64 decode and one MD5 per KPL aggregate (strict de-aggregation), one card scan per
   aggregate, the contract's compiled validator (`wire.decode_event`), dedup judgement, fold; the
   state carried between invocations as JSON, as Lambda does.
@@ -68,6 +68,7 @@ from salesstream.core.limits import (
     MAX_UNIT_PRICE_MINOR,
 )
 from salesstream.core.records import decode_records
+from salesstream.core.window_events import parse_kinesis_window_event
 from salesstream.core.window_fold import apply, plan
 from salesstream.core.windows import Window
 from salesstream.core.wire import REFUND, WireEvent, decode_event
@@ -170,7 +171,7 @@ def fold_path(invocations: list[dict[str, Any]], *, log: bool = False) -> dict[s
     state: dict[str, Any] = {}
     for invocation in invocations:
         invocation["state"] = state
-        window_event = KinesisTimeWindowEvent.model_validate(invocation)
+        window_event = parse_kinesis_window_event(invocation)
         working = WindowState.resume(window_event.state)
         batch = decode_records(window_event.Records)
         planned = plan(working, index, SHARD, batch)
@@ -316,13 +317,11 @@ def stage_costs(invocations: list[dict[str, Any]], count: int, repeat: int) -> d
     """Microseconds per event of each step of the fold path, best of `repeat` (a profile). Each
     step runs alone over data already touched, so the steps add up to less than the path, where
     every event is fresh (out of cache, its strings not yet hashed)."""
-    records = [
-        r for invocation in invocations for r in KinesisTimeWindowEvent.model_validate(invocation).Records
-    ]
+    records = [r for invocation in invocations for r in parse_kinesis_window_event(invocation).Records]
     texts = [r.kinesis.data for r in records]
     datas = [binascii.a2b_base64(t, strict_mode=True) for t in texts]
     users = [u for d in datas for u in payloads(d)]
-    decoded = [decode_records(KinesisTimeWindowEvent.model_validate(i).Records) for i in invocations]
+    decoded = [decode_records(parse_kinesis_window_event(i).Records) for i in invocations]
 
     def judge_and_fold() -> None:
         index, state = DedupIndex(300_000), WindowState()
@@ -341,7 +340,7 @@ def stage_costs(invocations: list[dict[str, Any]], count: int, repeat: int) -> d
             index.load(SHARD, decode_log(payload))
 
     steps: dict[str, Callable[[], object]] = {
-        "event model": lambda: [KinesisTimeWindowEvent.model_validate(i) for i in invocations],
+        "event model (msgspec structs)": lambda: [parse_kinesis_window_event(i) for i in invocations],
         "base64": lambda: [binascii.a2b_base64(t, strict_mode=True) for t in texts],
         "de-aggregation (MD5, protobuf)": lambda: [payloads(d) for d in datas],
         "card scan (per aggregate)": lambda: [contains_card_number(d) for d in datas],
@@ -350,15 +349,16 @@ def stage_costs(invocations: list[dict[str, Any]], count: int, repeat: int) -> d
         "dedup log encoding (per invocation)": lambda: [encode_log(logged) for logged in folded],
         "dedup log loading (cold start, per entry)": cold_start_load,
     }
-    steps |= {
-        f"alternative: {name}": lambda check=check: [check(u) for u in users]
-        for name, check in VALIDATORS.items()
-    }
+    steps |= {f"alternative: {name}": _over(check, users) for name, check in VALIDATORS.items()}
     costs = {}
     for name, work in steps.items():
         best = min(_cpu_seconds(work) for _ in range(repeat))
         costs[name] = best / count * 1e6
     return costs
+
+
+def _over(check: Callable[[bytes], object], users: list[bytes]) -> Callable[[], object]:
+    return lambda: [check(user) for user in users]
 
 
 def _cpu_seconds(work: Callable[[], object]) -> float:
