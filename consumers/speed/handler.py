@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
@@ -32,21 +32,18 @@ from consumers.speed.segments import Persisted, SegmentStore
 from consumers.speed.settings import AggregatorSettings
 from salesstream.core.aggregation import StateLayoutChanged, WindowState, segment_of
 from salesstream.core.dedup import DedupIndex
-from salesstream.core.lambda_events import (
-    BatchItemFailure,
-    DynamodbTimeWindowEvent,
-    KinesisTimeWindowEvent,
-    TimeWindowEventResponse,
-    is_table_stream,
-)
 from salesstream.core.records import DecodedBatch, decode_records
-from salesstream.core.table_records import TableDecoded, decode_table_records
+from salesstream.core.window_events import KinesisWindowEvent, is_table_stream, parse_kinesis_window_event
 from salesstream.core.window_fold import apply, plan
 from salesstream.core.windows import parse_rfc3339
 
+if TYPE_CHECKING:
+    from salesstream.core.lambda_events import BatchItemFailure, DynamodbTimeWindowEvent
+    from salesstream.core.table_records import TableDecoded
+
 logger = Logger()
 metrics = Metrics()
-WindowEvent = KinesisTimeWindowEvent | DynamodbTimeWindowEvent
+WindowEvent = Union[KinesisWindowEvent, "DynamodbTimeWindowEvent"]
 
 
 class QuarantineUnavailable(RuntimeError):
@@ -69,7 +66,7 @@ class Aggregator:
 
     @classmethod
     def from_environment(cls) -> Aggregator:
-        settings = AggregatorSettings()  # every field comes from the environment
+        settings = AggregatorSettings.from_environment()
         session = boto3.session.Session()
         dynamodb, s3, kinesis = (
             session.client(name, config=CLIENT_CONFIG) for name in ("dynamodb", "s3", "kinesis")
@@ -123,20 +120,24 @@ def aggregator() -> Aggregator:
 @log_metrics(metrics)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from_table = is_table_stream(str(event.get("eventSourceARN", "")))
-    window_event: WindowEvent = (
-        DynamodbTimeWindowEvent if from_table else KinesisTimeWindowEvent
-    ).model_validate(event)
+    table: TableDecoded | None = None
+    window_event: WindowEvent
+    if from_table:
+        # the orders table's stream: pydantic's models, imported by the first such invocation
+        from salesstream.core.lambda_events import DynamodbTimeWindowEvent
+        from salesstream.core.table_records import decode_table_records
+
+        window_event = DynamodbTimeWindowEvent.model_validate(event)
+        table = decode_table_records(window_event.Records)
+        batch = table.batch
+    else:
+        window_event = parse_kinesis_window_event(event)
+        batch = decode_records(window_event.Records)
     app = aggregator()
     shard, window = window_event.shardId, window_event.window.window()
     state = resume(window_event.state)
     before = Counts.of(state)
 
-    table: TableDecoded | None = None
-    if isinstance(window_event, DynamodbTimeWindowEvent):
-        table = decode_table_records(window_event.Records)
-        batch = table.batch
-    else:
-        batch = decode_records(window_event.Records)
     with app.index_lock:
         caught_up = app.catch_up(shard, batch, state, from_table=from_table)
         planned = plan(state, app.index, shard, batch)
@@ -151,11 +152,15 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     with app.index_lock:
         app.index.evict(shard)
 
-    response = TimeWindowEventResponse(state=state.to_json(), batchItemFailures=failures(batch, cutoff))
+    # the shape of lambda_events.TimeWindowEventResponse (without `state` AWS counts a failure)
+    response = {
+        "state": state.to_json(),
+        "batchItemFailures": [failure.model_dump() for failure in failures(batch, cutoff)],
+    }
     report(window_event, batch, before, state, planned.start, stored, caught_up, persisted, response)
     if table is not None:
         report_table_changes(table)
-    return response.model_dump()
+    return response
 
 
 def report_table_changes(table: TableDecoded) -> None:
@@ -190,6 +195,8 @@ def failures(batch: DecodedBatch, cutoff: int) -> list[BatchItemFailure]:
     """The first record that could not be quarantined: Lambda redelivers from there."""
     if cutoff >= len(batch.records):
         return []
+    from salesstream.core.lambda_events import BatchItemFailure  # pydantic: on a failure only
+
     return [BatchItemFailure(itemIdentifier=batch.records[cutoff].sequence_number)]
 
 
@@ -213,10 +220,10 @@ def report(
     stored: Stored,
     caught_up: CatchUp,
     persisted: Persisted | None,
-    response: TimeWindowEventResponse,
+    response: dict[str, Any],
 ) -> None:
     """One structured log line and the EMF metrics of the invocation (never a payload)."""
-    state_bytes = len(json.dumps(response.state, separators=(",", ":")))
+    state_bytes = len(json.dumps(response["state"], separators=(",", ":")))
     folded = state.events - before.events
     duplicates = state.duplicates - before.duplicates
     quarantined = {
@@ -260,8 +267,8 @@ def report(
             "duplicates": duplicates,
             "quarantined": quarantined,
             "quarantine_errors": stored.errors[:3],
-            "redelivered_from": response.batchItemFailures[0].itemIdentifier
-            if response.batchItemFailures
+            "redelivered_from": response["batchItemFailures"][0]["itemIdentifier"]
+            if response["batchItemFailures"]
             else None,
             "dedup_catch_up": vars(caught_up),
             "final": window_event.isFinalInvokeForWindow,

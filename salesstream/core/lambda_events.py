@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# re-exported: defined beside the aggregator's own event structs, which need no pydantic
+from salesstream.core.window_events import is_table_stream as is_table_stream
 from salesstream.core.windows import Window
 
 
@@ -116,11 +118,6 @@ class DynamodbEvent(_AwsShape):
     """The event of a DynamoDB Streams mapping without a window."""
 
     Records: list[DynamodbEventRecord]
-
-
-def is_table_stream(event_source_arn: str) -> bool:
-    """A DynamoDB stream ARN (`arn:aws:dynamodb:...:table/T/stream/LABEL`), not a Kinesis one."""
-    return event_source_arn.split(":", 3)[2:3] == ["dynamodb"]
 
 
 class BatchItemFailure(_AwsShape):

@@ -3,7 +3,7 @@
 Per Kinesis record: one base64 decode, the compressed envelope opened when there is one (bounded
 inflation, CRC-32), strict KPL de-aggregation (one MD5 check), one card-number scan over the
 whole (inflated) aggregate; then per user record the size cap and the contract's validation
-(`validate_wire`, already screened when the aggregate was clean). Every user record ends either
+(`wire.decode_event`, already screened when the aggregate was clean). Every user record ends either
 accepted, as the validated event with its raw bytes and position, or refused, with a reason code
 and the raw bytes for the quarantine. A broken aggregate or envelope is refused whole, with the
 record's bytes as received: its user records cannot be trusted, not even their count.
@@ -16,22 +16,25 @@ from __future__ import annotations
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
-
-from pydantic import TypeAdapter, ValidationError
-from pydantic_core import from_json
+from functools import cache
+from typing import TYPE_CHECKING, Final
 
 from salesstream.core.cards import contains_card_number
-from salesstream.core.contract import MAX_EVENT_BYTES, Identifier, validate_wire
 from salesstream.core.kpl import BrokenAggregate, is_aggregated, payloads, unwrap
-from salesstream.core.lambda_events import KinesisEventRecord
+from salesstream.core.limits import MAX_EVENT_BYTES
 from salesstream.core.positions import Position
 from salesstream.core.reasons import Reason, RejectedEvent
 from salesstream.core.windows import to_millis
+from salesstream.core.wire import Screened, WireEvent, decode_event, screen
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
+    from salesstream.core.lambda_events import KinesisEventRecord
+    from salesstream.core.window_events import KinesisRecord
 
 # The sub-sequence number of a refusal that covers a whole Kinesis record (a broken aggregate).
 WHOLE_RECORD: Final = -1
-_IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,7 @@ class Refusal:
 
 # An accepted user record: (validated event, raw bytes, index of its Kinesis record, sub-sequence).
 # A plain tuple: one is made per event on the hot path.
-Accepted = tuple[dict[str, Any], bytes, int, int]
+Accepted = tuple[WireEvent, bytes, int, int]
 
 
 @dataclass(slots=True)
@@ -80,7 +83,7 @@ class DecodedBatch:
         return len(self.accepted) + len(self.refused)
 
 
-def decode_records(records: Sequence[KinesisEventRecord]) -> DecodedBatch:
+def decode_records(records: Sequence[KinesisEventRecord | KinesisRecord]) -> DecodedBatch:
     """Decode a batch read from one shard. Every user record counts where it landed, whatever
     its keys: no record is dropped for its placement (a copy on another shard of the same
     lineage is a duplicate for the dedup index, not for the decoder)."""
@@ -99,17 +102,14 @@ def decode_records(records: Sequence[KinesisEventRecord]) -> DecodedBatch:
             batch.records.append(RecordInfo(kinesis.sequenceNumber, arrival_ms, kinesis.partitionKey, 0))
             continue
         batch.records.append(RecordInfo(kinesis.sequenceNumber, arrival_ms, kinesis.partitionKey, len(users)))
-        # one size check and one card scan over a whole aggregate (its payloads joined by newlines,
-        # so protobuf framing bytes never sit against a payload's digits); only when one fails does
-        # every user record go through the full screen (which then names the one to refuse)
-        screened = (
-            is_aggregated(data)
-            and max((len(user) for user in users), default=0) <= MAX_EVENT_BYTES
-            and not contains_card_number(b"\n".join(users))
-        )
+        # one size check, one card scan and one look for escapes over a whole aggregate (its
+        # payloads joined by newlines, so protobuf framing bytes never sit against a payload's
+        # digits); only when one fails does every user record go through the full screen (which
+        # then names the one to refuse)
+        screened = screen(users) if is_aggregated(data) else Screened.NONE
         for subsequence, raw in enumerate(users):
             try:
-                append((validate_wire(raw, screened=screened), raw, index, subsequence))
+                append((decode_event(raw, screened=screened), raw, index, subsequence))
             except RejectedEvent as rejected:
                 refused.append(
                     Refusal(
@@ -144,11 +144,24 @@ def event_id_hint(raw: bytes) -> str | None:
     in a JSON object within the size cap that is not itself a card number."""
     if len(raw) > MAX_EVENT_BYTES:
         return None  # refused by the size cap: never parse it
+    # pydantic on the refusal path only: the aggregator starts without it
+    from pydantic import ValidationError
+    from pydantic_core import from_json
+
     try:
         # pydantic-core's parser bounds nesting (ValueError); json.loads would raise RecursionError
         # on a deeply nested payload within the size cap, on every retry of its batch
         document = from_json(raw)
-        event_id = _IDENTIFIER.validate_python(document["event_id"], strict=True)
+        event_id = _identifier().validate_python(document["event_id"], strict=True)
     except (ValueError, TypeError, KeyError, ValidationError):
         return None
     return None if contains_card_number(event_id.encode()) else event_id
+
+
+@cache
+def _identifier() -> TypeAdapter[str]:
+    from pydantic import TypeAdapter
+
+    from salesstream.core.contract import Identifier
+
+    return TypeAdapter(Identifier)

@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from salesstream.core.contract import validate_wire
 from salesstream.core.lambda_events import DynamodbEventRecord
 from salesstream.core.order_items import NotTypedValue, event_bytes
 from salesstream.core.reasons import Reason, RejectedEvent
 from salesstream.core.records import DecodedBatch, RecordInfo, Refusal, event_id_hint
 from salesstream.core.windows import to_millis
+from salesstream.core.wire import decode_event
 
 TTL_PRINCIPAL: Final = "dynamodb.amazonaws.com"
 
@@ -127,7 +127,7 @@ def decode_table_records(records: Sequence[DynamodbEventRecord]) -> TableDecoded
 
 def _judge(batch: DecodedBatch, index: int, raw: bytes) -> None:
     try:
-        batch.accepted.append((validate_wire(raw), raw, index, 0))
+        batch.accepted.append((decode_event(raw), raw, index, 0))
     except RejectedEvent as rejected:
         batch.refused.append(_refused(index, rejected.reason, rejected.detail, raw))
     except Exception as unexpected:  # noqa: BLE001 - a poison record must not block its shard

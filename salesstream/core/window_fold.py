@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from salesstream.core.aggregation import Effect, WindowState, effect_of, fold_all
+from salesstream.core.aggregation import Effect, WindowState
 from salesstream.core.dedup import CONFLICT, DUPLICATE, DedupIndex, LoggedRecord, Sighting, Verdict
 from salesstream.core.reasons import Reason
 from salesstream.core.records import Accepted, DecodedBatch, Refusal
+from salesstream.core.wire import REFUND
 
 _MS_PER_SECOND = 1000
 
@@ -44,15 +45,29 @@ def plan(state: WindowState, index: DedupIndex, shard: str, batch: DecodedBatch)
     accepted = [item for item in batch.accepted if item[2] >= start] if start else batch.accepted
     sequences = [info.sequence_number for info in batch.records]
     arrivals = [info.arrival_ms for info in batch.records]
+    # `aggregation.effect_of`, spelled out on the struct's attributes: one call less per event
     sightings: list[Sighting] = [
-        (event["event_id"], sequences[record], subsequence, effect_of(event), arrivals[record])
+        (
+            event.event_id,
+            sequences[record],
+            subsequence,
+            (
+                (event.store_id, event.currency, event.occurred_at.toordinal()),
+                event.event_type == REFUND,
+                event.total_minor,
+            ),
+            arrivals[record],
+        )
         for event, _, record, subsequence in accepted
     ]
     verdicts = index.judge_all(shard, sightings)
     to_quarantine = [refusal for refusal in batch.refused if refusal.record >= start]
-    for verdict, (_, raw, record, subsequence), sighting in zip(verdicts, accepted, sightings, strict=True):
-        if verdict is CONFLICT:
-            to_quarantine.append(_conflict(index, raw, record, subsequence, sighting))
+    if CONFLICT in verdicts:  # rare: one scan at C speed instead of a loop over every event
+        for verdict, (_, raw, record, subsequence), sighting in zip(
+            verdicts, accepted, sightings, strict=True
+        ):
+            if verdict is CONFLICT:
+                to_quarantine.append(_conflict(index, raw, record, subsequence, sighting))
     return Plan(start, accepted, sightings, verdicts, to_quarantine)
 
 
@@ -77,7 +92,8 @@ def apply(state: WindowState, batch: DecodedBatch, planned: Plan, cutoff: int) -
         if refusal.record < cutoff:
             state.note_quarantined(refusal.reason)
 
-    effects: list[Effect] = []
+    totals = state.totals
+    folded = 0
     logged: list[LoggedRecord] = []
     users: list[tuple[str, int, Effect]] = []
     current = -1
@@ -92,7 +108,18 @@ def apply(state: WindowState, batch: DecodedBatch, planned: Plan, cutoff: int) -
         if verdict is CONFLICT:
             continue  # counted with the quarantine above
         effect = sighting[3]
-        effects.append(effect)
+        # `aggregation.fold_all`, inline: this loop visits every event already
+        key, is_refund, amount = effect
+        counts = totals.get(key)
+        if counts is None:
+            counts = totals[key] = [0, 0, 0, 0]
+        if is_refund:
+            counts[1] += 1
+            counts[3] += amount
+        else:
+            counts[0] += 1
+            counts[2] += amount
+        folded += 1
         if record != current:
             # lateness is sampled: the first folded event of each Kinesis record (an aware
             # datetime's timestamp() costs ~0.4 us, too much for every event)
@@ -100,7 +127,7 @@ def apply(state: WindowState, batch: DecodedBatch, planned: Plan, cutoff: int) -
             info = records[record]
             users = []
             logged.append((info.sequence_number, info.arrival_ms, users))
-            state.lateness.add(info.arrival_ms - round(event["occurred_at"].timestamp() * _MS_PER_SECOND))
+            state.lateness.add(info.arrival_ms - round(event.occurred_at.timestamp() * _MS_PER_SECOND))
         users.append((sighting[0], subsequence, effect))
-    fold_all(state, effects)
+    state.events += folded
     return logged

@@ -19,6 +19,7 @@ from producer import Producer, ProducerSettings, producer_client
 from salesstream.core.aggregation import Totals
 from salesstream.core.archive import stored_payloads
 from salesstream.core.batch import Cause, Classification, KeyKind, Status, minus
+from salesstream.core.wire import WireEvent
 from salesstream.runtime import Runtime, RuntimeOptions, VirtualClock
 from tests.batch_support import Pipeline, cold_start, corrupt_segment, manual_producer
 from tests.kinesis_reading import read_stream
@@ -233,9 +234,9 @@ def test_r1_a_record_only_the_speed_layer_quarantined_is_traced_to_its_quarantin
     from consumers.speed.handler import lambda_handler
 
     in_aggregator = contextvars.ContextVar("in_aggregator", default=False)
-    real = salesstream.core.records.validate_wire
+    real = salesstream.core.records.decode_event
 
-    def fails_in_the_aggregator(raw: bytes, *, screened: bool = False) -> dict[str, Any]:
+    def fails_in_the_aggregator(raw: bytes, *, screened: bool = False) -> WireEvent:
         if in_aggregator.get() and poison_id.encode() in raw:
             raise ZeroDivisionError("a bug in the speed layer only: it fails on every read")
         return real(raw, screened=screened)
@@ -244,7 +245,7 @@ def test_r1_a_record_only_the_speed_layer_quarantined_is_traced_to_its_quarantin
         in_aggregator.set(True)  # this invocation's thread only; the archiver reads normally
         return lambda_handler(event, context)
 
-    monkeypatch.setattr(salesstream.core.records, "validate_wire", fails_in_the_aggregator)
+    monkeypatch.setattr(salesstream.core.records, "decode_event", fails_in_the_aggregator)
     run = pipeline(handlers={"AggregatorFunction": aggregator})
     events = run.fleet_events(100)
     poison = json.loads(events[37])

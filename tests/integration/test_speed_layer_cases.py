@@ -27,6 +27,7 @@ from salesstream.core.aggregation import Totals
 from salesstream.core.contract import MAX_EVENT_BYTES, OrderEvent, new_order
 from salesstream.core.kpl import MAGIC, compress, is_compressed
 from salesstream.core.windows import Window, parse_rfc3339
+from salesstream.core.wire import WireEvent
 from salesstream.runtime import Call, Fault, Runtime, RuntimeOptions, VirtualClock
 from salesstream.runtime.model import Outcome
 from tests.batch_support import manual_producer
@@ -471,16 +472,16 @@ def test_b4_a_poison_record_is_quarantined_and_the_shard_moves_on(
 ) -> None:
     line = pipeline(script=Script(lambda call, outcome: Fault.NONE if call.batch.final else Fault.REPLAY))
     poison = order("store-1", 666)
-    real = salesstream.core.records.validate_wire
+    real = salesstream.core.records.decode_event
     tries: list[bytes] = []
 
-    def fails_on_the_poison(raw: bytes, *, screened: bool = False) -> dict[str, Any]:
+    def fails_on_the_poison(raw: bytes, *, screened: bool = False) -> WireEvent:
         if poison.event_id.encode() in raw:
             tries.append(raw)
             raise ZeroDivisionError("deep inside a library")  # fails every time it is read
         return real(raw, screened=screened)
 
-    monkeypatch.setattr(salesstream.core.records, "validate_wire", fails_on_the_poison)
+    monkeypatch.setattr(salesstream.core.records, "decode_event", fails_on_the_poison)
     # and a real one: nesting within the size cap that blew Python's recursion limit
     nested = b'{"event_id": "evt-nested", "x": ' + b"[" * (MAX_EVENT_BYTES - 40)
     good = [order("store-1", 100), order("store-2", 200), order("store-3", 300)]

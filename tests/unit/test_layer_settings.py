@@ -10,6 +10,7 @@ import importlib
 import importlib.util
 from pathlib import Path
 
+import msgspec
 import pytest
 from pydantic_settings import BaseSettings
 
@@ -31,14 +32,35 @@ def layer_of(function: FunctionSpec) -> str:
     return module.rpartition(".")[0]
 
 
-def settings_of(function: FunctionSpec) -> type[BaseSettings]:
+# pydantic-settings, or a msgspec struct where the layer starts without pydantic (the aggregator)
+Settings = type[BaseSettings] | type[msgspec.Struct]
+
+
+def settings_of(function: FunctionSpec) -> Settings:
     module = importlib.import_module(f"{layer_of(function)}.settings")
     (settings,) = [
         value
         for value in vars(module).values()
-        if isinstance(value, type) and issubclass(value, BaseSettings) and value.__module__ == module.__name__
+        if isinstance(value, type)
+        and issubclass(value, BaseSettings | msgspec.Struct)
+        and value.__module__ == module.__name__
     ]
     return settings
+
+
+def fields_of(settings: Settings) -> dict[str, bool]:
+    """Each field's name, and whether it is required."""
+    if issubclass(settings, BaseSettings):
+        return {name: field.is_required() for name, field in settings.model_fields.items()}
+    return {field.name: field.required for field in msgspec.structs.fields(settings)}
+
+
+def validate(settings: Settings, environment: dict[str, str]) -> None:
+    if issubclass(settings, BaseSettings):
+        given = {name.lower(): value for name, value in environment.items()}
+        settings.model_validate({name: given[name] for name in settings.model_fields if name in given})
+    else:
+        settings.from_environment(environment)  # type: ignore[attr-defined]
 
 
 def variable(field: str) -> str:
@@ -81,29 +103,28 @@ def test_every_function_has_its_layers_own_settings() -> None:
 def test_the_template_sets_every_variable_the_settings_require(logical_id: str) -> None:
     function = FUNCTIONS[logical_id]
     settings = settings_of(function)
-    required = {variable(name) for name, field in settings.model_fields.items() if field.is_required()}
+    required = {variable(name) for name, is_required in fields_of(settings).items() if is_required}
     assert required, f"{settings.__name__} requires nothing"
     assert required - set(function.environment) == set()
     # and the values the template gives are valid for them (types, ranges)
-    given = {name.lower(): value for name, value in function.environment.items()}
-    settings.model_validate({name: given[name] for name in settings.model_fields if name in given})
+    validate(settings, dict(function.environment))
 
 
 @pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
 def test_every_setting_is_read_by_its_layer(logical_id: str) -> None:
     function = FUNCTIONS[logical_id]
-    unread = set(settings_of(function).model_fields) - attributes_read(layer_of(function))
+    unread = set(fields_of(settings_of(function))) - attributes_read(layer_of(function))
     assert unread == set()
 
 
 @pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
 def test_what_a_function_alone_is_given_its_settings_read(logical_id: str) -> None:
-    fields = {variable(name) for name in settings_of(FUNCTIONS[logical_id]).model_fields}
+    fields = {variable(name) for name in fields_of(settings_of(FUNCTIONS[logical_id]))}
     assert own_variables(logical_id) - fields == set()
 
 
 def test_every_variable_the_template_sets_is_read() -> None:
-    read = {variable(name) for function in FUNCTIONS.values() for name in settings_of(function).model_fields}
+    read = {variable(name) for function in FUNCTIONS.values() for name in fields_of(settings_of(function))}
     given = {name for function in FUNCTIONS.values() for name in function.environment}
     assert given - read - POWERTOOLS - FOR_THE_OPERATOR == set()
 
@@ -114,5 +135,5 @@ def test_a_setting_no_function_is_given_is_found() -> None:
     class Wider(settings_of(FUNCTIONS["ArchiverFunction"])):  # type: ignore[misc]
         retention_days: int
 
-    required = {variable(name) for name, field in Wider.model_fields.items() if field.is_required()}
+    required = {variable(name) for name, is_required in fields_of(Wider).items() if is_required}
     assert required - set(FUNCTIONS["ArchiverFunction"].environment) == {"RETENTION_DAYS"}

@@ -14,6 +14,7 @@ from salesstream.core.kpl import MAGIC, BrokenAggregate, aggregate, deaggregate,
 from salesstream.core.lambda_events import KinesisTimeWindowEvent
 from salesstream.core.reasons import Reason
 from salesstream.core.records import WHOLE_RECORD, decode_records, event_id_hint
+from salesstream.core.wire import WireEvent
 from tests.window_events import Shard, kpl, order
 
 CARD = b"4111 1111 1111 1111"
@@ -170,14 +171,14 @@ def test_a_poison_record_is_quarantined_and_the_rest_goes_on(monkeypatch: pytest
     import salesstream.core.records as records
 
     poison, good = order("store-1", 100), order("store-2", 200)
-    real = records.validate_wire
+    real = records.decode_event
 
-    def breaks_on_poison(raw: bytes, *, screened: bool = False) -> dict:
+    def breaks_on_poison(raw: bytes, *, screened: bool = False) -> WireEvent:
         if poison.event_id.encode() in raw:
             raise RecursionError("deep in a library")
         return real(raw, screened=screened)
 
-    monkeypatch.setattr(records, "validate_wire", breaks_on_poison)
+    monkeypatch.setattr(records, "decode_event", breaks_on_poison)
     batch, _ = decode(kpl(poison, good))
     assert [e["event_id"] for e, _, _, _ in batch.accepted] == [good.event_id]
     (refusal,) = batch.refused

@@ -33,7 +33,7 @@ from salesstream.core.contract import (
 )
 from salesstream.core.currencies import CURRENCIES
 from salesstream.core.reasons import RejectedEvent
-from salesstream.core.wire import WireEvent, WireLine, decode_event
+from salesstream.core.wire import Screened, WireEvent, WireLine, decode_event, screen
 from tests.unit import test_contract, test_producer_rejections
 from tests.unit.test_contract import valid_event
 
@@ -64,9 +64,9 @@ def contract_verdict(raw: bytes) -> Verdict:
     )
 
 
-def wire_verdict(raw: bytes) -> Verdict:
+def wire_verdict(raw: bytes, screened: bool | Screened = False) -> Verdict:
     try:
-        event = decode_event(raw)
+        event = decode_event(raw, screened=screened)
     except RejectedEvent as refused:
         return ("refused", refused.reason, refused.field, refused.detail)
     return wire_verdict_of(event)
@@ -93,11 +93,15 @@ def wire_verdict_of(event: WireEvent) -> Verdict:
 def assert_same(raw: bytes) -> Verdict:
     expected = contract_verdict(raw)
     assert wire_verdict(raw) == expected, raw[:300]
+    # as the aggregator decodes an aggregate: what `screen` found over it is not checked again
+    screened = screen([raw, b'{"event_id": "another payload of the aggregate"}'])
+    if screened:
+        assert wire_verdict(raw, screened) == expected, (screened, raw[:300])
     if expected[0] == "accepted":
         # the screened form (the caller ran the size cap and card scan) reads the same values
-        screened = decode_event(raw, screened=True)
-        assert wire_verdict_of(screened) == expected
-        assert (screened["store_id"], screened.is_refund) == (expected[4], expected[2] == "order_refunded")
+        event = decode_event(raw, screened=True)
+        assert wire_verdict_of(event) == expected
+        assert (event["store_id"], event.is_refund) == (expected[4], expected[2] == "order_refunded")
     return expected
 
 
@@ -360,6 +364,24 @@ def refusal_corpus() -> Iterator[bytes]:
     ):
         yield test_contract.encode(valid_event(order_id=identifier))
     yield from (payload for payload, _ in test_producer_rejections.REFUSED)
+
+
+def test_the_screen_names_what_it_found_over_the_whole_aggregate() -> None:
+    clean = [test_contract.encode(valid_event(event_id=f"evt-{i}")) for i in range(20)]
+    assert screen(clean) is Screened.PLAIN
+    assert screen(
+        [*clean, test_contract.encode(valid_event(occurred_at="2026-11-23T10:15:00.1234567Z"))]
+    ) is (Screened.SIZE_AND_CARDS)
+    assert screen([*clean, b'{"sku": "caf\\u00e9"}']) is Screened.SIZE_AND_CARDS
+    assert screen([*clean, b'{"note": "4111 1111 1111 1111"}']) is Screened.NONE
+    assert screen([*clean, b"{" + b" " * MAX_EVENT_BYTES + b"}"]) is Screened.NONE
+
+
+def test_deep_nesting_gets_the_same_verdict() -> None:
+    # within the size cap: msgspec raises RecursionError, pydantic's parser refuses it as not JSON
+    for opening in (b"[", b'{"a":'):
+        assert_same(b'{"event_id": "evt-nested", "x": ' + opening * (MAX_EVENT_BYTES // len(opening) - 40))
+        assert_same(b'{"x": ' + b"[" * 5000 + b"]" * 5000 + b"}")
 
 
 def test_the_suites_refusal_corpus_gets_the_same_verdict() -> None:
