@@ -98,6 +98,9 @@ _IDENTIFIERS: Final = re.compile("/".join([ID_PATTERN.removeprefix("^").removesu
 _SKU: Final = re.compile(SKU_PATTERN.removeprefix("^").removesuffix("$"))
 # a fraction of 7 digits or more, spelled plainly or with JSON escapes
 _LONG_FRACTION: Final = re.compile(rb"(?:\.|\\u002[eE])(?:[0-9]|\\u003[0-9]){7}")
+# the same without escapes, about 4x cheaper (the alternation is tried at every byte): where
+# there is no backslash, no escaped spelling can match
+_LONG_PLAIN_FRACTION: Final = re.compile(rb"\.[0-9]{7}")
 _ESCAPE: Final = b"\\"
 _DEL: Final = b"\x7f"
 _DOT: Final = b"."
@@ -122,7 +125,7 @@ def screen(payloads: Sequence[bytes]) -> Screened:
     if contains_card_number(joined):
         return Screened.NONE
     plain = _ESCAPE not in joined and _DEL not in joined
-    if plain and (_DOT not in joined or _LONG_FRACTION.search(joined) is None):
+    if plain and (_DOT not in joined or _LONG_PLAIN_FRACTION.search(joined) is None):
         return Screened.PLAIN
     return Screened.SIZE_AND_CARDS
 
@@ -157,7 +160,9 @@ def _plain_enough(raw: bytes, event: WireEvent) -> bool:
     # a control character in a sku can only come from an escape or a raw DEL byte
     if (_ESCAPE in raw or _DEL in raw) and any(_SKU.fullmatch(line.sku) is None for line in event.lines):
         return False
-    return not ((_DOT in raw or _ESCAPE in raw) and _LONG_FRACTION.search(raw) is not None)
+    if _ESCAPE in raw:
+        return _LONG_FRACTION.search(raw) is None
+    return _DOT not in raw or _LONG_PLAIN_FRACTION.search(raw) is None
 
 
 def _by_the_contract(raw: bytes) -> WireEvent:
