@@ -27,20 +27,27 @@ demo: $(STAMP) ## the main job: the demo pipeline on the embedded emulator (no D
 	$(BIN)/salesstream demo
 
 # `make test` downloads nothing beyond `make install`: the packaging tests (marker `package`) run
-# under `make test-package`. The e2e tier runs verbosely: each test is named as it starts.
-test: $(STAMP) ## the suite: unit and integration, then e2e (each test named as it runs); no downloads
-	$(BIN)/python -m pytest -m "not e2e and not package" --durations=15; tiers=$$?; \
-	$(BIN)/python -m pytest -v -m "e2e and not package" --durations=10; e2e=$$?; \
+# under `make test-package`. Each tier runs on TEST_WORKERS pytest-xdist workers (most tests wait
+# on the emulator, a window boundary or a subprocess, so two workers overlap those waits); tests
+# are handed out as workers free up (worksteal), so one slow module does not hold up the rest.
+# The e2e tier hands out whole files (loadfile): its files share one stack per module and run
+# their tests in order. It runs verbosely: each test is named as it starts and as it ends.
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist worksteal
+XDIST_E2E := -n $(TEST_WORKERS) --dist loadfile
+test: $(STAMP) ## the suite: unit and integration, then e2e (each test named as it runs), on 2 workers; no downloads
+	$(BIN)/python -m pytest $(XDIST) -m "not e2e and not package" --durations=15; tiers=$$?; \
+	$(BIN)/python -m pytest $(XDIST_E2E) -v -m "e2e and not package" --durations=10; e2e=$$?; \
 	exit $$(( tiers != 0 ? tiers : e2e ))
 
-test-unit: $(STAMP) ## pure logic only, no sockets (seconds)
-	$(BIN)/python -m pytest -m unit
+test-unit: $(STAMP) ## pure logic only, no sockets
+	$(BIN)/python -m pytest $(XDIST) -m unit
 
 test-integration: $(STAMP) ## through real boto3 clients against the embedded moto server
-	$(BIN)/python -m pytest -m integration
+	$(BIN)/python -m pytest $(XDIST) -m integration
 
 test-e2e: $(STAMP) ## the whole pipeline through the CLI (each test named as it runs)
-	$(BIN)/python -m pytest -v -m "e2e and not package" --durations=10
+	$(BIN)/python -m pytest $(XDIST_E2E) -v -m "e2e and not package" --durations=10
 
 test-package: $(STAMP) ## the Lambda packages and the wheel in fresh venvs: downloads aws-sam-cli (~340 MB, into .venv-sam) and wheels from PyPI
 	$(BIN)/python -m pytest -v -m package

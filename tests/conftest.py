@@ -43,6 +43,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tier = Path(str(item.fspath)).relative_to(TESTS).parts[0]
         if tier in TIERS:
             item.add_marker(getattr(pytest.mark, tier))
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # On xdist workers (`make test`), the long tests start first: one started last would leave
+        # its worker running it alone while the other worker has nothing left. Every worker sorts
+        # the same way, so the collections still agree.
+        items.sort(key=lambda item: not _runs_long(item))
+
+
+def _runs_long(item: pytest.Item) -> bool:
+    """Property tests (many examples each) and tests marked `long`."""
+    is_property = getattr(getattr(item, "obj", None), "is_hypothesis_test", False)
+    return bool(is_property) or item.get_closest_marker("long") is not None
 
 
 @pytest.fixture(autouse=True)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pytest
 from hypothesis import HealthCheck, Phase, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -283,6 +284,7 @@ class PipelineMachine(RuleBasedStateMachine):
         return sum("EndingSequenceNumber" not in s["SequenceNumberRange"] for s in shards)
 
 
+@pytest.mark.long
 def test_any_interleaving_of_traffic_and_faults_counts_every_accepted_event_once(
     make_stack: Callable[..., Any], endpoint: Any, tmp_path: Path
 ) -> None:
