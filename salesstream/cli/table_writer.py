@@ -19,9 +19,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from consumers.common.retry import Backoff, is_transient
 from producer.result import StoreTally
-from salesstream.core.contract import validate_wire
 from salesstream.core.order_items import order_item
 from salesstream.core.reasons import RejectedEvent
+from salesstream.core.wire import WireEvent, decode_event
 
 BATCH_WRITE_LIMIT: Final = 25  # DynamoDB's maximum per BatchWriteItem
 DEFAULT_TTL_SECONDS: Final = 30 * 86_400  # well past the dedup horizon and the batch layer's runs
@@ -78,26 +78,26 @@ class TableWriter:
     def submit_many(self, raws: list[bytes]) -> list[tuple[int, RejectedEvent]]:
         """Validate and write the events; returns the refused ones by index in `raws`."""
         refused: list[tuple[int, RejectedEvent]] = []
-        pending: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # event id -> (event, item)
+        pending: dict[str, tuple[WireEvent, dict[str, Any]]] = {}  # event id -> (event, item)
         expires_at = int(self._now()) + self._ttl
         for index, raw in enumerate(raws):
             try:
-                event = validate_wire(raw)
+                event = decode_event(raw)  # the contract's verdict, as the aggregator judges it
             except RejectedEvent as rejection:
                 refused.append((index, rejection))
                 reason = rejection.reason.value
                 self.result.rejected[reason] = self.result.rejected.get(reason, 0) + 1
                 continue
             # one call may not name a key twice: a repeated event id goes into the next one
-            if event["event_id"] in pending or len(pending) == BATCH_WRITE_LIMIT:
+            if event.event_id in pending or len(pending) == BATCH_WRITE_LIMIT:
                 self._write(pending)
                 pending = {}
-            pending[event["event_id"]] = (event, order_item(json.loads(raw), expires_at=expires_at))
+            pending[event.event_id] = (event, order_item(json.loads(raw), expires_at=expires_at))
         if pending:
             self._write(pending)
         return refused
 
-    def _write(self, pending: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    def _write(self, pending: dict[str, tuple[WireEvent, dict[str, Any]]]) -> None:
         left = dict(pending)
         error: Exception | None = None
         for attempt in range(self._backoff.attempts):
@@ -126,16 +126,16 @@ class TableWriter:
             + (f": {error}" if error else " (UnprocessedItems each time)")
         )
 
-    def _count(self, event: dict[str, Any]) -> None:
+    def _count(self, event: WireEvent) -> None:
         self.result.written += 1
-        if event["event_id"] in self._counted:
+        if event.event_id in self._counted:
             return
-        self._counted.add(event["event_id"])
-        key = (event["store_id"], event["currency"])
+        self._counted.add(event.event_id)
+        key = (event.store_id, event.currency)
         row = self.result.tally_by_store.setdefault(key, StoreTally(store_id=key[0], currency=key[1]))
-        if event["event_type"] == "order_refunded":
+        if event.is_refund:
             row.refunds += 1
-            row.refunds_minor += event["total_minor"]
+            row.refunds_minor += event.total_minor
         else:
             row.orders += 1
-            row.gross_minor += event["total_minor"]
+            row.gross_minor += event.total_minor
