@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -44,3 +45,19 @@ def test_enabled_metrics_are_printed_once_per_invocation(
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3
     assert all('"EventsCounted":' in line for line in lines)
+
+
+def test_a_failed_invocation_counts_itself_and_still_raises(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    metrics = Metrics(namespace="salesstream", service="telemetry-test")
+
+    @log_metrics(metrics)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        raise TimeoutError("the table did not answer")
+
+    with pytest.raises(TimeoutError, match="did not answer"):
+        handler({}, None)
+    (line,) = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["InvocationsFailed"] == [1.0]
