@@ -32,6 +32,7 @@ class Template(Protocol):
 
 
 _FUNCTION = "SnapshotFunction"
+_SERVICES = ("dynamodb", "s3", "kinesis", "sqs", "dynamodbstreams")
 
 
 def wall_ms() -> int:
@@ -45,14 +46,15 @@ class BatchResources:
     s3: Any
     kinesis: Any
     sqs: Any
+    dynamodbstreams: Any  # the orders table's stream, probed for the horizon when that source is on
 
     @classmethod
     def from_environment(cls) -> BatchResources:
         session = boto3.session.Session()
-        dynamodb, s3, kinesis, sqs = (
-            session.client(name, config=CLIENT_CONFIG) for name in ("dynamodb", "s3", "kinesis", "sqs")
+        dynamodb, s3, kinesis, sqs, streams = (
+            session.client(name, config=CLIENT_CONFIG) for name in _SERVICES
         )
-        return cls(BatchSettings(), dynamodb, s3, kinesis, sqs)  # every setting from the environment
+        return cls(BatchSettings(), dynamodb, s3, kinesis, sqs, streams)  # every setting from the environment
 
     @classmethod
     def from_template(cls, endpoint: Endpoint, template: Template, **overrides: Any) -> BatchResources:
@@ -61,9 +63,9 @@ class BatchResources:
         environment = {
             name.lower(): value for name, value in template.function(_FUNCTION).environment.items()
         }
-        dynamodb, s3, kinesis, sqs = (endpoint.client(name) for name in ("dynamodb", "s3", "kinesis", "sqs"))
+        dynamodb, s3, kinesis, sqs, streams = (endpoint.client(name) for name in _SERVICES)
         settings = BatchSettings.model_validate({**environment, **overrides})
-        return cls(settings, dynamodb, s3, kinesis, sqs)
+        return cls(settings, dynamodb, s3, kinesis, sqs, streams)
 
     @cached_property
     def views(self) -> BatchViews:

@@ -15,7 +15,8 @@ from salesstream.core.windows import MAX_WINDOW_SECONDS
 class BatchSettings(BaseSettings):
     """ARCHIVE_BUCKET, BATCH_TABLE, AGGREGATES_TABLE, QUARANTINE_TABLE, STREAM_NAME,
     FAILURES_QUEUE, AGGREGATOR_FUNCTION, ARCHIVER_FUNCTION, WINDOW_SECONDS,
-    DEDUP_HORIZON_SECONDS; the SNAPSHOT_* tuning has defaults."""
+    DEDUP_HORIZON_SECONDS; ORDERS_TABLE only with the table source on; the SNAPSHOT_* tuning
+    has defaults."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
@@ -30,6 +31,8 @@ class BatchSettings(BaseSettings):
     archiver_function: str
     window_seconds: Annotated[int, Field(gt=0, le=MAX_WINDOW_SECONDS)]
     dedup_horizon_seconds: Annotated[int, Field(ge=0)]
+    # the orders table, when it is a source too: the horizon probes its stream's shards as well
+    orders_table: str | None = None
     # slack between the stream's clock (arrival stamps) and this process's, for a caught-up shard
     snapshot_horizon_grace_seconds: Annotated[float, Field(ge=0)] = 2.0
     # sightings judged in memory at once (the snapshot's partitions are sized for it)

@@ -4,8 +4,9 @@ Scheduled in the template (`SnapshotFunction`, `SnapshotRate`: consumers/batch/h
 consumers/batch/scheduled.py), run by the local runtime on the same schedule, and by
 `salesstream snapshot`. One run:
 
-0. begin (or resume the unfinished snapshot's cursor): list the archive, probe the stream after
-   each shard's last archived record, fix the horizon (salesstream/core/recompute.py) and the
+0. begin (or resume the unfinished snapshot's cursor): list the archive, probe the streams (the
+   orders stream, and the orders table's when that source is on: consumers/batch/shard_sources.py)
+   after each shard's last archived record, fix the horizon (salesstream/core/recompute.py) and the
    number of partitions (from the archive's size, so a partition fits in memory);
 1. scan: read the archive objects in key order up to the horizon's hour, decode their records
    with the aggregator's pipeline (consumers/batch/archive_reader.py), one sighting per accepted user
@@ -33,6 +34,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, Final
 
 from aws_lambda_powertools import Logger
@@ -41,12 +43,12 @@ from consumers.batch import layout
 from consumers.batch.archive_reader import read_back
 from consumers.batch.resources import BatchResources, wall_ms
 from consumers.batch.runs import Cursor, Phase, SnapshotRuns
+from consumers.batch.shard_sources import ShardSource, shard_sources
 from consumers.batch.views import snapshot_from_item
 from salesstream.core.archive import ARCHIVE_PREFIX, ArchiveKey
 from salesstream.core.batch import Reconciliation, ShardHorizon, ShardState, SnapshotInfo, StoreDayRow
 from salesstream.core.batch import shard_horizon_to_json as _shard_json
 from salesstream.core.recompute import (
-    Probe,
     RowKey,
     decode_sightings,
     reduce_partition,
@@ -61,7 +63,6 @@ logger = Logger()
 # fewer makes more, smaller partitions: safe for memory, a few more requests.
 _ARCHIVE_BYTES_PER_LINE: Final = 30
 _MAX_PARTITIONS: Final = 256
-_PROBE_READS: Final = 5
 _DELETE_LIMIT: Final = 1000
 
 
@@ -89,6 +90,10 @@ class SnapshotJob:
         self.s3 = resources.s3
         self.bucket = self.settings.archive_bucket
         self.window_ms = self.settings.window_seconds * 1000
+
+    @cached_property
+    def sources(self) -> list[ShardSource]:
+        return shard_sources(self.resources)
 
     def run(
         self,
@@ -134,7 +139,11 @@ class SnapshotJob:
         for key, size in self._archive_keys():
             last[key.shard_id] = key  # keys sort by hour, then shard, then position: the last is newest
             archive_bytes += size
-        listed = self._list_shards()
+        # every shard of every source: the orders stream's, and the orders table stream's when
+        # that source is on (an archived shard neither lists was trimmed)
+        listed = {
+            shard.shard_id: (source, shard) for source in self.sources for shard in source.list_shards()
+        }
         horizons = []
         for shard_id in sorted(set(listed) | set(last)):
             newest = last.get(shard_id)
@@ -142,7 +151,8 @@ class SnapshotJob:
             if shard_id not in listed:  # trimmed from the stream: nothing more can come
                 horizons.append(ShardHorizon(shard_id, ShardState.CLOSED, None, sequence))
                 continue
-            probe = self._probe(shard_id, sequence, closed=listed[shard_id])
+            source, shard = listed[shard_id]
+            probe = source.probe(shard, sequence)
             fallback = newest.hour_start_ms if newest else 0
             horizons.append(
                 shard_horizon(shard_id, sequence, probe, now_ms=caught_up_at, fallback_ms=fallback)
@@ -160,40 +170,6 @@ class SnapshotJob:
             shards=tuple(horizons),
             partitions=partitions,
         )
-
-    def _list_shards(self) -> dict[str, bool]:
-        """shard id -> closed, for every shard the stream still lists."""
-        shards: dict[str, bool] = {}
-        pages = self.resources.kinesis.get_paginator("list_shards").paginate(
-            StreamName=self.settings.stream_name
-        )
-        for page in pages:
-            for shard in page["Shards"]:
-                shards[shard["ShardId"]] = "EndingSequenceNumber" in shard.get("SequenceNumberRange", {})
-        return shards
-
-    def _probe(self, shard_id: str, after_sequence: str | None, *, closed: bool) -> Probe:
-        """What the stream holds after the shard's last archived record."""
-        kinesis = self.resources.kinesis
-        start: dict[str, Any] = (
-            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after_sequence}
-            if after_sequence
-            else {"ShardIteratorType": "TRIM_HORIZON"}
-        )
-        iterator = kinesis.get_shard_iterator(
-            StreamName=self.settings.stream_name, ShardId=shard_id, **start
-        )["ShardIterator"]
-        for _ in range(_PROBE_READS):  # a read may come back empty while records follow
-            answer = kinesis.get_records(ShardIterator=iterator, Limit=1)
-            if answer["Records"]:
-                arrival = answer["Records"][0]["ApproximateArrivalTimestamp"]
-                return Probe(round(arrival.timestamp() * 1000), shard_ended=False, caught_up=False)
-            iterator = answer.get("NextShardIterator")
-            if iterator is None or closed:
-                return Probe(None, shard_ended=True, caught_up=True)
-            if answer.get("MillisBehindLatest", 1) == 0:
-                return Probe(None, shard_ended=False, caught_up=True)
-        return Probe(None, shard_ended=False, caught_up=False)
 
     def _archive_keys(self, *, start_after: str = "") -> Iterator[tuple[ArchiveKey, int]]:
         request = {"Bucket": self.bucket, "Prefix": ARCHIVE_PREFIX}

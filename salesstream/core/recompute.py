@@ -305,6 +305,47 @@ def shard_horizon(
     return ShardHorizon(shard_id, ShardState.BEHIND, fallback_ms, last_archived_sequence)
 
 
+@dataclass(frozen=True, slots=True)
+class ProbeRead:
+    """One GetRecords page of a probe on a DynamoDB Streams shard."""
+
+    first_arrival_ms: int | None  # the page's first record's creation time, if it held one
+    more: bool  # it gave a NextShardIterator (null: the shard is closed and read to its end)
+
+
+def table_stream_probe(
+    reads: Iterable[ProbeRead], *, after_sequence: str | None, ending_sequence: str | None, empty_reads: int
+) -> Probe:
+    """The probe of a table stream's shard after its last archived record (`after_sequence`).
+
+    DynamoDB Streams reports no MillisBehindLatest, and a read can come back empty while records
+    follow: it "might take multiple calls to get to a portion of the shard that contains stream
+    records" (DynamoDB Streams API reference, GetRecords). So, in this order:
+    - a closed shard (`ending_sequence`, its EndingSequenceNumber) whose last record is archived
+      has ended, unread;
+    - the first page holding a record: behind, up to that record;
+    - a page without a next iterator: the shard is closed and was read to its end;
+    - `empty_reads` empty pages in a row, each following the one before: an open shard is
+      caught up; a closed one is not known to be read to its end (it gives no answer).
+    `reads` is consumed only as far as needed."""
+    if (
+        ending_sequence is not None
+        and after_sequence is not None
+        and int(after_sequence) >= int(ending_sequence)
+    ):
+        return Probe(None, shard_ended=True, caught_up=True)
+    empty = 0
+    for read in reads:
+        if read.first_arrival_ms is not None:
+            return Probe(read.first_arrival_ms, shard_ended=False, caught_up=False)
+        if not read.more:
+            return Probe(None, shard_ended=True, caught_up=True)
+        empty += 1
+        if empty >= empty_reads:
+            break
+    return Probe(None, shard_ended=False, caught_up=ending_sequence is None and empty >= empty_reads)
+
+
 def snapshot_horizon(shards: Iterable[ShardHorizon], *, now_ms: int, window_seconds: int) -> int:
     """The snapshot's horizon: the earliest shard horizon (a closed, fully archived shard has
     none), down to a window boundary so no window is split between batch and speed."""

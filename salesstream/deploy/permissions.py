@@ -35,8 +35,10 @@ class Access:
     """One boto3 call and the template resources it acts on."""
 
     call: str  # "<client>.<method>", as in the code: "s3.put_object"
-    # logical ids, an S3 key pattern after a slash ("ArchiveBucket/dedup/*"), or "*" for an action
-    # that supports no resource-level permission (STAR_RESOURCE_ONLY)
+    # logical ids, an S3 key pattern after a slash ("ArchiveBucket/dedup/*"), another ARN than
+    # the resource's own after a dot ("OrdersTable.StreamArn"), or "*" for an action that
+    # supports no resource-level permission (STAR_RESOURCE_ONLY). A resource whose Condition
+    # leaves it out of the template is granted nothing.
     on: tuple[str, ...]
     actions: tuple[str, ...] = ()  # the IAM actions it needs, when they are not its own name
     condition: Mapping[str, Any] | None = None
@@ -135,6 +137,22 @@ CODE_ACCESS: Final[dict[str, tuple[Access, ...]]] = {
         Access("kinesis.list_shards", on=("OrdersStream",)),
         Access("kinesis.get_shard_iterator", on=("OrdersStream",)),
         Access("kinesis.get_records", on=("OrdersStream",)),
+        # the same on the orders table's stream, with the table source on (its current stream
+        # from DescribeTable); DynamoDB Streams' actions are in the `dynamodb:` namespace
+        Access("dynamodb.describe_table", on=("OrdersTable",), why="the table's LatestStreamArn"),
+        Access(
+            "dynamodbstreams.describe_stream",
+            on=("OrdersTable.StreamArn",),
+            actions=("dynamodb:DescribeStream",),
+        ),
+        Access(
+            "dynamodbstreams.get_shard_iterator",
+            on=("OrdersTable.StreamArn",),
+            actions=("dynamodb:GetShardIterator",),
+        ),
+        Access(
+            "dynamodbstreams.get_records", on=("OrdersTable.StreamArn",), actions=("dynamodb:GetRecords",)
+        ),
         # on-failure notices are moved from the queue to failures/ in the bucket
         Access("sqs.receive_message", on=("ConsumerFailuresQueue",)),
         Access("sqs.delete_message", on=("ConsumerFailuresQueue",)),
@@ -239,11 +257,16 @@ def _logical_id(reference: Any) -> str | None:
 # --- what a piece of code needs ----------------------------------------------------------------
 
 
+def _logical_id_of(item: str) -> str:
+    return item.partition("/")[0].partition(".")[0]
+
+
 def _arn(template: Template, item: str) -> str:
     if item == "*":
         return item
-    logical_id, slash, key_pattern = item.partition("/")
-    arn = str(template.resolve({"Fn::GetAtt": [logical_id, "Arn"]}))
+    resource, slash, key_pattern = item.partition("/")
+    logical_id, _, attribute = resource.partition(".")
+    arn = str(template.resolve({"Fn::GetAtt": [logical_id, attribute or "Arn"]}))
     return f"{arn}/{key_pattern}" if slash else arn
 
 
@@ -274,6 +297,7 @@ def access_grants(template: Template, accesses: Iterable[Access]) -> set[Grant]:
         for access in accesses
         for action in access.iam_actions()
         for item in access.on
+        if item == "*" or template.included(_logical_id_of(item))
     }
     return _with_stream_keys(template, grants)
 

@@ -490,7 +490,8 @@ class Template:
                     handler=props.get("Handler", self._globals.get("Handler", "")),
                     timeout_seconds=int(props.get("Timeout", self._globals.get("Timeout", 3))),
                     memory_mb=int(props.get("MemorySize", self._globals.get("MemorySize", 128))),
-                    environment={key: str(value) for key, value in environment.items()},
+                    # a variable set to `!Ref AWS::NoValue` (None here) is left out, as on AWS
+                    environment={key: str(value) for key, value in environment.items() if value is not None},
                     kinesis_events=kinesis,
                     schedule_events=schedules,
                     http_events=http,

@@ -6,18 +6,23 @@ the Kinesis records' format, so both layers judge the same bytes with the same c
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from consumers.batch.reconcile import Reconciler
+from consumers.batch.snapshot import SnapshotJob
 from salesstream.cli.table_writer import TableWriter
 from salesstream.core.archive import read_object
-from salesstream.core.batch import Status
+from salesstream.core.batch import ShardHorizon, ShardState, SnapshotInfo, Status
 from salesstream.core.order_items import order_item
 from salesstream.runtime import Fault, SeededFaults
 from tests.batch_support import Pipeline, cold_start
+from tests.table_support import CHILD_SHARD, RollingStreams
 
 
 @pytest.fixture
@@ -103,3 +108,130 @@ def test_replayed_batches_and_crashes_after_a_write_change_neither_layer(
     assert reconciliation.summary.status is Status.CLEAN, reconciliation.differences[:3]
     assert run.speed_totals() == run.batch_totals(snapshot)
     cold_start()
+
+
+# --- the snapshot's horizon on the table's shards -------------------------------------------------
+
+
+def table_stream_arn(run: Pipeline) -> str:
+    table = run.template.physical_name("OrdersTable")
+    return str(run.endpoint.client("dynamodb").describe_table(TableName=table)["Table"]["LatestStreamArn"])
+
+
+def table_shard_id(run: Pipeline) -> str:
+    streams = run.endpoint.client("dynamodbstreams")
+    (shard,) = streams.describe_stream(StreamArn=table_stream_arn(run))["StreamDescription"]["Shards"]
+    return str(shard["ShardId"])
+
+
+def first_created_ms(run: Pipeline, event_ids: set[str]) -> int:
+    """The earliest creation time (whole seconds, as archived) of these items' stream records."""
+    streams, arn = run.endpoint.client("dynamodbstreams"), table_stream_arn(run)
+    iterator = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=table_shard_id(run), ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    created = [
+        record["dynamodb"]["ApproximateCreationDateTime"].timestamp()
+        for record in streams.get_records(ShardIterator=iterator)["Records"]
+        if record["dynamodb"]["Keys"]["event_id"]["S"] in event_ids
+    ]
+    return math.floor(min(created)) * 1000
+
+
+def horizon_of(snapshot: SnapshotInfo, shard_id: str) -> ShardHorizon:
+    (shard,) = [s for s in snapshot.shards if s.shard_id == shard_id]
+    return shard
+
+
+def only(run: Pipeline, function: str) -> Pipeline:
+    """The same stack with one stream function running (its checkpoints are the stack's)."""
+    return Pipeline(run.endpoint, run.template, run.spool, run.window_seconds, functions=(function,))
+
+
+def write(run: Pipeline, events: list[bytes]) -> set[str]:
+    writer = TableWriter(run.endpoint.client("dynamodb"), run.template.physical_name("OrdersTable"))
+    assert writer.submit_many(events) == []
+    return {json.loads(raw)["event_id"] for raw in events}
+
+
+def test_a_snapshot_while_the_tables_archiver_is_behind_holds_its_horizon_until_it_caught_up(
+    table_run: Pipeline,
+) -> None:
+    run = table_run
+    events = run.fleet_events(120)
+    write(run, events[:60])
+    run.settle()  # both layers have the first orders
+    unarchived = write(run, events[60:])
+    only(run, "AggregatorFunction").settle()  # the archiver falls behind: the speed layer alone
+
+    shard_id = table_shard_id(run)
+    first_unarchived = first_created_ms(run, unarchived)
+    behind = run.snapshot().snapshot
+    assert behind is not None
+    assert horizon_of(behind, shard_id).state is ShardState.BEHIND
+    assert horizon_of(behind, shard_id).horizon_ms == first_unarchived
+    assert behind.horizon_ms == first_unarchived  # whole seconds: a 1 s window's boundary
+    assert behind.counts["events"] == 60
+    # the speed layer's later windows start after the horizon: nothing is speed-only
+    reconciliation = run.reconcile()
+    assert reconciliation.summary.status is Status.CLEAN, reconciliation.differences[:3]
+    assert reconciliation.differences == ()
+
+    only(run, "ArchiverFunction").settle()  # the archiver catches up
+    caught_up = run.snapshot().snapshot
+    assert caught_up is not None
+    assert horizon_of(caught_up, shard_id).state is ShardState.CAUGHT_UP
+    assert caught_up.horizon_ms > first_unarchived
+    assert caught_up.counts["events"] == 120
+    reconciliation = run.reconcile()
+    assert reconciliation.summary.status is Status.CLEAN, reconciliation.differences[:3]
+    assert run.speed_totals() == run.batch_totals(caught_up)
+
+
+def test_a_rolled_table_shard_holds_the_horizon_until_archived_to_its_end_then_counts_as_ended(
+    table_run: Pipeline,
+) -> None:
+    # the emulator never rolls a stream's shards: the roll is simulated over the real API
+    # (tests.table_support.RollingStreams), its child shard being a second table's stream
+    run = table_run
+    dynamodb = run.endpoint.client("dynamodb")
+    child_table = run.template.physical_name("OrdersTable") + "-child"
+    dynamodb.create_table(
+        TableName=child_table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "event_id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "event_id", "KeyType": "HASH"}],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    try:
+        events = run.fleet_events(60)
+        write(run, events[:30])
+        run.settle()
+        unarchived = write(run, events[30:])
+        only(run, "AggregatorFunction").settle()
+
+        parent_arn = table_stream_arn(run)
+        child_arn = dynamodb.describe_table(TableName=child_table)["Table"]["LatestStreamArn"]
+        rolling = RollingStreams(run.endpoint.client("dynamodbstreams"), parent_arn, child_arn)
+        rolling.roll()
+        resources = replace(run.resources(), dynamodbstreams=rolling)
+
+        # closed, but the archive has not read it to its end: it holds the horizon back
+        outcome = SnapshotJob(resources).run()
+        assert outcome.snapshot is not None
+        parent = horizon_of(outcome.snapshot, rolling.parent_id)
+        assert (parent.state, parent.horizon_ms) == (ShardState.BEHIND, first_created_ms(run, unarchived))
+        assert horizon_of(outcome.snapshot, CHILD_SHARD).state is ShardState.CAUGHT_UP  # quiet child
+        assert outcome.snapshot.counts["events"] == 30
+
+        only(run, "ArchiverFunction").settle()
+        outcome = SnapshotJob(resources).run()
+        assert outcome.snapshot is not None
+        parent = horizon_of(outcome.snapshot, rolling.parent_id)
+        assert (parent.state, parent.horizon_ms) == (ShardState.CLOSED, None)  # ended: nothing held back
+        assert horizon_of(outcome.snapshot, CHILD_SHARD).state is ShardState.CAUGHT_UP
+        assert outcome.snapshot.counts["events"] == 60
+        reconciliation = Reconciler(resources).reconcile(outcome.snapshot)
+        assert reconciliation.summary.status is Status.CLEAN, reconciliation.differences[:3]
+    finally:
+        dynamodb.delete_table(TableName=child_table)

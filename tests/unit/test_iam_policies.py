@@ -130,6 +130,41 @@ def test_with_the_aws_managed_key_no_kms_grant_is_needed(document: dict[str, Any
     ]
 
 
+def test_the_snapshot_probes_the_orders_tables_stream_only_with_the_table_source_on(
+    document: dict[str, Any],
+) -> None:
+    on_parameters = {"Stage": "ci", "OrdersTableSource": "on"}
+    on, off = Template(DOCUMENT, on_parameters), Template(DOCUMENT, {"Stage": "ci"})
+    table, stream = on.arn("OrdersTable"), on.arn("OrdersTable") + "/stream/*"
+    table_grants = {
+        ("dynamodb:DescribeTable", table),
+        ("dynamodb:DescribeStream", stream),
+        ("dynamodb:GetShardIterator", stream),
+        ("dynamodb:GetRecords", stream),
+    }
+    grants = {(g.action, g.resource) for g in permissions.expected_grants(on, "SnapshotFunction")}
+    assert table_grants <= grants
+    assert not any(
+        ":dynamodb:" in g.resource and "order-items" in g.resource
+        for g in permissions.expected_grants(off, "SnapshotFunction")
+    )
+    # and the template grants exactly that: a probe action taken away is missed
+    probe = document["Resources"]["SnapshotOrdersTablePolicy"]["Properties"]["PolicyDocument"]["Statement"][1]
+    probe["Action"].remove("dynamodb:GetRecords")
+    (problem,) = policy_problems(
+        Template(document, on_parameters), Template(transform(document, on_parameters), on_parameters)
+    )
+    assert problem == f"SnapshotFunction lacks what its code needs: dynamodb:GetRecords on {stream}"
+    # with the table off, the policy (and its Condition) leaves the role as it was
+    assert (
+        policy_problems(
+            Template(document, {"Stage": "ci"}),
+            Template(transform(document, {"Stage": "ci"}), {"Stage": "ci"}),
+        )
+        == []
+    )
+
+
 def test_a_new_function_must_declare_its_calls(document: dict[str, Any]) -> None:
     newcomer = copy.deepcopy(document["Resources"]["AggregatorFunction"])
     newcomer["Properties"]["Handler"] = "consumers.newcomer.handler.lambda_handler"

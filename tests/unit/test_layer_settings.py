@@ -14,6 +14,7 @@ import msgspec
 import pytest
 from pydantic_settings import BaseSettings
 
+from consumers.batch.settings import BatchSettings
 from salesstream.deploy.template import FunctionSpec, Template, load_template_document
 
 DOCUMENT = load_template_document()
@@ -137,3 +138,15 @@ def test_a_setting_no_function_is_given_is_found() -> None:
 
     required = {variable(name) for name, is_required in fields_of(Wider).items() if is_required}
     assert required - set(FUNCTIONS["ArchiverFunction"].environment) == {"RETENTION_DAYS"}
+
+
+def test_the_snapshot_is_given_the_orders_table_only_with_the_table_source_on() -> None:
+    assert settings_of(FUNCTIONS["SnapshotFunction"]) is BatchSettings
+    assert "ORDERS_TABLE" not in FUNCTIONS["SnapshotFunction"].environment  # off: no variable at all
+    on = Template(DOCUMENT, {"OrdersTableSource": "on"})
+    environment = on.function("SnapshotFunction").environment
+    assert environment["ORDERS_TABLE"] == on.physical_name("OrdersTable")
+    given = {name.lower(): value for name, value in environment.items()}
+    assert BatchSettings.model_validate(given).orders_table == on.physical_name("OrdersTable")
+    off = {name.lower(): value for name, value in FUNCTIONS["SnapshotFunction"].environment.items()}
+    assert BatchSettings.model_validate(off).orders_table is None

@@ -5,6 +5,7 @@ partition-independent totals, the horizon; and the segments' per-day totals it i
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from datetime import date
 
 from hypothesis import given, settings
@@ -16,6 +17,7 @@ from salesstream.core.dedup import NEW, DedupIndex
 from salesstream.core.positions import Position
 from salesstream.core.recompute import (
     Probe,
+    ProbeRead,
     Sighting,
     add_rows,
     decode_sightings,
@@ -25,6 +27,7 @@ from salesstream.core.recompute import (
     reduce_partition,
     shard_horizon,
     snapshot_horizon,
+    table_stream_probe,
 )
 from salesstream.core.windows import Window
 
@@ -205,6 +208,57 @@ def test_the_horizon_per_shard_and_for_the_snapshot() -> None:
     assert snapshot_horizon([behind, quiet, closed], now_ms=now, window_seconds=60) == T0
     assert snapshot_horizon([quiet, closed], now_ms=now, window_seconds=60) == now - now % 60_000
     assert snapshot_horizon([closed], now_ms=now, window_seconds=1) == now - now % 1000
+
+
+def pages(*reads: ProbeRead) -> Iterator[ProbeRead]:
+    """A probe's pages, refusing to be read past what the test scripted."""
+    yield from reads
+    raise AssertionError("the probe read past its last scripted page")
+
+
+EMPTY = ProbeRead(None, more=True)
+
+
+def table_probe(*reads: ProbeRead, after: str | None = "10", ending: str | None = None) -> Probe:
+    return table_stream_probe(pages(*reads), after_sequence=after, ending_sequence=ending, empty_reads=3)
+
+
+def test_a_table_shard_is_behind_up_to_the_first_record_even_after_empty_pages() -> None:
+    # AWS: a read can return no records while records follow; the probe keeps reading
+    assert table_probe(ProbeRead(T0, more=True)) == Probe(T0, shard_ended=False, caught_up=False)
+    assert table_probe(EMPTY, EMPTY, ProbeRead(T0, more=True)) == Probe(
+        T0, shard_ended=False, caught_up=False
+    )
+    closed = table_probe(EMPTY, ProbeRead(T0, more=True), ending="99")
+    assert closed == Probe(T0, shard_ended=False, caught_up=False)  # a parent the archiver lags on
+
+
+def test_an_open_table_shard_is_caught_up_only_after_enough_empty_pages_in_a_row() -> None:
+    assert table_probe(EMPTY, EMPTY, EMPTY) == Probe(None, shard_ended=False, caught_up=True)
+    # pages that stop before the rule's count of empty ones give no answer
+    short = table_stream_probe(iter([EMPTY, EMPTY]), after_sequence="10", ending_sequence=None, empty_reads=3)
+    assert short == Probe(None, shard_ended=False, caught_up=False)
+    # nothing archived yet: read from the trim horizon by the same rule
+    assert table_probe(EMPTY, EMPTY, ProbeRead(T0, more=True), after=None).next_arrival_ms == T0
+
+
+def test_a_closed_table_shard_ends_when_read_to_its_end_or_when_its_last_record_is_archived() -> None:
+    ended = Probe(None, shard_ended=True, caught_up=True)
+    # GetRecords without NextShardIterator: "the shard has been closed" and holds nothing more
+    assert table_probe(EMPTY, ProbeRead(None, more=False), ending="99") == ended
+    # its EndingSequenceNumber is the last archived record: ended without a read (sequence
+    # numbers compare as numbers, not as strings)
+    assert table_probe(after="100", ending="99") == ended
+    assert table_probe(after="100", ending="100") == ended
+    # closed, but empty pages and no end: not known to be archived to its end
+    assert table_probe(EMPTY, EMPTY, EMPTY, ending="200") == Probe(None, shard_ended=False, caught_up=False)
+    # and what the shard horizon makes of each
+    now = T0 + 60_000
+    for probe, state in (
+        (ended, ShardState.CLOSED),
+        (table_probe(EMPTY, EMPTY, EMPTY), ShardState.CAUGHT_UP),
+    ):
+        assert shard_horizon("t", "100", probe, now_ms=now, fallback_ms=T0).state is state
 
 
 def test_a_segment_carries_its_totals_per_business_day_too() -> None:
