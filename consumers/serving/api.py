@@ -43,8 +43,9 @@ class Api:
     def from_environment(cls) -> Api:
         settings = ApiSettings()  # every field comes from the environment
         session = boto3.session.Session()
-        dynamodb, s3, kinesis = (
-            session.client(name, config=CLIENT_CONFIG) for name in ("dynamodb", "s3", "kinesis")
+        dynamodb, s3, kinesis, streams = (
+            session.client(name, config=CLIENT_CONFIG)
+            for name in ("dynamodb", "s3", "kinesis", "dynamodbstreams")
         )
         lag: LagSource = (
             RuntimeStatsLag(settings.runtime_stats_file)
@@ -63,7 +64,9 @@ class Api:
         return cls(
             settings=settings,
             views=views,
-            speed=SpeedLayer(views, dynamodb, kinesis, settings.stream_name),
+            speed=SpeedLayer(
+                views, dynamodb, kinesis, settings.stream_name, streams, orders_table=settings.orders_table
+            ),
             lag=lag,
         )
 
@@ -112,14 +115,18 @@ class Api:
     def shards(self) -> dict[str, Any]:
         now = self.now_ms()
         lag = self.lag.lag(now)
+        sources = self.speed.shard_sources()
         totals = self.speed.shard_totals()
         shards = []
-        for shard_id in sorted(self.speed.shard_ids()):  # a shard without a closed window yet too
+        # by source (the stream first), then by id; a shard without a closed window yet too
+        for shard_id, source in sorted(sources.items(), key=lambda entry: (entry[1].kind, entry[0])):
             shard = totals.get(shard_id) or {"currencies": {}, **dict.fromkeys(SHARD_COUNTERS, 0)}
             last_end = shard.get("last_window_end") or None
             shards.append(
                 {
                     "shard_id": shard_id,
+                    "source": source.kind,
+                    "source_name": source.name,
                     **shard,
                     "last_window_end": last_end,
                     # how old the newest closed window is: a freshness measure on every target
@@ -132,6 +139,7 @@ class Api:
             "generated_at": rfc3339(now),
             "shards": shards,
             "currencies": {code: {"exponent": minor_unit_exponent(code)} for code in currencies},
+            "sources": [source.as_json() for source in self.speed.sources()],
             "lag": {name: value for name, value in lag.items() if name != "shards"},
         }
 

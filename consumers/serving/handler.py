@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from consumers.serving.api import Api
 from consumers.serving.page import DASHBOARD, DASHBOARD_POLICY
+from consumers.serving.speed import TableStreamMissing
 from salesstream.core.query import BadRequest, parse_sales_query
 
 logger = Logger()
@@ -81,9 +82,11 @@ def bad_request(error: BadRequest) -> Response[str]:
 
 @app.exception_handler(BotoCoreError)
 @app.exception_handler(ClientError)
-def backend_unavailable(error: BotoCoreError | ClientError) -> Response[str]:
-    """The tables or the bucket could not be read (the emulator stopped, a table deleted, access
-    denied): 503 with the cause, logged with its traceback, instead of API Gateway's bare 500."""
+@app.exception_handler(TableStreamMissing)
+def backend_unavailable(error: BotoCoreError | ClientError | TableStreamMissing) -> Response[str]:
+    """The tables, the streams or the bucket could not be read (the emulator stopped, a table
+    deleted, access denied, the orders table's stream turned off): 503 with the cause, logged
+    with its traceback, instead of API Gateway's bare 500."""
     logger.exception("the API could not read its data", extra={"route": app.current_event.path})
     # the invocation succeeds (a 503 is an answer), so Lambda's Errors miss it: count it here
     if not is_metrics_disabled():  # single_metric prints at once and ignores the switch itself

@@ -7,16 +7,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from salesstream.core.windows import MAX_WINDOW_SECONDS
 
 
 class ApiSettings(BaseSettings):
-    """AGGREGATES_TABLE, BATCH_TABLE, ARCHIVE_BUCKET, STREAM_NAME, WINDOW_SECONDS, AGGREGATOR_FUNCTION; and,
-    locally only, RUNTIME_STATS_FILE (`salesstream serve` / `up` set it): the lag comes from the
-    local runtime's stats instead of CloudWatch."""
+    """AGGREGATES_TABLE, BATCH_TABLE, ARCHIVE_BUCKET, STREAM_NAME, WINDOW_SECONDS, AGGREGATOR_FUNCTION;
+    ORDERS_TABLE, the orders table whose stream the aggregator also reads (empty when the template
+    has none: OrdersTableSource=off); and, locally only, RUNTIME_STATS_FILE (`salesstream serve` /
+    `up` set it): the lag comes from the local runtime's stats instead of CloudWatch."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
@@ -26,4 +27,10 @@ class ApiSettings(BaseSettings):
     stream_name: str
     window_seconds: Annotated[int, Field(gt=0, le=MAX_WINDOW_SECONDS)]
     aggregator_function: str
+    orders_table: str | None = None
     runtime_stats_file: Path | None = None
+
+    @field_validator("orders_table", mode="before")
+    @classmethod
+    def _no_table(cls, value: object) -> object:
+        return None if value == "" else value  # the template's way of saying "no orders table"

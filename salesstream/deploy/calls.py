@@ -29,6 +29,7 @@ PURE_CORE: Final = "salesstream.core"
 SERVICES: Final = (
     "cloudwatch",
     "dynamodb",
+    "dynamodbstreams",
     "events",
     "kinesis",
     "kms",

@@ -144,6 +144,13 @@ CODE_ACCESS: Final[dict[str, tuple[Access, ...]]] = {
         Access("dynamodb.query", on=("AggregatesTable", "BatchTable")),
         Access("s3.get_object", on=("ArchiveBucket/snapshots/*", "ArchiveBucket/reconciliations/*")),
         Access("kinesis.list_shards", on=("OrdersStream",), why="which shards' totals and segments"),
+        # the orders table's shards (OrdersTableSource=on only): its current stream, then its shards
+        Access("dynamodb.describe_table", on=("OrdersTable",)),
+        Access(
+            "dynamodbstreams.describe_stream",
+            on=("OrdersTable/stream/*",),
+            actions=("dynamodb:DescribeStream",),
+        ),
         Access(
             "cloudwatch.get_metric_data",
             on=("*",),
@@ -268,12 +275,20 @@ def _with_stream_keys(template: Template, grants: set[Grant]) -> set[Grant]:
     return grants | implied
 
 
+def _exists(template: Template, item: str) -> bool:
+    """Whether the resource an Access names is created with the template's parameters (a call on
+    a resource its Condition leaves out, the orders table when it is off, needs no grant)."""
+    logical_id = item.partition("/")[0]
+    return item == "*" or template.included(logical_id)
+
+
 def access_grants(template: Template, accesses: Iterable[Access]) -> set[Grant]:
     grants = {
         Grant(action, _arn(template, item), _canonical(access.condition))
         for access in accesses
         for action in access.iam_actions()
         for item in access.on
+        if _exists(template, item)
     }
     return _with_stream_keys(template, grants)
 
