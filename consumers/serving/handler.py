@@ -85,7 +85,7 @@ def bad_request(error: BadRequest) -> Response[str]:
 @app.exception_handler(TableStreamMissing)
 def backend_unavailable(error: BotoCoreError | ClientError | TableStreamMissing) -> Response[str]:
     """The tables, the streams or the bucket could not be read (the emulator stopped, a table
-    deleted, access denied, the orders table's stream turned off): 503 with the cause, logged
+    deleted, access denied, an orders table without a stream): 503 with the cause, logged
     with its traceback, instead of API Gateway's bare 500."""
     logger.exception("the API could not read its data", extra={"route": app.current_event.path})
     # the invocation succeeds (a 503 is an answer), so Lambda's Errors miss it: count it here

@@ -35,7 +35,8 @@ TABLE_SOURCE: Final = "table"  # the orders table's DynamoDB stream
 
 
 class TableStreamMissing(RuntimeError):
-    """The orders table the API is given has no stream: the template always enables one."""
+    """The orders table the API is given has no stream (DescribeTable names none); the template's
+    table always has one."""
 
 
 @dataclass(frozen=True)
