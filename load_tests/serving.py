@@ -62,6 +62,7 @@ def _exclude_api_clients(meter: RequestMeter) -> None:
     from consumers.serving.handler import api
 
     served = api()  # the process's API object, built by the first request
-    clients = (served.views.dynamodb, served.views.s3, served.speed.dynamodb, served.speed.kinesis)
+    speed = served.speed
+    clients = (served.views.dynamodb, served.views.s3, speed.dynamodb, speed.kinesis, speed.streams)
     for client in {id(client): client for client in clients}.values():
         meter.exclude(client)

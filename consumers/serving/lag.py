@@ -6,6 +6,12 @@ record read but not yet checkpointed, and how many such records there are. On AW
 that to itself and publishes the `IteratorAge` metric per function instead (AWS/Lambda, the age
 of the last record of each batch when Lambda read it): the answer then carries the function's
 latest one-minute maximum, not a value per shard.
+
+Both sources have an iterator age: Lambda emits IteratorAge for its Kinesis and its DynamoDB
+Streams mappings alike, under the function's dimensions (FunctionName, Resource, ExecutedVersion),
+so with the orders table the aggregator's one series covers both mappings and says nothing of
+which one is behind. Locally a table shard's entry has `iterator_age_ms` and `pending_records`
+but no `millis_behind_latest`: DynamoDB Streams' GetRecords reports none.
 """
 
 from __future__ import annotations
@@ -79,7 +85,8 @@ class CloudWatchLag:
             "metric": "AWS/Lambda IteratorAge, Maximum per minute",
             "function": self.function_name,
             "shards": {},
-            "note": "Lambda publishes iterator age per function, not per shard",
+            "note": "Lambda publishes iterator age per function, not per shard: one series for "
+            "all of the function's mappings (the Kinesis stream's and the orders table's)",
         }
         try:
             result = self.cloudwatch.get_metric_data(

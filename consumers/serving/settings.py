@@ -14,9 +14,10 @@ from salesstream.core.windows import MAX_WINDOW_SECONDS
 
 
 class ApiSettings(BaseSettings):
-    """AGGREGATES_TABLE, BATCH_TABLE, ARCHIVE_BUCKET, STREAM_NAME, WINDOW_SECONDS, AGGREGATOR_FUNCTION; and,
-    locally only, RUNTIME_STATS_FILE (`salesstream serve` / `up` set it): the lag comes from the
-    local runtime's stats instead of CloudWatch."""
+    """AGGREGATES_TABLE, BATCH_TABLE, ARCHIVE_BUCKET, STREAM_NAME, WINDOW_SECONDS, AGGREGATOR_FUNCTION;
+    ORDERS_TABLE, the orders table whose stream the aggregator also reads (empty when the template
+    has none: OrdersTableSource=off); and, locally only, RUNTIME_STATS_FILE (`salesstream serve` /
+    `up` set it): the lag comes from the local runtime's stats instead of CloudWatch."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
@@ -26,4 +27,5 @@ class ApiSettings(BaseSettings):
     stream_name: str
     window_seconds: Annotated[int, Field(gt=0, le=MAX_WINDOW_SECONDS)]
     aggregator_function: str
+    orders_table: str | None = None
     runtime_stats_file: Path | None = None

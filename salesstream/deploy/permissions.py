@@ -162,6 +162,13 @@ CODE_ACCESS: Final[dict[str, tuple[Access, ...]]] = {
         Access("dynamodb.query", on=("AggregatesTable", "BatchTable")),
         Access("s3.get_object", on=("ArchiveBucket/snapshots/*", "ArchiveBucket/reconciliations/*")),
         Access("kinesis.list_shards", on=("OrdersStream",), why="which shards' totals and segments"),
+        # the orders table's shards (OrdersTableSource=on only): its current stream, then its shards
+        Access("dynamodb.describe_table", on=("OrdersTable",)),
+        Access(
+            "dynamodbstreams.describe_stream",
+            on=("OrdersTable/stream/*",),
+            actions=("dynamodb:DescribeStream",),
+        ),
         Access(
             "cloudwatch.get_metric_data",
             on=("*",),

@@ -37,7 +37,8 @@ from tests.api_support import all_rows, call, get_json, net_by_store
 ROOT = Path(__file__).parents[2]
 IMAGES = ROOT / "docs" / "images"
 STAGE = "e2edash"
-COMMON = ("--stage", STAGE, "--shards", "2", "--window-seconds", "2")  # every command: the same template
+# every command: the same template, with the orders table as a second source (the page shows both)
+COMMON = ("--stage", STAGE, "--shards", "2", "--window-seconds", "2", "--param", "OrdersTableSource=on")
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 CHROMIUM_ARGS = [
@@ -150,8 +151,12 @@ def salesstream(stack: Stack, *args: str) -> str:
     return run.stdout
 
 
-def produce(stack: Stack, seed: int) -> dict[tuple[str, str], int]:
-    result = json.loads(salesstream(stack, "produce", "--count", "300", "--stores", "5", "--seed", str(seed)))
+def produce(
+    stack: Stack, seed: int, *, count: int = 300, to_table: bool = False
+) -> dict[tuple[str, str], int]:
+    to = ("--to", "table") if to_table else ()
+    arguments = ("--count", str(count), "--stores", "5", "--seed", str(seed), *to)
+    result = json.loads(salesstream(stack, "produce", *arguments))
     return {(row["store_id"], row["currency"]): row["net_minor"] for row in result["tally"]}
 
 
@@ -224,7 +229,7 @@ def test_the_dashboard_shows_the_apis_figures_answers_hovers_and_follows_new_win
     stack: Stack, browser: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     base = stack.base
-    first = produce(stack, seed=21)
+    first = added(produce(stack, seed=21), produce(stack, seed=23, count=60, to_table=True))
     wait_for("the consumers to settle", lambda: settled(base, first))
     time.sleep(2.5)  # the snapshot's horizon stops 2 s short of now (clock slack)
     snapshot = json.loads(salesstream(stack, "snapshot"))
@@ -267,10 +272,19 @@ def test_the_dashboard_shows_the_apis_figures_answers_hovers_and_follows_new_win
     assert re.fullmatch(r"\d\d:\d\d:\d\d", values[0]), values  # the window hovered
     assert all(re.fullmatch(rf"-?[\d,]+(\.\d+)? {currency}", v) for v in values[1:]), values
     assert page.locator("[data-testid=reconciliation] .badge").inner_text() == "clean"
-    for shard in get_json(f"{base}/shards")["shards"]:
+    shards = get_json(f"{base}/shards")
+    for shard in shards["shards"]:
         for code, totals in shard["currencies"].items():
             cells = page.locator(f'tr[data-shard="{shard["shard_id"]}"][data-currency="{code}"] td')
             assert cells.nth(3).inner_text() == format_minor(totals["net_sales_minor"], code)
+        rows = page.locator(f'tr[data-shard="{shard["shard_id"]}"]')
+        assert {rows.nth(i).get_attribute("data-source") for i in range(rows.count())} == {shard["source"]}
+    # each source's shards under a row that names it: the stream's, then the orders table's
+    labels = {"stream": "Kinesis stream", "table": "orders table (DynamoDB stream)"}
+    assert page.locator("tbody#shards tr.source").all_inner_texts() == [
+        f"{labels[source['source']]} {source['name']}" for source in shards["sources"]
+    ]
+    assert {shard["source"] for shard in shards["shards"]} == {"stream", "table"}
     windows_before = chart_windows(page)
     assert windows_before >= 1
 

@@ -55,6 +55,8 @@ def test_a_load_test_from_the_orders_table_counts_archives_and_reconciles_every_
     assert not [item for item in lines if item.startswith("Kinesis")]
     visible = report["latency"]["window_end_to_visible_seconds"]["aggregates table"]
     assert visible["samples"] > 0
+    # the table stream's shards are on /shards too: the target is judged through the API, as on Kinesis
+    assert report["latency"]["window_end_to_visible_seconds"]["api /shards"]["samples"] > 0
 
 
 def test_the_fault_run_on_the_orders_table_loses_nothing_and_counts_nothing_twice(tmp_path: Path) -> None:

@@ -92,3 +92,21 @@ def test_a_503_is_counted_where_the_unavailable_alarm_looks(
     assert metric["service"] == service
     # fires on any 503 in two of three periods
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
+def test_an_orders_table_without_a_stream_is_a_503_that_names_it(
+    template: Any, served: Callable[..., str], endpoint: Any
+) -> None:
+    # not the template's table (its stream is always on): one an operator pointed ORDERS_TABLE at
+    dynamodb = endpoint.client("dynamodb")
+    dynamodb.create_table(
+        TableName="orders-without-stream",
+        AttributeDefinitions=[{"AttributeName": "event_id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "event_id", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    base = served(ORDERS_TABLE="orders-without-stream")
+    answer = call(f"{base}/shards")
+    assert answer.status == 503
+    assert answer.body["error"] == "backend_unavailable"
+    assert "the orders table orders-without-stream has no stream" in answer.body["message"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from consumers.serving.handler import api
+from salesstream.cli.table_writer import TableWriter
 from salesstream.core.windows import parse_rfc3339, rfc3339
 from salesstream.emulator.local_api import LocalHttpApi
 from tests.api_support import all_rows, call, get_json, net_by_store
@@ -268,3 +269,71 @@ def test_when_the_data_cannot_be_read_the_api_answers_503_with_the_cause(
         assert "http://127.0.0.1:9" in answer.body["message"]
     # counted for the operators' dashboard: the invocations themselves succeeded
     assert capsys.readouterr().out.count('"ApiBackendUnavailable":[1.0]') == 4
+
+
+@pytest.fixture
+def both_sources(make_stack: Callable[..., Any], endpoint: Any, tmp_path: Path) -> Iterator[Pipeline]:
+    """The stack with the orders table as a second source (OrdersTableSource=on)."""
+    template, _ = make_stack(ShardCount=1, WindowSeconds=1, OrdersTableSource="on")
+    cold_start()
+    yield Pipeline(endpoint, template, tmp_path / "spool.jsonl", 1)
+    cold_start()
+
+
+def test_shards_list_both_sources_with_their_totals_and_lag_and_sales_add_both_up(
+    both_sources: Pipeline, serve: Serve
+) -> None:
+    run = both_sources
+    table = run.template.physical_name("OrdersTable")
+    writer = TableWriter(run.endpoint.client("dynamodb"), table)
+    table_events = run.fleet_events(90, seed=11)
+    assert writer.submit_many(table_events) == []
+    run.send(run.fleet_events(60, seed=12))
+    run.settle()
+    base = serve(run)
+    answer = get_json(f"{base}/shards")
+
+    assert answer["sources"] == [{"source": "stream", "name": run.stream}, {"source": "table", "name": table}]
+    streams = run.endpoint.client("dynamodbstreams")
+    stream_arn = run.endpoint.client("dynamodb").describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    table_shards = [
+        s["ShardId"] for s in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+    ]
+    kinesis_shards = [
+        s["ShardId"] for s in run.endpoint.client("kinesis").list_shards(StreamName=run.stream)["Shards"]
+    ]
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    for shard in answer["shards"]:
+        by_source.setdefault(shard["source"], []).append(shard)
+    assert [s["shard_id"] for s in by_source["stream"]] == sorted(kinesis_shards)
+    assert [s["shard_id"] for s in by_source["table"]] == sorted(table_shards)
+    assert {s["source_name"] for s in by_source["table"]} == {table}
+
+    def net_by_currency(shards: list[dict[str, Any]]) -> dict[str, int]:
+        net: dict[str, int] = {}
+        for shard in shards:
+            for currency, totals in shard["currencies"].items():
+                net[currency] = net.get(currency, 0) + totals["net_sales_minor"]
+        return net
+
+    def tally_by_currency(rows: Iterable[Any]) -> dict[str, int]:
+        net: dict[str, int] = {}
+        for row in rows:
+            net[row.currency] = net.get(row.currency, 0) + row.net_minor
+        return net
+
+    assert sum(s["events"] for s in by_source["table"]) == len(table_events)
+    assert net_by_currency(by_source["table"]) == tally_by_currency(writer.result.tally)
+    assert net_by_currency(by_source["stream"]) == tally_by_currency(run.results[0].tally)
+    for shard in by_source["table"]:
+        assert shard["segments"] >= 1
+        assert shard["last_window_end_age_ms"] >= 0
+        # the runtime's lag on the table's mapping: no MillisBehindLatest, as DynamoDB Streams has none
+        lag = shard["lag"]["AggregatorFunction.AggregatorOrdersTableMapping"]
+        assert (lag["pending_records"], lag["millis_behind_latest"]) == (0, None)
+
+    # the table's windows reach /sales through the speed layer too (no snapshot yet)
+    both = run.tally()
+    for row in writer.result.tally:
+        both[(row.store_id, row.currency)] = both.get((row.store_id, row.currency), 0) + row.net_minor
+    assert net_by_store(all_rows(base, "granularity=window")) == both
