@@ -7,7 +7,9 @@
 - threaded: `Runtime.start()` as the CLI runs it (a worker thread per shard);
 - stepped: `Runtime.run_until_idle()` in one thread (tests, demos).
 Ratios to the baseline are the comparable numbers: this machine's 2 cores are shared, so
-absolute figures move from run to run. The emulator runs in a child process (its own core).
+absolute figures move from run to run. The emulator runs in a child process (its own core), so
+this process's CPU time is the reader's alone: µs of CPU per record, for the runtime and for
+plain GetRecords (botocore's parsing), is the figure least disturbed by neighbours.
 
     python -m load_tests.bench_runtime [--quick]
 """
@@ -169,8 +171,12 @@ def measure(quick: bool) -> dict[str, Any]:
             stream = template.streams()[0].name
             placed = _fill(kinesis, stream, per_shard)
             total = sum(placed.values())
+            cpu_started = time.process_time()
             baseline = _raw_read(kinesis, stream, sorted(placed))
+            baseline_cpu = time.process_time() - cpu_started
+            cpu_started = time.process_time()
             elapsed, done, runtime = drive(template, endpoint, placed)
+            runtime_cpu = time.process_time() - cpu_started
             stats = runtime.stats()
             runs[name] = {
                 "records": total,
@@ -182,6 +188,8 @@ def measure(quick: bool) -> dict[str, Any]:
                 "invocations": stats.totals()["invocations"],
                 "baseline_get_records_per_second": round(total / baseline),
                 "ratio_to_baseline": round(baseline / elapsed, 3),
+                "cpu_us_per_record": round(runtime_cpu / total * 1e6, 1),
+                "baseline_cpu_us_per_record": round(baseline_cpu / total * 1e6, 1),
             }
         results["runs"] = runs
     REPORT.parent.mkdir(parents=True, exist_ok=True)
@@ -192,6 +200,10 @@ def measure(quick: bool) -> dict[str, Any]:
             f"({figures['records']} records, {figures['invocations']} invocations, {figures['seconds']} s); "
             f"plain GetRecords {figures['baseline_get_records_per_second']} records/s; "
             f"ratio {figures['ratio_to_baseline']}"
+        )
+        print(
+            f"  CPU per record: runtime {figures['cpu_us_per_record']} µs, "
+            f"plain GetRecords {figures['baseline_cpu_us_per_record']} µs"
         )
         print(
             "  per shard:",
