@@ -27,7 +27,7 @@ _READING: Final = Config()
 WIRE_RECORDS: Final = "WireRecords"
 
 
-def _records_as_on_the_wire(
+def records_as_on_the_wire(
     response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
 ) -> None:
     """botocore's before-parse hook: a successful GetRecords' records skip botocore's parser
@@ -44,7 +44,7 @@ def reading_client(endpoint: Any) -> Any:
     """The runtime's Kinesis client for GetRecords, whose answers carry `WireRecords`."""
     client = endpoint.client("kinesis", config=_READING)
     client.meta.events.register(
-        "before-parse.kinesis.GetRecords", _records_as_on_the_wire, unique_id="salesstream-wire-records"
+        "before-parse.kinesis.GetRecords", records_as_on_the_wire, unique_id="salesstream-wire-records"
     )
     return client
 
