@@ -7,7 +7,14 @@
 - threaded: `Runtime.start()` as the CLI runs it (a worker thread per shard);
 - stepped: `Runtime.run_until_idle()` in one thread (tests, demos).
 Ratios to the baseline are the comparable numbers: this machine's 2 cores are shared, so
-absolute figures move from run to run. The emulator runs in a child process (its own core).
+absolute figures move from run to run. The emulator runs in a child process (its own core), so
+this process's CPU time is the reader's alone: µs of CPU per record, for the runtime and for
+plain GetRecords (botocore's parsing), is the figure least disturbed by neighbours.
+
+A fourth figure needs no emulator: the runtime's own CPU per record on one GetRecords answer of
+1,000 records (its read off the wire, the StreamRecord, its share of the event), against
+botocore's parse of the same answer alone, for ~250 B records and for 25 KB ones (the size of
+the load test's KPL aggregates); best of 7, thread time.
 
     python -m load_tests.bench_runtime [--quick]
 """
@@ -15,6 +22,7 @@ absolute figures move from run to run. The emulator runs in a child process (its
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import threading
 import time
@@ -22,11 +30,18 @@ import uuid
 from pathlib import Path
 from typing import Any, Final
 
+import botocore.session
+from botocore.parsers import create_parser
+
 from load_tests.bench import Figure
+from salesstream.core.windows import Window
 from salesstream.deploy.template import Template
 from salesstream.emulator.embedded import EmbeddedEmulator
 from salesstream.emulator.provision import provision
 from salesstream.runtime import Runtime, RuntimeOptions, VirtualClock, WallClock
+from salesstream.runtime.events import Source, build_event, stream_record
+from salesstream.runtime.kinesis import WIRE_RECORDS, records_as_on_the_wire
+from salesstream.runtime.model import Batch, WireRecord
 
 _MEASURED: Final = "AggregatorFunction"  # the mapping whose feed rate is measured
 
@@ -134,6 +149,72 @@ def _stepped(
     return elapsed, dict.fromkeys(placed, elapsed), runtime
 
 
+def _get_records_answer(data_bytes: int, count: int) -> bytes:
+    """A GetRecords answer's body as the emulator writes it."""
+    order = json.dumps({**_ORDER, "event_id": "evt-00000000"}).encode()
+    data = base64.b64encode((order * (data_bytes // len(order) + 1))[:data_bytes]).decode("ascii")
+    first = 49590338271490256608559692538361571095921575989136588898
+    records = [
+        {
+            "SequenceNumber": str(first + i),
+            "ApproximateArrivalTimestamp": 1_764_770_000.123 + i / 1000,
+            "Data": data,
+            "PartitionKey": f"store-{i % 1000:04d}",
+            "EncryptionType": "NONE",
+        }
+        for i in range(count)
+    ]
+    return json.dumps({"Records": records, "NextShardIterator": "AAAA", "MillisBehindLatest": 0}).encode()
+
+
+def per_record_cpu(data_bytes: int, count: int = 1_000) -> dict[str, float]:
+    """µs of CPU per record: botocore's parse of a GetRecords answer, and the runtime's work on
+    the same answer (its read off the wire, the StreamRecord, the event), best of 7."""
+    body = _get_records_answer(data_bytes, count)
+    output_shape = botocore.session.get_session().get_service_model("kinesis").operation_model("GetRecords")
+    shape = output_shape.output_shape
+    source = Source("shardId-000000000001", "arn:aws:kinesis:us-east-1:0:stream/s", "us-east-1", "arn:role")
+
+    def botocore_parse() -> None:
+        create_parser("json").parse({"status_code": 200, "headers": {}, "body": body}, shape)
+
+    def runtime_work() -> None:
+        response = {"status_code": 200, "headers": {}, "body": body}
+        custom: dict[str, Any] = {}
+        records_as_on_the_wire(response, custom)
+        parsed = create_parser("json").parse(response, shape)
+        raws = [
+            WireRecord(
+                r["SequenceNumber"],
+                round(r["ApproximateArrivalTimestamp"] * 1000),
+                r["Data"],
+                r["PartitionKey"],
+            )
+            for r in custom[WIRE_RECORDS]
+        ]
+        assert parsed["NextShardIterator"] == "AAAA"
+        records = [stream_record(raw, source, 0) for raw in raws]
+        window = Window.containing(raws[0].arrival_ms, 60)
+        for start in range(0, count, 100):  # the template's BatchSize
+            build_event(Batch(tuple(records[start : start + 100]), window), source, "{}")
+
+    def best(work: Any) -> float:
+        times = []
+        for _ in range(7):
+            started = time.thread_time()
+            work()
+            times.append(time.thread_time() - started)
+        return round(min(times) / count * 1e6, 1)
+
+    botocore_us, runtime_us = best(botocore_parse), best(runtime_work)
+    return {
+        "record_bytes": data_bytes,
+        "botocore_parse_us": botocore_us,
+        "runtime_us": runtime_us,
+        "ratio_to_botocore_parse": round(runtime_us / botocore_us, 3),
+    }
+
+
 def run(repeat: int) -> list[Figure]:
     """`make bench`'s interface: one measurement (it drives the emulator for ~30 s), as figures."""
     measured = measure(quick=False)
@@ -153,6 +234,20 @@ def run(repeat: int) -> list[Figure]:
                 note=f"per shard {min(per_shard):,}-{max(per_shard):,}/s",
             ),
         ]
+    for cost in measured["per_record_cpu"]:
+        figures.append(
+            Figure(
+                benchmark="runtime",
+                metric=f"the runtime's own CPU per record of {cost['record_bytes']:,} B, no network",
+                unit="µs/record",
+                best=cost["runtime_us"],
+                median=cost["runtime_us"],
+                runs=7,
+                baseline="botocore's parse of the same GetRecords answer",
+                ratio=cost["ratio_to_botocore_parse"],
+                note=f"botocore's parse {cost['botocore_parse_us']} µs/record",
+            )
+        )
     return figures
 
 
@@ -169,8 +264,12 @@ def measure(quick: bool) -> dict[str, Any]:
             stream = template.streams()[0].name
             placed = _fill(kinesis, stream, per_shard)
             total = sum(placed.values())
+            cpu_started = time.process_time()
             baseline = _raw_read(kinesis, stream, sorted(placed))
+            baseline_cpu = time.process_time() - cpu_started
+            cpu_started = time.process_time()
             elapsed, done, runtime = drive(template, endpoint, placed)
+            runtime_cpu = time.process_time() - cpu_started
             stats = runtime.stats()
             runs[name] = {
                 "records": total,
@@ -182,8 +281,11 @@ def measure(quick: bool) -> dict[str, Any]:
                 "invocations": stats.totals()["invocations"],
                 "baseline_get_records_per_second": round(total / baseline),
                 "ratio_to_baseline": round(baseline / elapsed, 3),
+                "cpu_us_per_record": round(runtime_cpu / total * 1e6, 1),
+                "baseline_cpu_us_per_record": round(baseline_cpu / total * 1e6, 1),
             }
         results["runs"] = runs
+    results["per_record_cpu"] = [per_record_cpu(250), per_record_cpu(25_000)]
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps(results, indent=2))
     for name, figures in runs.items():
@@ -194,8 +296,18 @@ def measure(quick: bool) -> dict[str, Any]:
             f"ratio {figures['ratio_to_baseline']}"
         )
         print(
+            f"  CPU per record: runtime {figures['cpu_us_per_record']} µs, "
+            f"plain GetRecords {figures['baseline_cpu_us_per_record']} µs"
+        )
+        print(
             "  per shard:",
             ", ".join(f"{k[-3:]}={v}/s" for k, v in figures["per_shard_records_per_second"].items()),
+        )
+    for figures in results["per_record_cpu"]:
+        print(
+            f"runtime's own CPU per record of {figures['record_bytes']:,} B, no network: "
+            f"{figures['runtime_us']} µs; botocore's parse of the same GetRecords answer "
+            f"{figures['botocore_parse_us']} µs; ratio {figures['ratio_to_botocore_parse']}"
         )
     print(f"written to {REPORT}")
     return results

@@ -32,7 +32,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from salesstream.core.lambda_events import DynamodbEventRecord, KinesisEventRecord
+from salesstream.core.lambda_events import DynamodbEventRecord
 
 Matcher = Callable[[Any, bool], bool]  # (value, present) -> matched
 _ABSENT: Final = object()
@@ -181,10 +181,11 @@ class RecordFilter:
     def __bool__(self) -> bool:
         return bool(self._patterns)
 
-    def accepts(self, record: KinesisEventRecord | DynamodbEventRecord) -> bool:
-        """Whether the record, in its event form, passes the filters (either source)."""
-        if isinstance(record, KinesisEventRecord):
-            return self.matches(record.kinesis.model_dump())
+    def accepts(self, record: Mapping[str, Any] | DynamodbEventRecord) -> bool:
+        """Whether the record, in its event form, passes the filters (either source): a Kinesis
+        record as the event's JSON, a table's record as its model."""
+        if not isinstance(record, DynamodbEventRecord):
+            return self.matches(record["kinesis"])
         return self.matches_table_record(record.model_dump(mode="json", exclude_none=True))
 
     def matches_table_record(self, record: Mapping[str, Any]) -> bool:

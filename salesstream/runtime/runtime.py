@@ -33,7 +33,7 @@ from salesstream.runtime.destinations import Destination, NoDestination, SqsDest
 from salesstream.runtime.environment import function_environment_set
 from salesstream.runtime.hooks import Hooks
 from salesstream.runtime.invoker import FunctionInvoker, Handler, Returned, resolve_handler
-from salesstream.runtime.kinesis import KinesisShardApi, ShardInfo, list_shards
+from salesstream.runtime.kinesis import KinesisShardApi, ShardInfo, list_shards, reading_client
 from salesstream.runtime.log import logger
 from salesstream.runtime.mappings import Mapping as EventSourceMapping
 from salesstream.runtime.mappings import (
@@ -114,6 +114,7 @@ class Runtime:
         environment = function_environment([*mappings, *self.schedules])
         self._invokers = self._make_invokers(template, dict(handlers or {}), mappings, environment)
         self._kinesis = endpoint.client("kinesis")
+        self._kinesis_reads = reading_client(endpoint)  # GetRecords' records as on the wire
         dynamodb = endpoint.client("dynamodb")
         self._table_streams = endpoint.client("dynamodbstreams")
         # a table's stream is named by DynamoDB when it is created: ask for it once
@@ -199,7 +200,7 @@ class Runtime:
     def _reader(self, mapping: EventSourceMapping, shard_id: str, starting: str) -> Any:
         if mapping.from_table:
             return ShardReader(TableShardApi(self._table_streams, mapping.stream_arn), shard_id, starting)
-        return ShardReader(KinesisShardApi(self._kinesis, mapping.stream_name), shard_id, starting)
+        return ShardReader(KinesisShardApi(self._kinesis_reads, mapping.stream_name), shard_id, starting)
 
     def _parents_finished(self, mapping: EventSourceMapping, shard: ShardInfo) -> bool:
         listed = {s.shard_id for s in self._shards.get(mapping.stream_name, [])}

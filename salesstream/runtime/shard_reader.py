@@ -8,14 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from salesstream.runtime.model import Fetch, RawRecord, TableChange
+from salesstream.runtime.model import Fetch, RawRecord, TableChange, WireRecord
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
     """One GetRecords answer in the runtime's terms."""
 
-    records: list[RawRecord] | list[TableChange]
+    records: list[RawRecord] | list[WireRecord] | list[TableChange]
     next_iterator: str | None  # None: a closed shard read to its end
     millis_behind: int | None  # Kinesis's lag; DynamoDB Streams reports none
 
