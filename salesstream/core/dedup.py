@@ -19,11 +19,12 @@ objects encoded and decoded here; consumers/speed/dedup_log.py reads and writes 
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from collections.abc import Iterable, Iterator
 from enum import IntEnum
 from typing import Final
+
+import msgspec
 
 from salesstream.core.aggregation import Effect
 from salesstream.core.positions import Position
@@ -203,12 +204,22 @@ def log_first_arrival(key: str) -> int:
 def encode_log(records: Iterable[LoggedRecord]) -> bytes:
     """One JSON line per Kinesis record, not compressed: every invocation writes one, only cold
     starts read them, and S3 bills requests, not bytes (gzip level 1 would cost ~0.5 us per event
-    on every invocation to save download time on the rare cold start)."""
-    return "\n".join(json.dumps(record, separators=(",", ":")) for record in records).encode()
+    on every invocation to save download time on the rare cold start). msgspec writes the bytes
+    `json.dumps(record, separators=(",", ":"))` would (every string in it is ASCII: identifiers,
+    sequence numbers, currency codes), several times faster."""
+    return b"\n".join(map(_ENCODE_LINE, records))
 
 
 def decode_log(payload: bytes) -> Iterator[Sighting]:
-    for line in payload.splitlines():
-        sequence, arrival, users = json.loads(line)
-        for event_id, subsequence, ((store, currency, day), is_refund, amount) in users:
-            yield event_id, sequence, subsequence, ((store, currency, day), is_refund, amount), arrival
+    """The sightings of a log object, line by line; a line of another shape raises
+    `msgspec.ValidationError` (a `ValueError`)."""
+    for sequence, arrival, users in _DECODE_LINES(payload):
+        for event_id, subsequence, effect in users:
+            yield event_id, sequence, subsequence, effect, arrival
+
+
+_ENCODE_LINE: Final = msgspec.json.Encoder().encode
+# the line's exact shape, so the effects come out as the tuples the index compares
+_DECODE_LINES: Final = msgspec.json.Decoder(
+    tuple[str, int, list[tuple[str, int, tuple[tuple[str, str, int], bool, int]]]]
+).decode_lines
