@@ -40,6 +40,8 @@ _STRETCH: Final = re.compile(rb"[0-9][0-9 -]{11,}[0-9]")  # for masking framed b
 _MAX_FRAMED_DIGITS: Final = 64
 # JSON may spell digits as \u00XX escapes; those are decoded before a second scan.
 _UNICODE_ESCAPE: Final = b"\\u"
+# looked for first: one byte is a memchr, ~10x faster over an aggregate than the two-byte search
+_BACKSLASH: Final = b"\\"
 # A JSON escape (\n, \t, ...) right before a run is a separator, not a letter glued to it.
 _ESCAPE_LETTERS: Final = frozenset(b"bfnrt")
 # Spaces and tabs only: a newline may be the one between two payloads of a joined scan.
@@ -291,7 +293,7 @@ def card_number_spans(data: bytes) -> tuple[bytes, list[tuple[int, int]]]:
 
 def contains_card_number(data: bytes) -> bool:
     """True if the bytes hold a card number anywhere (keys, values, unknown fields, non-JSON)."""
-    if _UNICODE_ESCAPE in data:
+    if _BACKSLASH in data and _UNICODE_ESCAPE in data:
         return bool(card_number_spans(data)[1])
     mask = data.translate(_DIGIT_OR_SEPARATOR)
     return _LONG_STRETCH in mask and bool(_spans(data, mask))  # the first test is all most events cost

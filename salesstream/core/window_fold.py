@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from salesstream.core.aggregation import Effect, WindowState
-from salesstream.core.dedup import CONFLICT, DUPLICATE, DedupIndex, LoggedRecord, Sighting, Verdict
+from salesstream.core.dedup import CONFLICT, DUPLICATE, DedupIndex, LoggedRecord, Verdict
 from salesstream.core.reasons import Reason
 from salesstream.core.records import Accepted, DecodedBatch, Refusal
-from salesstream.core.wire import REFUND
 
 _MS_PER_SECOND = 1000
 
@@ -24,8 +23,8 @@ _MS_PER_SECOND = 1000
 class Plan:
     start: int  # the first record not already folded into this very state
     accepted: list[Accepted] = field(default_factory=list)  # from `start` on
-    sightings: list[Sighting] = field(default_factory=list)  # aligned with `accepted`
     verdicts: list[Verdict] = field(default_factory=list)  # aligned with `accepted`
+    effects: list[Effect] = field(default_factory=list)  # aligned with `accepted`
     to_quarantine: list[Refusal] = field(default_factory=list)  # refusals and conflicts from `start` on
 
 
@@ -45,34 +44,16 @@ def plan(state: WindowState, index: DedupIndex, shard: str, batch: DecodedBatch)
     accepted = [item for item in batch.accepted if item[2] >= start] if start else batch.accepted
     sequences = [info.sequence_number for info in batch.records]
     arrivals = [info.arrival_ms for info in batch.records]
-    # `aggregation.effect_of`, spelled out on the struct's attributes: one call less per event
-    sightings: list[Sighting] = [
-        (
-            event.event_id,
-            sequences[record],
-            subsequence,
-            (
-                (event.store_id, event.currency, event.occurred_at.toordinal()),
-                event.event_type == REFUND,
-                event.total_minor,
-            ),
-            arrivals[record],
-        )
-        for event, _, record, subsequence in accepted
-    ]
-    verdicts = index.judge_all(shard, sightings)
+    verdicts, effects = index.judge_accepted(shard, accepted, sequences, arrivals)
     to_quarantine = [refusal for refusal in batch.refused if refusal.record >= start]
     if CONFLICT in verdicts:  # rare: one scan at C speed instead of a loop over every event
-        for verdict, (_, raw, record, subsequence), sighting in zip(
-            verdicts, accepted, sightings, strict=True
-        ):
+        for verdict, (event, raw, record, subsequence) in zip(verdicts, accepted, strict=True):
             if verdict is CONFLICT:
-                to_quarantine.append(_conflict(index, raw, record, subsequence, sighting))
-    return Plan(start, accepted, sightings, verdicts, to_quarantine)
+                to_quarantine.append(_conflict(index, raw, record, subsequence, event.event_id))
+    return Plan(start, accepted, verdicts, effects, to_quarantine)
 
 
-def _conflict(index: DedupIndex, raw: bytes, record: int, subsequence: int, sighting: Sighting) -> Refusal:
-    event_id = sighting[0]
+def _conflict(index: DedupIndex, raw: bytes, record: int, subsequence: int, event_id: str) -> Refusal:
     return Refusal(
         record,
         subsequence,
@@ -97,8 +78,8 @@ def apply(state: WindowState, batch: DecodedBatch, planned: Plan, cutoff: int) -
     logged: list[LoggedRecord] = []
     users: list[tuple[str, int, Effect]] = []
     current = -1
-    for (event, _, record, subsequence), verdict, sighting in zip(
-        planned.accepted, planned.verdicts, planned.sightings, strict=True
+    for (event, _, record, subsequence), verdict, effect in zip(
+        planned.accepted, planned.verdicts, planned.effects, strict=True
     ):
         if record >= cutoff:
             break
@@ -107,7 +88,6 @@ def apply(state: WindowState, batch: DecodedBatch, planned: Plan, cutoff: int) -
             continue
         if verdict is CONFLICT:
             continue  # counted with the quarantine above
-        effect = sighting[3]
         # `aggregation.fold_all`, inline: this loop visits every event already
         key, is_refund, amount = effect
         counts = totals.get(key)
@@ -128,6 +108,6 @@ def apply(state: WindowState, batch: DecodedBatch, planned: Plan, cutoff: int) -
             users = []
             logged.append((info.sequence_number, info.arrival_ms, users))
             state.lateness.add(info.arrival_ms - round(event.occurred_at.timestamp() * _MS_PER_SECOND))
-        users.append((sighting[0], subsequence, effect))
+        users.append((event.event_id, subsequence, effect))
     state.events += folded
     return logged

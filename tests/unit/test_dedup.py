@@ -3,6 +3,12 @@ keys and payload, and the rule at work across a window boundary and a reshard.""
 
 from __future__ import annotations
 
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from salesstream.core.aggregation import Effect
 from salesstream.core.dedup import (
     CONFLICT,
@@ -16,6 +22,7 @@ from salesstream.core.dedup import (
     log_key,
     log_start_after,
 )
+from salesstream.core.limits import ID_PATTERN
 from salesstream.core.positions import Position
 
 HORIZON = 300_000
@@ -89,6 +96,41 @@ def test_log_payload_round_trip() -> None:
         ("e2", "100", 1, A_REFUND, 1_000),
         ("e3", "101", 0, A_MORE, 1_010),
     ]
+
+
+_IDS = st.from_regex(ID_PATTERN, fullmatch=True).filter(lambda text: len(text) <= 128)
+_EFFECTS = st.tuples(
+    st.tuples(_IDS, st.sampled_from(["EUR", "USD", "JPY"]), st.integers(1, 800_000)),
+    st.booleans(),
+    st.integers(0, 999_999_999_999),
+)
+_LOGGED = st.lists(
+    st.tuples(
+        st.from_regex(r"[0-9]{1,56}", fullmatch=True),
+        st.integers(0, 10**15),
+        st.lists(st.tuples(_IDS, st.integers(0, 10_000), _EFFECTS), min_size=1, max_size=5),
+    ),
+    max_size=5,
+)
+
+
+@given(_LOGGED)
+def test_log_payload_is_the_json_lines_every_version_wrote_and_reads_back(
+    logged: list[tuple[str, int, list[tuple[str, int, Effect]]]],
+) -> None:
+    payload = encode_log(logged)
+    # objects written before (json.dumps) and after read alike: the bytes are the same
+    assert payload == "\n".join(json.dumps(line, separators=(",", ":")) for line in logged).encode()
+    assert list(decode_log(payload)) == [
+        (event_id, sequence, subsequence, effect, arrival)
+        for sequence, arrival, users in logged
+        for event_id, subsequence, effect in users
+    ]
+
+
+def test_a_log_line_of_another_shape_is_an_error() -> None:
+    with pytest.raises(ValueError, match="Expected"):
+        list(decode_log(b'["100",1000,[["e1",0,[["store-1","EUR",739000],0,1000]]]]'))
 
 
 def test_log_keys_sort_by_first_arrival_then_position() -> None:
