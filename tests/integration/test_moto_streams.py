@@ -93,7 +93,8 @@ def test_get_records_answers_what_motos_serializer_answers(endpoint: Any, table:
         moto_fixes.apply_stream_patches()
     assert [r["eventName"] for r in fast["Records"]] == ["INSERT"] * 5 + ["MODIFY", "REMOVE"]
     assert fast["Records"] == shipped["Records"]  # images, keys, times, sizes: as boto3 parses them
-    assert fast["NextShardIterator"] and shipped["NextShardIterator"]
+    assert fast["NextShardIterator"]
+    assert shipped["NextShardIterator"]
     assert (
         fast["ResponseMetadata"]["HTTPHeaders"]["content-type"]
         == (shipped["ResponseMetadata"]["HTTPHeaders"]["content-type"])
@@ -112,7 +113,8 @@ def test_sequence_numbers_iterator_types_limit_and_next_iterator(endpoint: Any, 
     assert [len(page) for page in pages] == [3, 3, 1]  # Limit, then what is left
     records = [record for page in pages for record in page]
     sequences = _sequences(records)
-    assert sequences == sorted(sequences) and len(set(sequences)) == 7  # increasing
+    assert sequences == sorted(sequences)
+    assert len(set(sequences)) == 7
     assert str(sequences[0]) == shard["SequenceNumberRange"]["StartingSequenceNumber"]
     for event_id in ("e0", "e1", "e2"):  # each item's changes in the order they were made
         amounts = [
@@ -142,7 +144,8 @@ def test_a_page_stops_at_1_mb(endpoint: Any, table: str) -> None:
     (shard,) = _shards(endpoint, table)
     pages, _ = _read_all(endpoint, _iterator(endpoint, table, shard["ShardId"], "TRIM_HORIZON"))
     sizes = [sum(r["dynamodb"]["SizeBytes"] for r in page) for page in pages]
-    assert len(pages) > 1 and all(size <= moto_fixes.PAGE_BYTES for size in sizes)
+    assert len(pages) > 1
+    assert all(size <= moto_fixes.PAGE_BYTES for size in sizes)
     assert all(
         size + pages[i + 1][0]["dynamodb"]["SizeBytes"] > moto_fixes.PAGE_BYTES
         for i, size in enumerate(sizes[:-1])
@@ -164,21 +167,23 @@ def test_a_rolled_shard_ends_and_its_child_takes_the_new_records(endpoint: Any, 
     _put(endpoint, table, "e0", 10)  # a change of an item the parent holds: in the child
 
     parent, child = _shards(endpoint, table)
-    assert (parent["ShardId"], child["ShardId"]) == (before["ShardId"], child_id) and parent_id == before[
-        "ShardId"
-    ]
-    assert child["ParentShardId"] == parent_id and "ParentShardId" not in parent
+    assert (parent["ShardId"], child["ShardId"]) == (before["ShardId"], child_id)
+    assert parent_id == before["ShardId"]
+    assert child["ParentShardId"] == parent_id
+    assert "ParentShardId" not in parent
     assert "EndingSequenceNumber" not in child["SequenceNumberRange"]
 
     pages, end = _read_all(endpoint, _iterator(endpoint, table, parent_id, "TRIM_HORIZON"))
     parent_sequences = _sequences([r for page in pages for r in page])
-    assert len(parent_sequences) == 3 and end is None  # read to its end: no NextShardIterator
+    assert len(parent_sequences) == 3
+    assert end is None
     assert parent["SequenceNumberRange"]["EndingSequenceNumber"] == str(parent_sequences[-1])
     assert _read_all(endpoint, waiting) == ([], None)  # the reader at the tip learns the shard ended
 
     (child_records,), tip = _read_all(endpoint, _iterator(endpoint, table, child_id, "TRIM_HORIZON"))
     assert [r["eventName"] for r in child_records] == ["INSERT", "MODIFY"]
-    assert min(_sequences(child_records)) > parent_sequences[-1] and tip is not None
+    assert min(_sequences(child_records)) > parent_sequences[-1]
+    assert tip is not None
 
     streams = endpoint.client("dynamodbstreams")
     with pytest.raises(streams.exceptions.ResourceNotFoundException):
