@@ -13,10 +13,13 @@ and stream reads, Lambda requests; Lambda duration is not modelled here): prices
 load_tests/prices.yaml. DynamoDB Streams reads made by Lambda are free (DynamoDB Developer
 Guide, "Evaluate your DynamoDB streams usage"); a table write is one write unit per KB of item.
 
-First, the emulator's own GetRecords before and after salesstream/emulator/moto_fixes.py's
-plain-JSON answer: the same table's stream read to its tip with plain GetRecords (Limit 1,000)
-by moto's serializer as shipped and by the fix, interleaved round by round on an in-process
-emulator, best of ROUNDS; CPU of this process (client and server: both are in it).
+First, the emulator's own costs before and after salesstream/emulator/moto_fixes.py's fixes
+for this source, interleaved round by round on an in-process emulator, best of ROUNDS, CPU of
+this process (client and server: both are in it):
+- GetRecords: the same table's stream read to its tip (Limit 1,000) by moto's serializer as
+  shipped and by the fix's plain-JSON answer;
+- writes: the same events written by the table writer (BatchWriteItem by 25) with moto's item
+  size check per attribute and with the fix's check once per item, each round into a new table.
 
     python -m load_tests.bench_table_source [--quick]
 """
@@ -182,38 +185,58 @@ def _read_to_tip(endpoint: Any, table: str) -> tuple[int, float, float]:
     return records, time.process_time() - cpu, time.perf_counter() - wall
 
 
-def get_records_before_after(events: list[bytes]) -> dict[str, Any]:
-    """Plain GetRecords of the same stream by moto as shipped and with the fix, interleaved."""
-    runs: dict[str, list[tuple[float, float]]] = {"moto as shipped": [], "plain JSON (the fix)": []}
-    with EmbeddedEmulator() as endpoint:  # in this process: the patch is switched here
-        template = _template(endpoint, table=True)
-        provision(template, endpoint)
-        table = template.physical_name("OrdersTable")
-        TableWriter(endpoint.client("dynamodb"), table).submit_many(events)
-        try:
-            for _ in range(ROUNDS):
-                for variant, fast in (("moto as shipped", False), ("plain JSON (the fix)", True)):
-                    moto_fixes.apply_stream_patches(fast_get_records=fast)
-                    records, cpu, wall = _read_to_tip(endpoint, table)
-                    if records != len(events):
-                        raise AssertionError(f"{variant}: {records} records read, {len(events)} written")
-                    runs[variant].append((cpu, wall))
-        finally:
-            moto_fixes.apply_stream_patches()
+def _new_orders_table(endpoint: Any) -> str:
+    template = _template(endpoint, table=True)
+    provision(template, endpoint)
+    return template.physical_name("OrdersTable")
+
+
+def _best(runs: dict[str, list[tuple[float, float]]], count: int) -> dict[str, Any]:
     best = {variant: min(samples) for variant, samples in runs.items()}
-    shipped, fixed = best["moto as shipped"], best["plain JSON (the fix)"]
+    (shipped, _), (fixed, _) = best.values()
     return {
-        "records": len(events),
-        "rounds": ROUNDS,
         **{
             variant: {
                 "cpu_seconds": round(cpu, 4),
-                "cpu_ms_per_record": round(cpu * 1000 / len(events), 4),
+                "cpu_ms_per_record": round(cpu * 1000 / count, 4),
                 "wall_seconds": round(wall, 4),
             }
             for variant, (cpu, wall) in best.items()
         },
-        "cpu_ratio_shipped_to_fixed": round(shipped[0] / fixed[0], 1),
+        "cpu_ratio_shipped_to_fixed": round(shipped / fixed, 2),
+    }
+
+
+def emulator_before_after(events: list[bytes]) -> dict[str, Any]:
+    """GetRecords and writes by moto as shipped and with the fixes, interleaved."""
+    reads: dict[str, list[tuple[float, float]]] = {"moto as shipped": [], "plain JSON (the fix)": []}
+    writes: dict[str, list[tuple[float, float]]] = {"moto as shipped": [], "size checked once (the fix)": []}
+    with EmbeddedEmulator() as endpoint:  # in this process: the patches are switched here
+        table = _new_orders_table(endpoint)
+        TableWriter(endpoint.client("dynamodb"), table).submit_many(events)
+        try:
+            for _ in range(ROUNDS):
+                for (read, read_samples), (write, write_samples) in zip(
+                    reads.items(), writes.items(), strict=True
+                ):
+                    moto_fixes.apply_stream_patches(fast_get_records=read == "plain JSON (the fix)")
+                    records, cpu, wall = _read_to_tip(endpoint, table)
+                    if records != len(events):
+                        raise AssertionError(f"{read}: {records} records read, {len(events)} written")
+                    read_samples.append((cpu, wall))
+                    moto_fixes.check_item_size_once(write == "size checked once (the fix)")
+                    fresh = _new_orders_table(endpoint)
+                    cpu, wall = time.process_time(), time.perf_counter()
+                    TableWriter(endpoint.client("dynamodb"), fresh).submit_many(events)
+                    write_samples.append((time.process_time() - cpu, time.perf_counter() - wall))
+        finally:
+            moto_fixes.apply_stream_patches()
+            moto_fixes.check_item_size_once()
+    return {
+        "records": len(events),
+        "rounds": ROUNDS,
+        "get_records": _best(reads, len(events)),
+        "writes": _best(writes, len(events)),
     }
 
 
@@ -261,14 +284,14 @@ def measure(quick: bool) -> dict[str, Any]:
     os.environ.update(_QUIET_HANDLERS)
     prices = Prices.load()
     events = _events(count)
-    get_records = get_records_before_after(events[: count // 5])
+    emulator = emulator_before_after(events[: count // 5])
     with EmbeddedEmulator(in_subprocess=True) as endpoint:
         endpoint.activate()
         kinesis = _kinesis_run(endpoint, events, prices)
         table = _table_run(endpoint, events, prices)
     results = {
         "events": count,
-        "get_records_before_after": get_records,
+        "emulator_before_after": emulator,
         "kinesis": kinesis,
         "table": table,
         "ratio_events_per_second_table_to_kinesis": round(
@@ -277,12 +300,13 @@ def measure(quick: bool) -> dict[str, Any]:
     }
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps(results, indent=2))
-    shipped, fixed = get_records["moto as shipped"], get_records["plain JSON (the fix)"]
-    print(
-        f"the emulator's GetRecords, {get_records['records']} records read to the tip, best of {ROUNDS}: "
-        f"moto as shipped {shipped['cpu_ms_per_record']} ms CPU per record, the fix "
-        f"{fixed['cpu_ms_per_record']} ms: {get_records['cpu_ratio_shipped_to_fixed']}x less"
-    )
+    for part, what in (("get_records", "GetRecords read to the tip"), ("writes", "BatchWriteItem by 25")):
+        (shipped_name, shipped), (fixed_name, fixed) = list(emulator[part].items())[:2]
+        print(
+            f"the emulator's {what}, {emulator['records']} records, best of {ROUNDS}: "
+            f"{shipped_name} {shipped['cpu_ms_per_record']} ms CPU per record, {fixed_name} "
+            f"{fixed['cpu_ms_per_record']} ms: {emulator[part]['cpu_ratio_shipped_to_fixed']}x less"
+        )
     for name in ("kinesis", "table"):
         run = results[name]
         cost = sum(run["cost_per_million_usd"].values())
