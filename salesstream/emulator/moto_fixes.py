@@ -35,7 +35,10 @@ several ways: about 3.5 ms of CPU per record returned, so a page of 1,000 record
 and the table source stopped near 35 events/s. The records moto keeps are already the API's
 JSON (typed attributes included, only the creation time is a datetime), so GetRecords is answered
 with json.dumps of them, inside moto's own envelope (its headers, its other members). The same
-patch gives GetRecords the 1 MB page DynamoDB Streams has and moto lacks.
+patch gives GetRecords the 1 MB page DynamoDB Streams has and moto lacks. Scan and Query went
+through the same serializer item by item (a scan of a few thousand order items took longer than
+a client's 30 s read timeout on the loaded machine): their items are plain JSON too, and are
+answered the same way; an answer holding anything else (a binary attribute) keeps moto's path.
 
 Writing an item costs moto 5.2.5 more than it needs to: Item.__init__ sets each attribute
 through LimitedSizeDict.__setitem__, which sums the size of every attribute already set, so a
@@ -86,6 +89,7 @@ from moto.dynamodb.models.utilities import bytesize
 from moto.dynamodb.parsing import validators
 from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node  # type: ignore[attr-defined]
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+from moto.dynamodb.responses import DynamoHandler
 from moto.dynamodbstreams.models import DynamoDBStreamsBackend, ShardIterator, dynamodbstreams_backends
 from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 from moto.kinesis.models import Shard, Stream
@@ -359,6 +363,33 @@ def _get_records_as_json(self: DynamoDBStreamsHandler) -> tuple[int, dict[str, s
     return status, headers, json.dumps(answer, default=_epoch_seconds, separators=(",", ":"))
 
 
+class _NotPlainJson(TypeError):
+    """A value json.dumps cannot write as moto's serializer would (bytes: base64 blobs)."""
+
+
+def _plain_only(value: Any) -> Any:
+    raise _NotPlainJson(type(value).__name__)
+
+
+def _items_as_json(original: Any) -> Any:
+    def serialized(self: DynamoHandler, action_result: ActionResult) -> tuple[int, dict[str, str], str]:
+        result = action_result.result
+        if not isinstance(result, dict) or not isinstance(result.get("Items"), list) or not result["Items"]:
+            return original(self, action_result)
+        items = result["Items"]
+        # moto's envelope for no items (status, headers, Count, LastEvaluatedKey, capacity), then
+        # the items, already the API's typed attributes after moto's dynamo_to_dict
+        status, headers, body = original(self, ActionResult({**result, "Items": []}))
+        answer = json.loads(body)
+        answer["Items"] = items
+        try:
+            return status, headers, json.dumps(answer, separators=(",", ":"), default=_plain_only)
+        except _NotPlainJson:
+            return original(self, action_result)
+
+    return serialized
+
+
 def _roll_stream_answer(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], str]:
     """POST ROLL_STREAM_PATH {"TableName", "Region", "AccountId"}: roll that table's stream."""
     asked = json.loads(request.get_data() or b"{}")
@@ -603,6 +634,7 @@ def apply() -> None:
     Stream.merge_shards = _keep_records(Stream.merge_shards)  # type: ignore[method-assign]
     _apply_expression_patches()
     check_item_size_once()
+    DynamoHandler.serialized = _items_as_json(BaseResponse.serialized)  # type: ignore[method-assign]
     apply_stream_patches()
     moto_api_urls.url_paths["{0}" + ROLL_STREAM_PATH + "$"] = _roll_stream_answer
     _APPLIED = True
