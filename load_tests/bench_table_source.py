@@ -13,13 +13,10 @@ and stream reads, Lambda requests; Lambda duration is not modelled here): prices
 load_tests/prices.yaml. DynamoDB Streams reads made by Lambda are free (DynamoDB Developer
 Guide, "Evaluate your DynamoDB streams usage"); a table write is one write unit per KB of item.
 
-First, the emulator's own costs before and after salesstream/emulator/moto_fixes.py's fixes
-for this source, interleaved round by round on an in-process emulator, best of ROUNDS, CPU of
-this process (client and server: both are in it):
-- GetRecords: the same table's stream read to its tip (Limit 1,000) by moto's serializer as
-  shipped and by the fix's plain-JSON answer;
-- writes: the same events written by the table writer (BatchWriteItem by 25) with moto's item
-  size check per attribute and with the fix's check once per item, each round into a new table.
+First, the emulator's own GetRecords before and after salesstream/emulator/moto_fixes.py's
+plain-JSON answer: the same table's stream read to its tip (Limit 1,000) by moto's serializer
+as shipped and by the fix, interleaved round by round on an in-process emulator, best of
+ROUNDS; CPU of this process (client and server: both are in it).
 
     python -m load_tests.bench_table_source [--quick]
 """
@@ -208,36 +205,22 @@ def _best(runs: dict[str, list[tuple[float, float]]], count: int) -> dict[str, A
 
 
 def emulator_before_after(events: list[bytes]) -> dict[str, Any]:
-    """GetRecords and writes by moto as shipped and with the fixes, interleaved."""
+    """Plain GetRecords of the same stream by moto as shipped and with the fix, interleaved."""
     reads: dict[str, list[tuple[float, float]]] = {"moto as shipped": [], "plain JSON (the fix)": []}
-    writes: dict[str, list[tuple[float, float]]] = {"moto as shipped": [], "size checked once (the fix)": []}
-    with EmbeddedEmulator() as endpoint:  # in this process: the patches are switched here
+    with EmbeddedEmulator() as endpoint:  # in this process: the patch is switched here
         table = _new_orders_table(endpoint)
         TableWriter(endpoint.client("dynamodb"), table).submit_many(events)
         try:
             for _ in range(ROUNDS):
-                for (read, read_samples), (write, write_samples) in zip(
-                    reads.items(), writes.items(), strict=True
-                ):
-                    moto_fixes.apply_stream_patches(fast_get_records=read == "plain JSON (the fix)")
+                for variant, samples in reads.items():
+                    moto_fixes.apply_stream_patches(fast_get_records=variant == "plain JSON (the fix)")
                     records, cpu, wall = _read_to_tip(endpoint, table)
                     if records != len(events):
-                        raise AssertionError(f"{read}: {records} records read, {len(events)} written")
-                    read_samples.append((cpu, wall))
-                    moto_fixes.check_item_size_once(write == "size checked once (the fix)")
-                    fresh = _new_orders_table(endpoint)
-                    cpu, wall = time.process_time(), time.perf_counter()
-                    TableWriter(endpoint.client("dynamodb"), fresh).submit_many(events)
-                    write_samples.append((time.process_time() - cpu, time.perf_counter() - wall))
+                        raise AssertionError(f"{variant}: {records} records read, {len(events)} written")
+                    samples.append((cpu, wall))
         finally:
             moto_fixes.apply_stream_patches()
-            moto_fixes.check_item_size_once()
-    return {
-        "records": len(events),
-        "rounds": ROUNDS,
-        "get_records": _best(reads, len(events)),
-        "writes": _best(writes, len(events)),
-    }
+    return {"records": len(events), "rounds": ROUNDS, "get_records": _best(reads, len(events))}
 
 
 def _table_run(endpoint: Any, events: list[bytes], prices: Prices) -> dict[str, Any]:
@@ -300,13 +283,13 @@ def measure(quick: bool) -> dict[str, Any]:
     }
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps(results, indent=2))
-    for part, what in (("get_records", "GetRecords read to the tip"), ("writes", "BatchWriteItem by 25")):
-        (shipped_name, shipped), (fixed_name, fixed) = list(emulator[part].items())[:2]
-        print(
-            f"the emulator's {what}, {emulator['records']} records, best of {ROUNDS}: "
-            f"{shipped_name} {shipped['cpu_ms_per_record']} ms CPU per record, {fixed_name} "
-            f"{fixed['cpu_ms_per_record']} ms: {emulator[part]['cpu_ratio_shipped_to_fixed']}x less"
-        )
+    reads = emulator["get_records"]
+    shipped, fixed = reads["moto as shipped"], reads["plain JSON (the fix)"]
+    print(
+        f"the emulator's GetRecords read to the tip, {emulator['records']} records, best of {ROUNDS}: "
+        f"moto as shipped {shipped['cpu_ms_per_record']} ms CPU per record, the fix "
+        f"{fixed['cpu_ms_per_record']} ms: {reads['cpu_ratio_shipped_to_fixed']}x less"
+    )
     for name in ("kinesis", "table"):
         run = results[name]
         cost = sum(run["cost_per_million_usd"].values())

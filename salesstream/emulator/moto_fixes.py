@@ -40,12 +40,6 @@ through the same serializer item by item (a scan of a few thousand order items t
 a client's 30 s read timeout on the loaded machine): their items are plain JSON too, and are
 answered the same way; an answer holding anything else (a binary attribute) keeps moto's path.
 
-Writing an item costs moto 5.2.5 more than it needs to: Item.__init__ sets each attribute
-through LimitedSizeDict.__setitem__, which sums the size of every attribute already set, so a
-put is quadratic in the item's attributes (two thirds of the CPU of putting an order item).
-The fix checks the item's whole size once: sizes are never negative, so it refuses exactly the
-items the check per attribute refuses, with the same error.
-
 And moto never rolls a table stream's shard (DynamoDB does, about every 4 hours): `roll_stream`
 closes the open shard (it gets an EndingSequenceNumber, is read to its end, then GetRecords
 answers no NextShardIterator) and opens a child (ParentShardId: the closed one) that takes the
@@ -81,11 +75,9 @@ import moto.dynamodb.models as dynamodb_models
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult, BaseResponse
 from moto.dynamodb.comparisons import ConditionExpressionParser
-from moto.dynamodb.exceptions import ItemSizeTooLarge
 from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import StreamShard, Table
-from moto.dynamodb.models.utilities import bytesize
 from moto.dynamodb.parsing import validators
 from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node  # type: ignore[attr-defined]
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
@@ -198,29 +190,6 @@ def _enrich_without_scanning_json(original: Any) -> Any:
         return original(headers, body)
 
     return staticmethod(enrich)
-
-
-# --- DynamoDB: an item's size checked once, not once per attribute ------------------------------
-
-ITEM_SIZE_LIMIT: Final = 405_000  # moto's: "between 409 and 410KB" measured on AWS, 400 KB documented
-
-
-def _item_init(self: Item, hash_key: DynamoType, range_key: DynamoType | None, attrs: dict[str, Any]) -> None:
-    # Item.__init__ as moto writes it, with LimitedSizeDict's check made once on the whole item
-    self.hash_key = hash_key
-    self.range_key = range_key
-    converted = {key: DynamoType(value) for key, value in attrs.items()}
-    if sum(bytesize(key) + value.size() for key, value in converted.items()) > ITEM_SIZE_LIMIT:
-        raise ItemSizeTooLarge
-    self.attrs = LimitedSizeDict(converted)  # its constructor does not check: checked above
-
-
-_ORIGINAL_ITEM_INIT: Final = Item.__init__  # moto's own, as imported, for a benchmark's "before"
-
-
-def check_item_size_once(enabled: bool = True) -> None:
-    """The item-size patch on (the default) or off (moto's own check per attribute)."""
-    Item.__init__ = _item_init if enabled else _ORIGINAL_ITEM_INIT  # type: ignore[method-assign]
 
 
 # --- DynamoDB Streams: GetRecords in plain JSON, its 1 MB page, and shard rolls ------------------
@@ -633,7 +602,6 @@ def apply() -> None:
     Stream.split_shard = _keep_records(Stream.split_shard)  # type: ignore[method-assign]
     Stream.merge_shards = _keep_records(Stream.merge_shards)  # type: ignore[method-assign]
     _apply_expression_patches()
-    check_item_size_once()
     DynamoHandler.serialized = _items_as_json(BaseResponse.serialized)  # type: ignore[method-assign]
     apply_stream_patches()
     moto_api_urls.url_paths["{0}" + ROLL_STREAM_PATH + "$"] = _roll_stream_answer

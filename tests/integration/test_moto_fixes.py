@@ -287,38 +287,6 @@ def test_the_expression_patches_are_tied_to_the_pinned_moto() -> None:
     assert moto.__version__ == moto_fixes.EXPRESSIONS_WRITTEN_FOR
 
 
-def test_an_item_is_refused_above_the_size_limit_and_kept_whole_below_it(endpoint: Any) -> None:
-    from salesstream.emulator.moto_fixes import ITEM_SIZE_LIMIT
-
-    dynamodb = endpoint.client("dynamodb")
-    table = "sizes-" + uuid.uuid4().hex[:8]
-    dynamodb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    # many attributes, nested ones too: every one is stored (the size is checked once)
-    item: dict[str, Any] = {"k": {"S": "many"}, **{f"a{n}": {"N": str(n)} for n in range(50)}}
-    item["lines"] = {"L": [{"M": {"sku": {"S": "x"}, "q": {"N": "2"}}}] * 5}
-    dynamodb.put_item(TableName=table, Item=item)
-    assert dynamodb.get_item(TableName=table, Key={"k": {"S": "many"}})["Item"] == item
-    # spread over several attributes, as the check per attribute would add them up
-    half = ITEM_SIZE_LIMIT // 2
-    dynamodb.put_item(
-        TableName=table,
-        Item={"k": {"S": "fits"}, "a": {"S": "x" * (half - 100)}, "b": {"S": "y" * (half - 100)}},
-    )
-    with pytest.raises(
-        dynamodb.exceptions.ClientError, match="Item size has exceeded the maximum allowed size"
-    ):
-        dynamodb.put_item(
-            TableName=table, Item={"k": {"S": "big"}, "a": {"S": "x" * half}, "b": {"S": "y" * half}}
-        )
-    assert "Item" not in dynamodb.get_item(TableName=table, Key={"k": {"S": "big"}})
-    dynamodb.delete_table(TableName=table)
-
-
 def test_scan_and_query_answer_what_motos_serializer_answers(endpoint: Any) -> None:
     from moto.core.responses import BaseResponse
     from moto.dynamodb.responses import DynamoHandler
