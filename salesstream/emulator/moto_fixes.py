@@ -1,5 +1,6 @@
-"""Makes moto's Kinesis reshard the way Kinesis does, and its DynamoDB transactions cost what
-they touch, for the embedded emulator.
+"""Makes moto's Kinesis reshard the way Kinesis does, its DynamoDB transactions cost what they
+touch, its DynamoDB Streams answer at a record's cost and roll a shard on request, for the
+embedded emulator.
 
 moto 5.2.5 gets resharding wrong in three ways that a consumer of a resharded stream sees:
 - routing a record looks at every shard, closed ones included, and the closed parent of a split
