@@ -73,6 +73,7 @@ from typing import Any, Final
 
 import moto
 import moto.dynamodb.models as dynamodb_models
+from moto.core.common_types import TYPE_RESPONSE
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult, BaseResponse
 from moto.dynamodb.comparisons import ConditionExpressionParser
@@ -313,26 +314,6 @@ def _page(iterator: ShardIterator, limit: int = 1000) -> dict[str, Any]:
     return {"NextShardIterator": following.arn, "Records": records}
 
 
-def _epoch_seconds(value: Any) -> float:
-    # the JSON protocol's timestamp, as moto's serializer writes it: epoch seconds, to the ms
-    if isinstance(value, datetime):
-        whole = calendar.timegm(value.utctimetuple())
-        return whole + (value.microsecond // 1000) / 1000.0 if value.microsecond else whole
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _get_records_as_json(self: DynamoDBStreamsHandler) -> tuple[int, dict[str, str], str]:
-    limit = self._get_param("Limit")
-    page = self.backend.get_records(self._get_param("ShardIterator"), 1000 if limit is None else limit)
-    records = page.pop("Records")
-    # moto's envelope (status, headers, NextShardIterator) for no records, then the records as
-    # they are kept: already the API's JSON
-    status, headers, body = self.serialized(ActionResult({**page, "Records": []}))
-    answer = json.loads(body)
-    answer["Records"] = records
-    return status, headers, json.dumps(answer, default=_epoch_seconds, separators=(",", ":"))
-
-
 class _NotPlainJson(TypeError):
     """A value json.dumps cannot write as moto's serializer would (bytes: base64 blobs)."""
 
@@ -341,8 +322,30 @@ def _plain_only(value: Any) -> Any:
     raise _NotPlainJson(type(value).__name__)
 
 
+def _epoch_seconds(value: Any) -> float:
+    # the JSON protocol's timestamp, as moto's serializer writes it: epoch seconds, to the ms
+    if isinstance(value, datetime):
+        whole = calendar.timegm(value.utctimetuple())
+        return whole + (value.microsecond // 1000) / 1000.0 if value.microsecond else whole
+    raise _NotPlainJson(type(value).__name__)
+
+
+def _get_records_as_json(self: DynamoDBStreamsHandler) -> TYPE_RESPONSE:
+    limit = self._get_param("Limit")
+    page = self.backend.get_records(self._get_param("ShardIterator"), 1000 if limit is None else limit)
+    # moto's envelope (status, headers, NextShardIterator) for no records, then the records as
+    # they are kept: already the API's JSON
+    status, headers, body = self.serialized(ActionResult({**page, "Records": []}))
+    answer = json.loads(body)
+    answer["Records"] = page["Records"]
+    try:
+        return status, headers, json.dumps(answer, default=_epoch_seconds, separators=(",", ":"))
+    except _NotPlainJson:
+        return self.serialized(ActionResult(page))  # a binary attribute: moto's serializer
+
+
 def _items_as_json(original: Any) -> Any:
-    def serialized(self: DynamoHandler, action_result: ActionResult) -> tuple[int, dict[str, str], str]:
+    def serialized(self: DynamoHandler, action_result: ActionResult) -> TYPE_RESPONSE:
         result = action_result.result
         if not isinstance(result, dict) or not isinstance(result.get("Items"), list) or not result["Items"]:
             return original(self, action_result)
