@@ -13,6 +13,11 @@ and stream reads, Lambda requests; Lambda duration is not modelled here): prices
 load_tests/prices.yaml. DynamoDB Streams reads made by Lambda are free (DynamoDB Developer
 Guide, "Evaluate your DynamoDB streams usage"); a table write is one write unit per KB of item.
 
+First, the emulator's own GetRecords before and after salesstream/emulator/moto_fixes.py's
+plain-JSON answer: the same table's stream read to its tip (Limit 1,000) by moto's serializer
+as shipped and by the fix, interleaved round by round on an in-process emulator, best of
+ROUNDS; CPU of this process (client and server: both are in it).
+
     python -m load_tests.bench_table_source [--quick]
 """
 
@@ -36,6 +41,7 @@ from producer.simulator import Fleet, FleetConfig
 from salesstream.cli.table_writer import TableWriter
 from salesstream.core.checks import compare_totals
 from salesstream.deploy.template import Template
+from salesstream.emulator import moto_fixes
 from salesstream.emulator.embedded import EmbeddedEmulator
 from salesstream.emulator.provision import provision
 from salesstream.runtime import Runtime, VirtualClock
@@ -43,6 +49,7 @@ from salesstream.runtime import Runtime, VirtualClock
 REPORT = Path("reports") / "bench_table_source.json"
 MILLION: Final = 1_000_000
 _KB: Final = 1024
+ROUNDS: Final = 5
 _QUIET_HANDLERS: Final = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
 
 
@@ -158,6 +165,64 @@ def _raw_table_read(endpoint: Any, table: str) -> float:
     return time.perf_counter() - started
 
 
+def _read_to_tip(endpoint: Any, table: str) -> tuple[int, float, float]:
+    """(records, CPU seconds of this process, wall seconds) of one plain read of the stream."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    arn = endpoint.client("dynamodb").describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    streams = endpoint.client("dynamodbstreams")
+    records = 0
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            response = streams.get_records(ShardIterator=iterator, Limit=1000)
+            records += len(response["Records"])
+            iterator = response.get("NextShardIterator") if response["Records"] else None
+    return records, time.process_time() - cpu, time.perf_counter() - wall
+
+
+def _new_orders_table(endpoint: Any) -> str:
+    template = _template(endpoint, table=True)
+    provision(template, endpoint)
+    return template.physical_name("OrdersTable")
+
+
+def _best(runs: dict[str, list[tuple[float, float]]], count: int) -> dict[str, Any]:
+    best = {variant: min(samples) for variant, samples in runs.items()}
+    (shipped, _), (fixed, _) = best.values()
+    return {
+        **{
+            variant: {
+                "cpu_seconds": round(cpu, 4),
+                "cpu_ms_per_record": round(cpu * 1000 / count, 4),
+                "wall_seconds": round(wall, 4),
+            }
+            for variant, (cpu, wall) in best.items()
+        },
+        "cpu_ratio_shipped_to_fixed": round(shipped / fixed, 2),
+    }
+
+
+def emulator_before_after(events: list[bytes]) -> dict[str, Any]:
+    """Plain GetRecords of the same stream by moto as shipped and with the fix, interleaved."""
+    reads: dict[str, list[tuple[float, float]]] = {"moto as shipped": [], "plain JSON (the fix)": []}
+    with EmbeddedEmulator() as endpoint:  # in this process: the patch is switched here
+        table = _new_orders_table(endpoint)
+        TableWriter(endpoint.client("dynamodb"), table).submit_many(events)
+        try:
+            for _ in range(ROUNDS):
+                for variant, samples in reads.items():
+                    moto_fixes.apply_stream_patches(fast_get_records=variant == "plain JSON (the fix)")
+                    records, cpu, wall = _read_to_tip(endpoint, table)
+                    if records != len(events):
+                        raise AssertionError(f"{variant}: {records} records read, {len(events)} written")
+                    samples.append((cpu, wall))
+        finally:
+            moto_fixes.apply_stream_patches()
+    return {"records": len(events), "rounds": ROUNDS, "get_records": _best(reads, len(events))}
+
+
 def _table_run(endpoint: Any, events: list[bytes], prices: Prices) -> dict[str, Any]:
     template = _template(endpoint, table=True)
     provision(template, endpoint)
@@ -202,12 +267,14 @@ def measure(quick: bool) -> dict[str, Any]:
     os.environ.update(_QUIET_HANDLERS)
     prices = Prices.load()
     events = _events(count)
+    emulator = emulator_before_after(events[: count // 5])
     with EmbeddedEmulator(in_subprocess=True) as endpoint:
         endpoint.activate()
         kinesis = _kinesis_run(endpoint, events, prices)
         table = _table_run(endpoint, events, prices)
     results = {
         "events": count,
+        "emulator_before_after": emulator,
         "kinesis": kinesis,
         "table": table,
         "ratio_events_per_second_table_to_kinesis": round(
@@ -216,6 +283,13 @@ def measure(quick: bool) -> dict[str, Any]:
     }
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps(results, indent=2))
+    reads = emulator["get_records"]
+    shipped, fixed = reads["moto as shipped"], reads["plain JSON (the fix)"]
+    print(
+        f"the emulator's GetRecords read to the tip, {emulator['records']} records, best of {ROUNDS}: "
+        f"moto as shipped {shipped['cpu_ms_per_record']} ms CPU per record, the fix "
+        f"{fixed['cpu_ms_per_record']} ms: {reads['cpu_ratio_shipped_to_fixed']}x less"
+    )
     for name in ("kinesis", "table"):
         run = results[name]
         cost = sum(run["cost_per_million_usd"].values())

@@ -18,6 +18,7 @@ class Injected(StrEnum):
     CRASHED_AFTER_WRITE = "crashed_after_write"
     FINAL_DELAYED = "final_delayed"
     SHARD_SPLIT = "shard_split"
+    SHARD_ROLLED = "shard_rolled"  # a table stream's shard closed, a child opened (DynamoDB Streams)
     # into the stream, past the producer
     MALFORMED = "malformed"
     CONFLICTING_DUPLICATE = "conflicting_duplicate"

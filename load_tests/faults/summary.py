@@ -153,7 +153,7 @@ _INJECTED_BY: dict[str, tuple[str, ...]] = {
     "replay_batch": (Injected.BATCH_REPLAYED,),
     "crash_after_write": (Injected.CRASHED_AFTER_WRITE,),
     "delay_final": (Injected.FINAL_DELAYED,),
-    "reshards": (Injected.SHARD_SPLIT,),
+    "reshards": (Injected.SHARD_SPLIT, Injected.SHARD_ROLLED),
     "malformed": (Injected.MALFORMED,),
     "conflicting_duplicate": (Injected.CONFLICTING_DUPLICATE,),
     "foreign_mixed_key": (Injected.FOREIGN_MIXED_KEY,),

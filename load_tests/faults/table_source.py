@@ -7,14 +7,16 @@ The faults that apply to this source, and where they go in:
   them, so the same item is put again, a MODIFY with equal images;
 - conflicting duplicates (`conflicting_duplicate`): the item of an event already written is put
   again with another amount, a MODIFY the aggregator must quarantine as `duplicate_conflict`;
+- a rolled shard (`reshards`: that many rolls, spread over the run like the Kinesis run's
+  splits): the table stream's open shard is closed and a child takes the new records, as
+  DynamoDB does by itself about every 4 hours. No AWS API asks for it, so only the embedded
+  emulator does it, on request (salesstream/emulator/moto_fixes.py, `roll_stream`); on another
+  target the run says so and the summary lists the fault as not exercised;
 - replayed batches, crashes after the write, finals held back, DynamoDB writes of the pipeline's
   tables throttled, cancelled or their response lost: the Kinesis run's own (load_tests/faultrun.py),
   since they sit in the runtime and the handlers' clients, whatever the source.
 
 What does not apply (docs/dynamodb-source.md, "The fault run on the table source"):
-- a rolled shard: DynamoDB rolls a stream's shards itself and no API asks it to; moto never
-  does. The roll is simulated over the real API in tests/integration/test_table_source.py and
-  the runtime's contract suite, not in this run;
 - the catalogue's malformed records: most of them are bytes (not JSON, bad UTF-8, broken KPL
   aggregates) that no item of typed attributes can hold; the contract's refusals of an item are
   the plain load test's corrupted events and tests/unit/test_table_records.py;
@@ -36,11 +38,15 @@ from load_tests.faults.draw import Draws
 from load_tests.faults.kinds import Injected
 from load_tests.faults.profile import FaultProfile
 from load_tests.table_source import TableSender, table_shard_ids
+from salesstream.emulator.embedded import roll_table_stream
+from salesstream.emulator.targets import Target
 
 if TYPE_CHECKING:
     import threading
     from multiprocessing.connection import Connection
 
+    from load_tests.faults.summary import FaultSummary
+    from load_tests.loadtest import LoadTestReport
     from load_tests.meters import RequestMeter
 
 
@@ -102,18 +108,41 @@ class TableFaultySender(TableSender):
 
 def for_the_table(profile: FaultProfile) -> FaultProfile:
     """The profile without the faults that cannot apply to the table source (see above)."""
-    return profile.model_copy(
-        update={"put_entry_failure": 0.0, "reshards": 0, "malformed": 0.0, "foreign_mixed_key": 0.0}
-    )
+    return profile.model_copy(update={"put_entry_failure": 0.0, "malformed": 0.0, "foreign_mixed_key": 0.0})
 
 
 class TableFaultRun(FaultRun):
     def __init__(self, profile: FaultProfile, *args: Any, **kwargs: Any) -> None:
         super().__init__(for_the_table(profile), *args, **kwargs)
         self.sender = partial(TableFaultySender, profile=self.profile)
+        self.rolls: list[tuple[str, str]] = []  # (parent, child) of each roll
 
     def _reshard(self, stop: threading.Event) -> None:
-        """No roll: a table's stream shards roll by DynamoDB alone (see the module's docstring)."""
+        """Roll the table stream's open shard each time the run crosses k / (reshards + 1) of its
+        events (the Kinesis run splits a shard there)."""
+        if not self.profile.reshards:
+            return
+        if self.endpoint.target is not Target.EMBEDDED:
+            self.console.print(
+                f"[yellow]the table stream's shard is not rolled on {self.endpoint.target.value}: "
+                "DynamoDB rolls shards by itself and only the embedded emulator does it on request[/]"
+            )
+            return
+        planned = self.config.profile().planned_events(self.fleet.stores)
+        marks = [planned * k // (self.profile.reshards + 1) for k in range(1, self.profile.reshards + 1)]
+        for mark in marks:
+            while self.ledger.total < mark:
+                if stop.wait(0.05):
+                    return
+            self.rolls.append(roll_table_stream(self.endpoint, self.stream))
+            self._follow_shards()
+
+    def _summary(self, report: LoadTestReport, logs: str) -> FaultSummary:
+        summary = super()._summary(report, logs)
+        if self.rolls:
+            injected = {**summary.faults_injected, Injected.SHARD_ROLLED.value: len(self.rolls)}
+            summary.faults_injected = dict(sorted(injected.items()))
+        return summary
 
     def _follow_shards(self) -> None:
         self.shard_ids = table_shard_ids(self._dynamodb, self._streams, self.stream)

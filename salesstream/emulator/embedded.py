@@ -4,10 +4,13 @@ By default it runs in a thread of this process (starts in ~0.5 s). `in_subproces
 it as a child process instead, so the emulator gets a core of its own (load tests use this on a
 2-core machine: the pipeline and the emulator no longer share one interpreter lock).
 Either way moto runs with `salesstream.emulator.moto_fixes` applied, so resharding behaves as on Kinesis.
+`roll_table_stream` asks it to roll a table stream's shard, which DynamoDB does by itself and no
+AWS API asks for (the fault run uses it).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import subprocess
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING
 from moto.server import ThreadedMotoServer
 
 from salesstream.emulator import moto_fixes
+from salesstream.emulator.moto_fixes import ROLL_STREAM_PATH
 from salesstream.emulator.targets import Endpoint, Target
 
 if TYPE_CHECKING:
@@ -48,6 +52,30 @@ def _wait_until_ready(url: str, timeout: float = 20.0) -> None:
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.05)
     raise EmulatorError(f"the embedded emulator at {url} did not answer within {timeout:.0f} s")
+
+
+def roll_table_stream(endpoint: Endpoint, table: str) -> tuple[str, str]:
+    """Close the open shard of the table's stream and open its child, on the embedded emulator
+    (salesstream/emulator/moto_fixes.py, `roll_stream`). Returns (parent shard id, child shard id)."""
+    if endpoint.target is not Target.EMBEDDED or endpoint.url is None:
+        raise EmulatorError(
+            f"only the embedded emulator rolls a stream's shard on request, not {endpoint.target}"
+        )
+    asked = {"TableName": table, "Region": endpoint.region, "AccountId": endpoint.account_id()}
+    request = urllib.request.Request(  # noqa: S310 - the emulator's loopback URL
+        endpoint.url + ROLL_STREAM_PATH,
+        data=json.dumps(asked).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback only
+            rolled = json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        raise EmulatorError(
+            f"the emulator did not roll {table}'s stream: {refused.read().decode()}"
+        ) from refused
+    return str(rolled["ParentShardId"]), str(rolled["ShardId"])
 
 
 class EmbeddedEmulator:

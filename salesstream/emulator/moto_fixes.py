@@ -1,5 +1,6 @@
-"""Makes moto's Kinesis reshard the way Kinesis does, and its DynamoDB transactions cost what
-they touch, for the embedded emulator.
+"""Makes moto's Kinesis reshard the way Kinesis does, its DynamoDB transactions cost what they
+touch, its DynamoDB Streams answer at a record's cost and roll a shard on request, for the
+embedded emulator.
 
 moto 5.2.5 gets resharding wrong in three ways that a consumer of a resharded stream sees:
 - routing a record looks at every shard, closed ones included, and the closed parent of a split
@@ -29,6 +30,22 @@ redoing work whose answer cannot differ (2.5x less per item; load_tests/bench_em
 measures each against moto as shipped). They are applied only on the moto version they were
 read against (pinned in pyproject.toml; a test ties the two).
 
+moto 5.2.5's DynamoDB Streams answers GetRecords through its generic, model-driven serializer,
+which walks every typed attribute of every image member by member and guesses each member's key
+several ways: about 3.5 ms of CPU per record returned, so a page of 1,000 records takes seconds
+and the table source stopped near 35 events/s. The records moto keeps are already the API's
+JSON (typed attributes included, only the creation time is a datetime), so GetRecords is answered
+with json.dumps of them, inside moto's own envelope (its headers, its other members). The same
+patch gives GetRecords the 1 MB page DynamoDB Streams has and moto lacks. Scan and Query went
+through the same serializer item by item (a scan of a few thousand order items took longer than
+a client's 30 s read timeout on the loaded machine): their items are plain JSON too, and are
+answered the same way; an answer holding anything else (a binary attribute) keeps moto's path.
+
+And moto never rolls a table stream's shard (DynamoDB does, about every 4 hours): `roll_stream`
+closes the open shard (it gets an EndingSequenceNumber, is read to its end, then GetRecords
+answers no NextShardIterator) and opens a child (ParentShardId: the closed one) that takes the
+new records. The embedded server offers it at ROLL_STREAM_PATH for the fault run.
+
 `apply()` patches those methods of moto's models in this process; it is idempotent.
 The embedded emulator applies it in-process, and `python -m salesstream.emulator.moto_fixes` runs moto's
 server with it in a child process.
@@ -36,6 +53,7 @@ server with it in a child process.
 
 from __future__ import annotations
 
+import calendar
 import copy
 import functools
 import json
@@ -43,24 +61,33 @@ import logging
 import pickle
 import sys
 import threading
+import time
 import types
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 import moto
 import moto.dynamodb.models as dynamodb_models
-from moto.core.responses import BaseResponse
+from moto.core.common_types import TYPE_RESPONSE
+from moto.core.exceptions import JsonRESTError
+from moto.core.responses import ActionResult, BaseResponse
 from moto.dynamodb.comparisons import ConditionExpressionParser
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
-from moto.dynamodb.models.table import Table
+from moto.dynamodb.models.table import StreamShard, Table
 from moto.dynamodb.parsing import validators
 from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node  # type: ignore[attr-defined]
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+from moto.dynamodb.responses import DynamoHandler
+from moto.dynamodbstreams.models import DynamoDBStreamsBackend, ShardIterator, dynamodbstreams_backends
+from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 from moto.kinesis.models import Shard, Stream
+from moto.moto_api._internal import urls as moto_api_urls
 from moto.utilities.utils import md5_hash
 
 _APPLIED = False
@@ -165,6 +192,189 @@ def _enrich_without_scanning_json(original: Any) -> Any:
         return original(headers, body)
 
     return staticmethod(enrich)
+
+
+# --- DynamoDB Streams: GetRecords in plain JSON, its 1 MB page, and shard rolls ------------------
+
+PAGE_BYTES: Final = 1024 * 1024  # "GetRecords can retrieve a maximum of 1 MB of data or 1000 records"
+ROLL_STREAM_PATH: Final = "/moto-api/salesstream/roll-table-stream"
+
+# a write's record and a roll must not interleave: a record added to a shard that was just
+# closed would lie past its EndingSequenceNumber
+_STREAM_LOCK: Final = threading.Lock()
+
+
+def _ending(shard: StreamShard) -> int | None:
+    """The closed shard's EndingSequenceNumber (None: the shard is open)."""
+    return getattr(shard, "salesstream_ending", None)
+
+
+def _stream_shards(table: Table) -> list[StreamShard]:
+    """The table's stream shards, oldest first: the closed ones, then the open one."""
+    closed: list[StreamShard] = getattr(table, "salesstream_closed_shards", [])
+    return [*closed, table.stream_shard] if table.stream_shard is not None else list(closed)
+
+
+def roll_stream(table: Table) -> tuple[str, str]:
+    """Close the table's open stream shard and open its child, as DynamoDB does by itself
+    (DynamoDB Developer Guide, Streams: shards are ephemeral, a parent's records come before its
+    child's). Returns (parent shard id, child shard id)."""
+    with _STREAM_LOCK:
+        parent = table.stream_shard
+        if parent is None:
+            raise JsonRESTError("ValidationException", f"table {table.name} has no stream to roll")
+        child = StreamShard(table.account_id, table)
+        child.id = f"shardId-{time.time_ns() // 1_000_000:020d}-{uuid.uuid4().hex[:8]}"
+        last = parent.starting_sequence_number + len(parent.items) - 1
+        # an empty parent still ends (at its start, which no record has); the child starts after
+        parent.salesstream_ending = max(last, parent.starting_sequence_number)  # type: ignore[attr-defined]
+        child.starting_sequence_number = parent.salesstream_ending + 1  # type: ignore[attr-defined]
+        child.salesstream_parent = parent.id  # type: ignore[attr-defined]
+        table.salesstream_closed_shards = [*getattr(table, "salesstream_closed_shards", []), parent]  # type: ignore[attr-defined]
+        table.stream_shard = child
+    return parent.id, child.id
+
+
+def _add_to_the_open_shard(original: Any) -> Any:
+    def add(self: StreamShard, old: Item | None, new: Item | None) -> None:
+        with _STREAM_LOCK:
+            # a write that found the shard before a roll closed it goes to the child
+            shard = self.table.stream_shard if _ending(self) is not None else self
+            original(shard, old, new)
+
+    return add
+
+
+def _shard_json(original: Any) -> Any:
+    def to_json(self: StreamShard) -> dict[str, Any]:
+        shard: dict[str, Any] = original(self)
+        ending, parent = _ending(self), getattr(self, "salesstream_parent", None)
+        if ending is not None:
+            shard["SequenceNumberRange"]["EndingSequenceNumber"] = str(ending)
+        if parent is not None:
+            shard["ParentShardId"] = parent
+        return shard
+
+    return to_json
+
+
+def _describe_every_shard(original: Any) -> Any:
+    def describe_stream(self: DynamoDBStreamsBackend, arn: str) -> dict[str, Any]:
+        stream: dict[str, Any] = original(self, arn)
+        stream["Shards"] = [shard.to_json() for shard in _stream_shards(self._get_table_from_arn(arn))]
+        return stream
+
+    return describe_stream
+
+
+def _iterator_on_any_shard(
+    self: DynamoDBStreamsBackend,
+    arn: str,
+    shard_id: str,
+    shard_iterator_type: str,
+    sequence_number: str | None = None,
+) -> ShardIterator:
+    # moto's own asserts that the shard is the table's one (open) shard
+    table = self._get_table_from_arn(arn)
+    shard = next((s for s in _stream_shards(table) if s.id == shard_id), None)
+    if shard is None:
+        raise JsonRESTError("ResourceNotFoundException", f"shard {shard_id} is not in stream {arn}")
+    iterator = ShardIterator(self, shard, shard_iterator_type, sequence_number)  # type: ignore[arg-type]
+    self.shard_iterators[iterator.arn] = iterator
+    return iterator
+
+
+def _page(iterator: ShardIterator, limit: int = 1000) -> dict[str, Any]:
+    """ShardIterator.get with DynamoDB Streams' 1 MB page (a record's SizeBytes, as moto counts
+    it; the first record always comes) and a closed shard's end (no NextShardIterator once it
+    is read past its EndingSequenceNumber)."""
+    shard = iterator.stream_shard
+    start = iterator.sequence_number - shard.starting_sequence_number
+    if start < 0:
+        raise JsonRESTError("TrimmedDataAccessException", "the iterator points before the shard's start")
+    records: list[dict[str, Any]] = []
+    size = 0
+    for stored in shard.items[start : start + limit]:
+        record = stored.to_json()
+        size += record["dynamodb"]["SizeBytes"]
+        if records and size > PAGE_BYTES:
+            break
+        records.append(record)
+    if records:
+        after = int(records[-1]["dynamodb"]["SequenceNumber"])
+        following = ShardIterator(iterator.streams_backend, shard, "AFTER_SEQUENCE_NUMBER", after)
+    else:
+        following = ShardIterator(
+            iterator.streams_backend, shard, "AT_SEQUENCE_NUMBER", iterator.sequence_number
+        )
+    ending = _ending(shard)
+    if ending is not None and following.sequence_number > ending:
+        return {"Records": records}  # a closed shard read to its end
+    iterator.streams_backend.shard_iterators[following.arn] = following
+    return {"NextShardIterator": following.arn, "Records": records}
+
+
+class _NotPlainJson(TypeError):
+    """A value json.dumps cannot write as moto's serializer would (bytes: base64 blobs)."""
+
+
+def _plain_only(value: Any) -> Any:
+    raise _NotPlainJson(type(value).__name__)
+
+
+def _epoch_seconds(value: Any) -> float:
+    # the JSON protocol's timestamp, as moto's serializer writes it: epoch seconds, to the ms
+    if isinstance(value, datetime):
+        whole = calendar.timegm(value.utctimetuple())
+        return whole + (value.microsecond // 1000) / 1000.0 if value.microsecond else whole
+    raise _NotPlainJson(type(value).__name__)
+
+
+def _get_records_as_json(self: DynamoDBStreamsHandler) -> TYPE_RESPONSE:
+    limit = self._get_param("Limit")
+    page = self.backend.get_records(self._get_param("ShardIterator"), 1000 if limit is None else limit)
+    # moto's envelope (status, headers, NextShardIterator) for no records, then the records as
+    # they are kept: already the API's JSON
+    status, headers, body = self.serialized(ActionResult({**page, "Records": []}))
+    answer = json.loads(body)
+    answer["Records"] = page["Records"]
+    try:
+        return status, headers, json.dumps(answer, default=_epoch_seconds, separators=(",", ":"))
+    except _NotPlainJson:
+        return self.serialized(ActionResult(page))  # a binary attribute: moto's serializer
+
+
+def _items_as_json(original: Any) -> Any:
+    def serialized(self: DynamoHandler, action_result: ActionResult) -> TYPE_RESPONSE:
+        result = action_result.result
+        if not isinstance(result, dict) or not isinstance(result.get("Items"), list) or not result["Items"]:
+            return original(self, action_result)
+        items = result["Items"]
+        # moto's envelope for no items (status, headers, Count, LastEvaluatedKey, capacity), then
+        # the items, already the API's typed attributes after moto's dynamo_to_dict
+        status, headers, body = original(self, ActionResult({**result, "Items": []}))
+        answer = json.loads(body)
+        answer["Items"] = items
+        try:
+            return status, headers, json.dumps(answer, separators=(",", ":"), default=_plain_only)
+        except _NotPlainJson:
+            return original(self, action_result)
+
+    return serialized
+
+
+def _roll_stream_answer(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], str]:
+    """POST ROLL_STREAM_PATH {"TableName", "Region", "AccountId"}: roll that table's stream."""
+    asked = json.loads(request.get_data() or b"{}")
+    try:
+        backend = dynamodbstreams_backends[asked["AccountId"]][asked["Region"]]
+        table = backend.dynamodb.get_table(asked["TableName"])
+        parent, child = roll_stream(table)
+    except KeyError as missing:
+        return 400, {"Content-Type": "application/json"}, json.dumps({"message": f"missing {missing}"})
+    except JsonRESTError as refused:
+        return refused.code, {"Content-Type": "application/json"}, refused.get_body()
+    return 200, {"Content-Type": "application/json"}, json.dumps({"ParentShardId": parent, "ShardId": child})
 
 
 # --- DynamoDB: update and condition expressions cost what they say, not what moto redoes -------
@@ -396,7 +606,39 @@ def apply() -> None:
     Stream.split_shard = _keep_records(Stream.split_shard)  # type: ignore[method-assign]
     Stream.merge_shards = _keep_records(Stream.merge_shards)  # type: ignore[method-assign]
     _apply_expression_patches()
+    DynamoHandler.serialized = _items_as_json(BaseResponse.serialized)  # type: ignore[method-assign]
+    apply_stream_patches()
+    moto_api_urls.url_paths["{0}" + ROLL_STREAM_PATH + "$"] = _roll_stream_answer
     _APPLIED = True
+
+
+# moto's own, as imported, for a benchmark's "before"
+_ORIGINAL_STREAM_METHODS: Final = {
+    (owner, name): vars(owner)[name]
+    for owner, name in (
+        (DynamoDBStreamsHandler, "get_records"),
+        (ShardIterator, "get"),
+        (StreamShard, "add"),
+        (StreamShard, "to_json"),
+        (DynamoDBStreamsBackend, "describe_stream"),
+        (DynamoDBStreamsBackend, "get_shard_iterator"),
+    )
+}
+
+
+def apply_stream_patches(*, fast_get_records: bool = True) -> None:
+    """The DynamoDB Streams patches; `fast_get_records=False` (for a benchmark) answers
+    GetRecords with moto's serializer again, the rest (page, rolls) unchanged."""
+    original = _ORIGINAL_STREAM_METHODS
+    answer = _get_records_as_json if fast_get_records else original[(DynamoDBStreamsHandler, "get_records")]
+    DynamoDBStreamsHandler.get_records = answer  # type: ignore[method-assign,assignment]
+    ShardIterator.get = _page  # type: ignore[method-assign,assignment]
+    StreamShard.add = _add_to_the_open_shard(original[(StreamShard, "add")])  # type: ignore[method-assign]
+    StreamShard.to_json = _shard_json(original[(StreamShard, "to_json")])  # type: ignore[method-assign]
+    DynamoDBStreamsBackend.describe_stream = _describe_every_shard(  # type: ignore[method-assign]
+        original[(DynamoDBStreamsBackend, "describe_stream")]
+    )
+    DynamoDBStreamsBackend.get_shard_iterator = _iterator_on_any_shard  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

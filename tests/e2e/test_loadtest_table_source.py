@@ -13,8 +13,8 @@ from tests.e2e.test_loadtest_cli import run_load_test
 if TYPE_CHECKING:
     from pathlib import Path
 
-# every fault that applies to the table source, often enough to happen in 300 events (few: the
-# emulator reads a table's stream at ~14 ms a record, and every crash and replay reads again)
+# every fault that applies to the table source, often enough to happen in 300 events; `reshards`
+# rolls the table stream's shard once
 HARSH = """
 orders: 300
 rate: 100
@@ -67,7 +67,13 @@ def test_the_fault_run_on_the_orders_table_loses_nothing_and_counts_nothing_twic
     assert summary["failures"] == []
     assert (summary["lost"], summary["duplicated"], summary["unexplained_differences"]) == (0, 0, 0)
     injected = summary["faults_injected"]
-    for kind in ("dynamodb_throttled", "dynamodb_response_lost", "batch_replayed", "conflicting_duplicate"):
+    for kind in (
+        "dynamodb_throttled",
+        "dynamodb_response_lost",
+        "batch_replayed",
+        "conflicting_duplicate",
+        "shard_rolled",
+    ):
         assert injected.get(kind, 0) > 0, (kind, injected)
     # what cannot apply to the table source is neither injected nor expected
     assert not {"shard_split", "malformed", "foreign_mixed_key", "put_entry_failed"} & set(injected)

@@ -3,6 +3,7 @@ items they touch (salesstream/emulator/moto_fixes.py)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -284,3 +285,84 @@ def test_the_expression_patches_are_tied_to_the_pinned_moto() -> None:
     pinned = [r for r in requirements if r.startswith("moto")]
     assert pinned == [f"moto[server]=={moto_fixes.EXPRESSIONS_WRITTEN_FOR}"]
     assert moto.__version__ == moto_fixes.EXPRESSIONS_WRITTEN_FOR
+
+
+def test_scan_and_query_answer_what_motos_serializer_answers(endpoint: Any) -> None:
+    from moto.core.responses import BaseResponse
+    from moto.dynamodb.responses import DynamoHandler
+
+    dynamodb = endpoint.client("dynamodb")
+    table = "items-" + uuid.uuid4().hex[:8]
+    dynamodb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    every_type = {
+        "s": {"S": 'é ünïcode "quoted"'},
+        "n": {"N": "-12.50"},
+        "yes": {"BOOL": True},
+        "nothing": {"NULL": True},
+        "ss": {"SS": ["a", "b"]},
+        "ns": {"NS": ["1", "2.5"]},
+        "l": {"L": [{"S": "x"}, {"N": "1"}, {"M": {"deep": {"L": []}}}]},
+        "m": {"M": {"k": {"S": "v"}, "empty": {"M": {}}}},
+    }
+    for n in range(30):
+        dynamodb.put_item(
+            TableName=table, Item={"pk": {"S": f"p{n % 3}"}, "sk": {"S": f"s{n:02d}"}, **every_type}
+        )
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": "bin"}, "sk": {"S": "b"}, "b": {"B": b"\x00\xff"}})
+    requests: list[tuple[str, dict[str, Any]]] = [
+        ("scan", {"TableName": table}),
+        ("scan", {"TableName": table, "Limit": 7}),  # a page: LastEvaluatedKey
+        ("scan", {"TableName": table, "Select": "COUNT"}),
+        (
+            "query",
+            {
+                "TableName": table,
+                "KeyConditionExpression": "pk = :p",
+                "ExpressionAttributeValues": {":p": {"S": "p1"}},
+            },
+        ),
+        (
+            "query",
+            {
+                "TableName": table,
+                "KeyConditionExpression": "pk = :p",
+                "ExpressionAttributeValues": {":p": {"S": "bin"}},
+            },
+        ),
+        (
+            "query",
+            {
+                "TableName": table,
+                "KeyConditionExpression": "pk = :p",
+                "ExpressionAttributeValues": {":p": {"S": "none"}},
+            },
+        ),
+    ]
+
+    def answers() -> list[dict[str, Any]]:
+        found = [getattr(dynamodb, operation)(**request) for operation, request in requests]
+        for answer in found:
+            answer.pop("ResponseMetadata")
+        return found
+
+    fast = answers()
+    patched = DynamoHandler.serialized
+    assert patched is not BaseResponse.serialized  # the fix is in force for `fast`
+    try:
+        DynamoHandler.serialized = BaseResponse.serialized  # type: ignore[method-assign]  # moto's own
+        shipped = answers()
+    finally:
+        DynamoHandler.serialized = patched  # type: ignore[method-assign]
+    assert fast == shipped
+    assert [len(answer.get("Items", [])) for answer in fast] == [31, 7, 0, 10, 1, 0]
+    assert fast[1]["LastEvaluatedKey"]
+    assert fast[4]["Items"][0]["b"] == {"B": b"\x00\xff"}  # a binary attribute: moto's own path
+    dynamodb.delete_table(TableName=table)
