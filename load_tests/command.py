@@ -215,8 +215,11 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name) is None:
             setattr(args, name, value)
     orders = args.orders or (profile.orders if profile else None)
-    if profile and profile.batch_size and not any(p.startswith("BatchSize=") for p in args.param):
-        args.param.append(f"BatchSize={profile.batch_size}")
+    if profile and profile.batch_size:
+        # the profile's small batches give its per-invocation faults their chances, on either source
+        for parameter in ("BatchSize", "TableBatchSize"):
+            if not any(p.startswith(f"{parameter}=") for p in args.param):
+                args.param.append(f"{parameter}={profile.batch_size}")
     if orders is not None:
         args.duration = orders / args.rate
     if args.source == "table" and "OrdersTableSource=on" not in args.param:
