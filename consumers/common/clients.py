@@ -1,4 +1,5 @@
-"""The botocore client configuration shared by the Lambda functions and the local tooling.
+"""The botocore client configuration shared by the Lambda functions and the local tooling, and
+the functions' clients.
 
 A module of its own so that a handler can use it without importing the tooling
 (`salesstream.emulator.targets`: endpoints, emulator credentials, LocalStack discovery) into its package.
@@ -6,8 +7,9 @@ A module of its own so that a handler can use it without importing the tooling
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
+import botocore.session
 from botocore.config import Config
 
 CLIENT_CONFIG: Final = Config(
@@ -16,3 +18,12 @@ CLIENT_CONFIG: Final = Config(
     read_timeout=30,
     max_pool_connections=32,
 )
+
+
+def clients(*services: str) -> tuple[Any, ...]:
+    """One new botocore session's clients, with the shared configuration: what
+    `boto3.session.Session().client(...)` builds (the same hooks, endpoint, region and
+    credentials from the environment), without importing boto3, whose resources and s3transfer
+    (with multiprocessing) no function uses: ~40 ms of a cold start."""
+    session = botocore.session.get_session()
+    return tuple(session.create_client(service, config=CLIENT_CONFIG) for service in services)
