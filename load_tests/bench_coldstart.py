@@ -14,7 +14,7 @@ biggest contributors.
 A handler that builds its clients on first use moves that cost out of the init, so the
 aggregator's first invocation is measured too, in the same interpreter right after the import:
 `lambda_handler` on an empty, non-final window (`FIRST_EVENTS`): the event parsed, the process's
-aggregator built (settings, three botocore clients, their service models loaded), the state
+aggregator built (settings, three clients, their service models loaded), the state
 answered, the log line and metrics. It makes no AWS call: with no record, there is no dedup
 catch-up, quarantine, log or segment to write.
 

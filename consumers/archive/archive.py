@@ -16,8 +16,10 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
+import boto3
+
 from consumers.archive.settings import ArchiverSettings
-from consumers.common.clients import clients
+from consumers.common.clients import CLIENT_CONFIG
 from consumers.common.shards import StreamShards
 from salesstream.core.archive import ArchivedRecord, archive_key, encode_object, screen
 from salesstream.core.lambda_events import DynamodbEventRecord, KinesisEventRecord
@@ -45,7 +47,8 @@ class Archiver:
     @classmethod
     def from_environment(cls) -> Archiver:
         settings = ArchiverSettings()  # every field comes from the environment
-        s3, kinesis = clients("s3", "kinesis")
+        session = boto3.session.Session()
+        s3, kinesis = (session.client(name, config=CLIENT_CONFIG) for name in ("s3", "kinesis"))
         return cls(s3, settings.archive_bucket, StreamShards(kinesis, settings.stream_name))
 
     def archive(self, shard_id: str, records: list[KinesisEventRecord]) -> Archived:

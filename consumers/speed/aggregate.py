@@ -12,7 +12,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from consumers.common.clients import clients
+import boto3
+
+from consumers.common.clients import CLIENT_CONFIG
 from consumers.common.quarantine import Quarantine, Stored
 from consumers.common.shards import StreamShards
 from consumers.speed.dedup_log import CatchUp, DedupLog
@@ -58,7 +60,10 @@ class Aggregator:
     @classmethod
     def from_environment(cls) -> Aggregator:
         settings = AggregatorSettings.from_environment()
-        dynamodb, s3, kinesis = clients("dynamodb", "s3", "kinesis")
+        session = boto3.session.Session()
+        dynamodb, s3, kinesis = (
+            session.client(name, config=CLIENT_CONFIG) for name in ("dynamodb", "s3", "kinesis")
+        )
         window_ms = settings.window_seconds * 1000
         shards = StreamShards(kinesis, settings.stream_name)
         return cls(
