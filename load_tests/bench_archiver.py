@@ -2,7 +2,7 @@
 cost model in docs/deploy.md ("What it costs per million events") takes the archiver's Lambda
 duration from.
 
-- raw path: `consumers.archive.handler.archive_object`, the handler's whole work but the S3
+- raw path: `consumers.archive.archive.archive_object`, the handler's whole work but the S3
   PUT: the event model, one card scan per Kinesis record's bytes, one JSON line per Kinesis
   record (its base64 text as received), gzip. No de-aggregation, no per-event work.
 - decoded path (the archiver before, kept here as the baseline): the event model, the shared
@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from consumers.archive.handler import archive_object
+from consumers.archive.archive import archive_object
 from load_tests import legacy_archive
 from load_tests.bench import Figure
 from load_tests.bench_aggregator import SHARD, fold_path, order_payloads, windowed_invocations

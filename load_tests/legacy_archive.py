@@ -257,7 +257,7 @@ def route(sightings: Iterable[Sighting], horizon_ms: int, buffers: list[list[str
 
 
 def archive_object(shard: Shard, records: list[KinesisEventRecord]) -> tuple[str, int, bytes]:
-    """consumers/archive/handler.py's `archive_object` on the encoding above: key, masked, bytes."""
+    """consumers/archive/archive.py's `archive_object` on the encoding above: key, masked, bytes."""
     received = [record.kinesis for record in records]
     kept = [screen(k.sequenceNumber, k.approximateArrivalTimestamp, k.partitionKey, k.data) for k in received]
     masked = sum(

@@ -1,40 +1,30 @@
-"""The speed-layer aggregator: a tumbling-window Lambda handler on the order stream.
+"""The speed-layer aggregator's Lambda handler: a tumbling-window handler on the order stream.
 
 Lambda (or the local event-source-mapping runtime) invokes it per shard and window with a batch
 of Kinesis records, or of the orders table's DynamoDB Streams records (the event's
-eventSourceARN says which), and the window's state so far. It decodes the records (one decode
-step per source, into one shape), judges each event
-against the dedup index, quarantines what it refused, folds the rest into the state and, on the
-window's final invocation (or when AWS ended the window early), persists the segment. Settings,
-clients and the dedup index live once per process and survive warm invocations.
+eventSourceARN says which), and the window's state so far. The handler decodes the records (one
+decode step per source, into one shape), resumes the state, runs the window step
+(consumers/speed/aggregate.py), turns the state and the first record not folded back into the
+answer, and reports the step: one log line and the EMF metrics.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, Union
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
-from consumers.common.clients import CLIENT_CONFIG
-from consumers.common.quarantine import Quarantine, Stored
-from consumers.common.shards import StreamShards
 from consumers.common.telemetry import log_metrics
-from consumers.speed.dedup_log import CatchUp, DedupLog
-from consumers.speed.segments import Persisted, SegmentStore
-from consumers.speed.settings import AggregatorSettings
-from salesstream.core.aggregation import StateLayoutChanged, WindowState, segment_of
-from salesstream.core.dedup import DedupIndex
+from consumers.speed.aggregate import Aggregator, WindowStep
+from salesstream.core.aggregation import StateLayoutChanged, WindowState
 from salesstream.core.records import DecodedBatch, decode_records
 from salesstream.core.window_events import KinesisWindowEvent, is_table_stream, parse_kinesis_window_event
-from salesstream.core.window_fold import apply, plan
 from salesstream.core.windows import parse_rfc3339
 
 if TYPE_CHECKING:
@@ -46,71 +36,6 @@ metrics = Metrics()
 WindowEvent = Union[KinesisWindowEvent, "DynamodbTimeWindowEvent"]
 
 
-class QuarantineUnavailable(RuntimeError):
-    """A final invocation could not quarantine some record: the window cannot close without it."""
-
-
-@dataclass
-class Aggregator:
-    """What one process keeps between invocations."""
-
-    settings: AggregatorSettings
-    shards: StreamShards
-    index: DedupIndex
-    log: DedupLog
-    quarantine: Quarantine
-    segments: SegmentStore
-    # Lambda runs one invocation at a time per process; the local runtime may run shards in
-    # threads, so whatever reads and changes the index holds this lock
-    index_lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @classmethod
-    def from_environment(cls) -> Aggregator:
-        settings = AggregatorSettings.from_environment()
-        session = boto3.session.Session()
-        dynamodb, s3, kinesis = (
-            session.client(name, config=CLIENT_CONFIG) for name in ("dynamodb", "s3", "kinesis")
-        )
-        window_ms = settings.window_seconds * 1000
-        shards = StreamShards(kinesis, settings.stream_name)
-        return cls(
-            settings=settings,
-            shards=shards,
-            index=DedupIndex(horizon_ms=settings.dedup_horizon_seconds * 1000, slack_ms=window_ms),
-            log=DedupLog(s3, shards, settings.archive_bucket, window_ms),
-            quarantine=Quarantine(dynamodb, s3, settings.quarantine_table, settings.archive_bucket),
-            segments=SegmentStore(dynamodb, settings.aggregates_table),
-        )
-
-    def catch_up(self, shard: str, batch: DecodedBatch, state: WindowState, *, from_table: bool) -> CatchUp:
-        """Bring the dedup index up to date with the shard's log before judging the batch. A
-        table's shard needs no ancestors' logs: its event ids are the table's keys, and a key
-        seen again in a later shard is a MODIFY, judged from the record's own images."""
-        if not batch.records:
-            return CatchUp()
-        ancestors: list[str] | None = [] if from_table else None
-        return self.log.catch_up(
-            self.index, shard, batch.records[0].arrival_ms, state.log_key, ancestors=ancestors
-        )
-
-    def close(self, state: WindowState, window_event: WindowEvent, stored: Stored) -> Persisted | None:
-        """Persist the segment of a window that ended (or that AWS ended early)."""
-        if stored.failed_records:
-            # a window cannot close while records of it are neither folded nor quarantined
-            raise QuarantineUnavailable(
-                f"{len(stored.failed_records)} record(s) of {window_event.shardId}: {stored.errors[:3]}"
-            )
-        if state.is_empty:
-            return None
-        segment = segment_of(
-            state,
-            window_event.shardId,
-            window_event.window.window(),
-            terminated_early=window_event.isWindowTerminatedEarly,
-        )
-        return self.segments.persist(segment)
-
-
 @cache
 def aggregator() -> Aggregator:
     """The process's aggregator, built on first use (clearing this cache is a cold start)."""
@@ -119,48 +44,47 @@ def aggregator() -> Aggregator:
 
 @log_metrics(metrics)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    from_table = is_table_stream(str(event.get("eventSourceARN", "")))
-    table: TableDecoded | None = None
-    window_event: WindowEvent
-    if from_table:
-        # the orders table's stream: pydantic's models, imported by the first such invocation
-        from salesstream.core.lambda_events import DynamodbTimeWindowEvent
-        from salesstream.core.table_records import decode_table_records
-
-        window_event = DynamodbTimeWindowEvent.model_validate(event)
-        table = decode_table_records(window_event.Records)
-        batch = table.batch
-    else:
-        window_event = parse_kinesis_window_event(event)
-        batch = decode_records(window_event.Records)
+    window_event, batch, table = decode(event)
     app = aggregator()
-    shard, window = window_event.shardId, window_event.window.window()
     state = resume(window_event.state)
     before = Counts.of(state)
-
-    with app.index_lock:
-        caught_up = app.catch_up(shard, batch, state, from_table=from_table)
-        planned = plan(state, app.index, shard, batch)
-    stored = app.quarantine.store(shard, window, batch.records, planned.to_quarantine)
-    cutoff = min(stored.failed_records, default=len(batch.records))
-    logged = apply(state, batch, planned, cutoff)
-    if logged:
-        state.log_key = app.log.append(app.index, shard, logged)
-    persisted = None
-    if window_event.isFinalInvokeForWindow or window_event.isWindowTerminatedEarly:
-        persisted = app.close(state, window_event, stored)
-    with app.index_lock:
-        app.index.evict(shard)
-
-    # the shape of lambda_events.TimeWindowEventResponse (without `state` AWS counts a failure)
-    response = {
-        "state": state.to_json(),
-        "batchItemFailures": [failure.model_dump() for failure in failures(batch, cutoff)],
-    }
-    report(window_event, batch, before, state, planned.start, stored, caught_up, persisted, response)
+    step = app.step(
+        window_event.shardId,
+        window_event.window.window(),
+        batch,
+        state,
+        from_table=table is not None,
+        closes=window_event.isFinalInvokeForWindow or window_event.isWindowTerminatedEarly,
+        terminated_early=window_event.isWindowTerminatedEarly,
+    )
+    response = answer(step, batch)
+    report(window_event, batch, before, step, response)
     if table is not None:
         report_table_changes(table)
     return response
+
+
+def decode(event: dict[str, Any]) -> tuple[WindowEvent, DecodedBatch, TableDecoded | None]:
+    """The window event and its records in the one shape both sources decode into (with what
+    the table's stream carried besides, for the report)."""
+    if not is_table_stream(str(event.get("eventSourceARN", ""))):
+        window_event = parse_kinesis_window_event(event)
+        return window_event, decode_records(window_event.Records), None
+    # the orders table's stream: pydantic's models, imported by the first such invocation
+    from salesstream.core.lambda_events import DynamodbTimeWindowEvent
+    from salesstream.core.table_records import decode_table_records
+
+    table_event = DynamodbTimeWindowEvent.model_validate(event)
+    table = decode_table_records(table_event.Records)
+    return table_event, table.batch, table
+
+
+def answer(step: WindowStep, batch: DecodedBatch) -> dict[str, Any]:
+    """The shape of lambda_events.TimeWindowEventResponse (without `state` AWS counts a failure)."""
+    return {
+        "state": step.state.to_json(),
+        "batchItemFailures": [failure.model_dump() for failure in failures(batch, step.cutoff)],
+    }
 
 
 def report_table_changes(table: TableDecoded) -> None:
@@ -215,14 +139,11 @@ def report(
     window_event: WindowEvent,
     batch: DecodedBatch,
     before: Counts,
-    state: WindowState,
-    already_in_state: int,
-    stored: Stored,
-    caught_up: CatchUp,
-    persisted: Persisted | None,
+    step: WindowStep,
     response: dict[str, Any],
 ) -> None:
     """One structured log line and the EMF metrics of the invocation (never a payload)."""
+    state, stored, caught_up, persisted = step.state, step.stored, step.caught_up, step.persisted
     state_bytes = len(json.dumps(response["state"], separators=(",", ":")))
     folded = state.events - before.events
     duplicates = state.duplicates - before.duplicates
@@ -262,7 +183,7 @@ def report(
             "shard": window_event.shardId,
             "window": window_event.window.start,
             "records": len(batch.records),
-            "already_in_state": already_in_state,
+            "already_in_state": step.already_in_state,
             "events_folded": folded,
             "duplicates": duplicates,
             "quarantined": quarantined,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from consumers.common.retry import Backoff
-from consumers.speed.handler import QuarantineUnavailable
+from consumers.speed.aggregate import QuarantineUnavailable
 from salesstream.core.aggregation import Totals
 from salesstream.core.cards import contains_card_number
 from salesstream.core.positions import sequence_key

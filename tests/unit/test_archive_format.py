@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from consumers.archive.handler import archive_object
+from consumers.archive.archive import archive_object
 from consumers.batch.archive_reader import read_back
 from load_tests.faults.security import card_numbers_in
 from salesstream.core.aggregation import effect_of

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gzip
 
-from consumers.archive.handler import archive_object
+from consumers.archive.archive import archive_object
 from consumers.batch.archive_reader import read_back
 from load_tests.bench_aggregator import order_payloads, windowed_invocations
 from load_tests.bench_archiver import WHOLE_RANGE, decoded_object, raw_path

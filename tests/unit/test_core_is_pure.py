@@ -3,6 +3,7 @@ across the deploy boundary."""
 
 from __future__ import annotations
 
+import ast
 import pkgutil
 import subprocess
 import sys
@@ -103,7 +104,7 @@ def test_the_rule_catches_a_wrong_import() -> None:
     assert "tooling" not in MAY_IMPORT[layer_of("consumers.speed.handler")]
     assert "harness" not in MAY_IMPORT[layer_of("salesstream.cli.main")]
     # imports are found, function-level and type-only ones included
-    assert "consumers.common.clients" in first_party_imports("consumers.speed.handler")
+    assert "consumers.common.clients" in first_party_imports("consumers.speed.aggregate")
     assert "consumers.batch.resources" in first_party_imports("consumers.batch.repair")
 
 
@@ -156,3 +157,79 @@ CYCLE_MEMBERS: Final = _cycle_members()
 @pytest.mark.parametrize("module", _marked(IN_AN_IMPORT_CYCLE))
 def test_no_module_is_on_an_import_cycle(module: str) -> None:
     assert module not in CYCLE_MEMBERS
+
+
+# --- each layer of the Lambda architecture has the batch layer's shape -----------------------
+# --8<-- [start:shape]
+LAMBDA_LAYERS: Final = ("speed", "archive", "batch", "serving")
+# A layer's handler.py is an adapter: it defines `lambda_handler`, imports no boto3 (and of
+# botocore only its exceptions), builds no client, and gets its clients from exactly one call of
+# `from_environment` on a class its layer defines in another module (the use case's).
+# --8<-- [end:shape]
+_CLIENT_BUILDERS: Final = frozenset({"client", "resource", "Session"})
+
+
+def shape_problems(layer: str, source: str) -> list[str]:
+    """What keeps `source`, the handler of `layer`, from being an adapter only."""
+    tree = ast.parse(source)
+    imported_from: dict[str, str] = {}  # local name -> the module it comes from
+    problems = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            pairs = [(alias.asname or alias.name.split(".")[0], alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            pairs = [(alias.asname or alias.name, node.module) for alias in node.names]
+        else:
+            continue
+        for name, module in pairs:
+            imported_from[name] = module
+            top = module.split(".")[0]
+            if top == "boto3" or (top == "botocore" and module != "botocore.exceptions"):
+                problems.append(f"imports {module}")
+    calls = [
+        node.func
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    ]
+    problems += [f"builds a client (.{call.attr})" for call in calls if call.attr in _CLIENT_BUILDERS]
+    builders = [
+        call.value.id
+        for call in calls
+        if call.attr == "from_environment" and isinstance(call.value, ast.Name)
+    ]
+    if len(builders) != 1:
+        problems.append(f"calls from_environment {len(builders)} times, not once")
+    use_cases = f"consumers.{layer}."
+    for name in builders:
+        module = imported_from.get(name, "the handler itself")
+        if not module.startswith(use_cases) or module == f"consumers.{layer}.handler":
+            problems.append(f"{name}.from_environment comes from {module}, not from its layer's use case")
+    if not any(isinstance(node, ast.FunctionDef) and node.name == "lambda_handler" for node in tree.body):
+        problems.append("defines no lambda_handler")
+    return problems
+
+
+def test_the_shape_rule_catches_a_handler_that_does_the_work() -> None:
+    doing_it_all = (
+        "import boto3\n"
+        "from consumers.speed.handler import Aggregator\n"
+        "def lambda_handler(event, context):\n"
+        "    boto3.session.Session().client('s3')\n"
+        "    return Aggregator.from_environment()\n"
+    )
+    assert shape_problems("speed", doing_it_all) == [
+        "imports boto3",
+        "builds a client (.client)",
+        "builds a client (.Session)",
+        "Aggregator.from_environment comes from consumers.speed.handler, not from its layer's use case",
+    ]
+    assert shape_problems("batch", "def handler(event, context): ...\n") == [
+        "calls from_environment 0 times, not once",
+        "defines no lambda_handler",
+    ]
+
+
+@pytest.mark.parametrize("layer", LAMBDA_LAYERS)
+def test_each_layer_handler_is_an_adapter(layer: str) -> None:
+    handler = ROOT / "consumers" / layer / "handler.py"
+    assert shape_problems(layer, handler.read_text()) == []

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from consumers.archive.handler import ShardUnknown, table_archive_object, table_shard_of
+from consumers.archive.archive import table_archive_object
+from consumers.archive.handler import ShardUnknown, table_shard_of
 from consumers.batch.archive_reader import read_back
 from salesstream.core.order_items import order_item
 from salesstream.core.table_records import ChangeKind, decode_table_records, read_change
