@@ -107,44 +107,21 @@ class DedupIndex:
         self, shard: str, accepted: Sequence[Accepted], sequences: Sequence[str], arrivals: Sequence[int]
     ) -> tuple[list[Verdict], list[Effect]]:
         """`judge_all` over decoded events (`records.Accepted`, whose record index points into
-        `sequences` and `arrivals`): the verdicts and the effects, both aligned with `accepted`.
-        The hot path's form: the index entry is the only tuple made per event beside the effect
-        (no sighting), and a batch of new events takes one loop."""
-        entries = self._entries
-        horizon = self.horizon_ms
-        verdicts: list[Verdict] = []
-        effects: list[Effect] = []
-        added: list[str] = []
-        latest = self._clock.get(shard, 0)
-        for event, _, record, subsequence in accepted:
-            event_id = event.event_id
-            # `aggregation.effect_of`, spelled out on the struct's attributes
-            effect = (
+        `sequences` and `arrivals`): the verdicts and the effects, both aligned with `accepted`."""
+        # `aggregation.effect_of`, spelled out on the struct's attributes
+        effects: list[Effect] = [
+            (
                 (event.store_id, event.currency, event.occurred_at.toordinal()),
                 event.event_type == REFUND,
                 event.total_minor,
             )
-            effects.append(effect)
-            arrival = arrivals[record]
-            seen = entries.get(event_id)
-            if seen is None or arrival - seen[4] > horizon:
-                if seen is not None:
-                    del entries[event_id]  # re-inserted at the end, where eviction expects it
-                entries[event_id] = (shard, sequences[record], subsequence, effect, arrival)
-                added.append(event_id)
-                verdicts.append(NEW)
-            elif seen[2] == subsequence and seen[1] == sequences[record] and seen[0] == shard:
-                verdicts.append(REPLAY)
-            elif seen[3] == effect:
-                verdicts.append(DUPLICATE)
-            else:
-                verdicts.append(CONFLICT)
-            if arrival > latest:
-                latest = arrival
-        self._clock[shard] = latest
-        if added:
-            self._groups.setdefault(shard, deque()).append((latest, added))
-        return verdicts, effects
+            for event, _, _, _ in accepted
+        ]
+        sightings = (
+            (event.event_id, sequences[record], subsequence, effect, arrivals[record])
+            for (event, _, record, subsequence), effect in zip(accepted, effects, strict=True)
+        )
+        return self.judge_all(shard, sightings), effects
 
     def where(self, event_id: str) -> str:
         """Where an id was first seen, for a conflict's detail (no values, only the position)."""
