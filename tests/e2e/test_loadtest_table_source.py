@@ -13,10 +13,11 @@ from tests.e2e.test_loadtest_cli import run_load_test
 if TYPE_CHECKING:
     from pathlib import Path
 
-# every fault that applies to the table source, often enough to happen in 300 events; `reshards`
-# rolls the table stream's shard once
+# every fault that applies to the table source, often enough to happen in 600 events (a lost
+# response is drawn per DynamoDB write: with 300 events and ~20 writes, a run without one came
+# about once in four); `reshards` rolls the table stream's shard once
 HARSH = """
-orders: 300
+orders: 600
 rate: 100
 stores: 20
 shards: 1
