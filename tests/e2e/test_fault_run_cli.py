@@ -120,5 +120,8 @@ def test_a_harsh_profile_makes_every_kind_of_fault_happen_and_nothing_is_falsifi
 
     summary = report["faults"]
     assert_nothing_lost_or_double_counted(summary)
-    assert set(summary["faults_injected"]) == {kind.value for kind in Injected}, summary["faults_injected"]
+    # every kind but the table stream's roll, which only the orders-table source has
+    # (tests/e2e/test_loadtest_table_source.py requires it there)
+    on_kinesis = {kind.value for kind in Injected} - {Injected.SHARD_ROLLED.value}
+    assert set(summary["faults_injected"]) == on_kinesis, summary["faults_injected"]
     assert all(n > 0 for n in summary["faults_injected"].values())
