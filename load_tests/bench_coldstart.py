@@ -110,7 +110,7 @@ def runtime_sdk(folder: Path) -> Path:
     return folder
 
 
-def _environment(template: Template, function_id: str) -> dict[str, str]:
+def function_environment(template: Template, function_id: str) -> dict[str, str]:
     function = template.function(function_id)
     return {
         "PATH": os.environ.get("PATH", ""),
@@ -253,7 +253,7 @@ def measure(repeat: int) -> list[ColdStart]:
                 raise RuntimeError(f"{name}: {shipped.bytecode and shipped.bytecode.summary()}")
             old = without_bytecode(shipped, root / f"{name}-no-bytecode")
             module = function.handler.rpartition(".")[0]
-            env = _environment(template, name)
+            env = function_environment(template, name)
             first_event = FIRST_EVENTS.get(name)
             sdk_env = {"PATH": os.environ.get("PATH", "")}
             baseline, before, after = [], [], []
