@@ -136,12 +136,12 @@ class Probe:
     first_cpu: float = 0.0
 
 
-def _run(arguments: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _run(arguments: list[str], env: dict[str, str], module: str) -> subprocess.CompletedProcess[str]:
     run = subprocess.run(  # noqa: S603 - our own interpreter and probe
         [sys.executable, *arguments], env=env, capture_output=True, text=True, timeout=120, check=False
     )
     if run.returncode != 0:
-        raise RuntimeError(f"{arguments[-4:]} failed: {run.stderr.strip()[-1500:]}")
+        raise RuntimeError(f"importing {module} failed: {run.stderr.strip()[-1500:]}")
     return run
 
 
@@ -154,7 +154,7 @@ def import_ms(
 ) -> Probe:
     """Importing `module` in a fresh interpreter, then its first invocation on `first_event`;
     under `-B`, so nothing compiled is written, as on Lambda's read-only /var/task."""
-    run = _run(["-I", "-S", "-B", "-c", _PROBE, module, _event(first_event), *map(str, paths)], env)
+    run = _run(["-I", "-S", "-B", "-c", _PROBE, module, _event(first_event), *map(str, paths)], env, module)
     return Probe(*map(float, run.stdout.strip().splitlines()[-1].split()))
 
 
@@ -163,7 +163,9 @@ def imported_bytecode(
 ) -> list[Path]:
     """The bytecode files, in the package (`paths[0]`), of what init and the first invocation import."""
     run = _run(
-        ["-I", "-S", "-B", "-c", _IMPORTED, _PROBE, module, _event(first_event), *map(str, paths)], env
+        ["-I", "-S", "-B", "-c", _IMPORTED, _PROBE, module, _event(first_event), *map(str, paths)],
+        env,
+        module,
     )
     return [Path(name) for name in json.loads(run.stdout.strip().splitlines()[-1])]
 
@@ -171,7 +173,9 @@ def imported_bytecode(
 def contributors(module: str, paths: list[Path], env: dict[str, str]) -> list[tuple[str, float]]:
     """The distributions that cost the most import time (ms): `-X importtime`'s own time of
     every module, summed by top-level package (the sum over all packages is the whole import)."""
-    run = _run(["-I", "-S", "-B", "-X", "importtime", "-c", _PROBE, module, "", *map(str, paths)], env)
+    run = _run(
+        ["-I", "-S", "-B", "-X", "importtime", "-c", _PROBE, module, "", *map(str, paths)], env, module
+    )
     totals: dict[str, float] = {}
     for line in run.stderr.splitlines():
         # "import time:      self [us] |  cumulative | imported package"

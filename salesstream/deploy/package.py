@@ -14,7 +14,10 @@ not packed: the python3.11 runtime provides them.
 Every `.py` of the package ships with its bytecode, compiled for the template's `Runtime`:
 Lambda's /var/task is read-only, so without it every cold start compiles each module it imports.
 When the building interpreter is not the runtime's version, the package ships no bytecode (and
-`build` says so) rather than bytecode Lambda's interpreter would ignore.
+`build` says so) rather than bytecode Lambda's interpreter would ignore. Every module, not only
+those init imports: which those are can only be found by importing the package, which the arm64
+build cannot do here, and a module first imported later (a final window, an error path) would
+compile on an invocation's clock; the zip grows by ~2.7 MB (to ~7 MB, of Lambda's 50 MB).
 """
 
 from __future__ import annotations
