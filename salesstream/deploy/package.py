@@ -48,8 +48,6 @@ _NOT_PACKED: Final = ("bin", "__pycache__")
 # Data files a packed package reads at run time (the API's dashboard page, its vendored chart
 # library and its licence), as pyproject.toml's [tool.setuptools.package-data] ships them.
 PACKAGE_DATA: Final = ("*.html", "*.json", "*.yaml", "*.js", "*.css", "*.txt")
-
-
 _RUNTIME: Final = re.compile(r"python(\d+)\.(\d+)")
 
 
@@ -63,7 +61,7 @@ class Package:
     handler: str
     modules: list[str]  # first-party modules packed
     platform: str
-    bytecode: Bytecode | None = None  # None: built without compiling (see `build`)
+    bytecode: Bytecode | None = None  # what `build` compiled (None: a package not built here)
 
     def zip(self, destination: Path) -> Path:
         """The package as Lambda receives it (what `sam deploy` uploads)."""
@@ -175,11 +173,10 @@ def build(
     template: Template | None = None,
     platform: str | None = None,
     requirements: Path = REQUIREMENTS,
-    bytecode: bool = True,
 ) -> Package:
     """Build `function`'s package into `out` (emptied first). `platform`: a wheel platform tag,
     `host` for this machine's (to import the package here), or None for the function's
-    architecture. Without `bytecode`, the package holds sources only (to measure the difference)."""
+    architecture."""
     template = template or Template.load()
     module = handler_module(template, function)
     platform = platform or WHEEL_PLATFORMS[architecture(template, function)]
@@ -191,7 +188,7 @@ def build(
     install_requirements(out, platform, requirements)
     for junk in [p for name in _NOT_PACKED for p in out.rglob(name) if p.is_dir()]:
         shutil.rmtree(junk, ignore_errors=True)
-    compiled = compile_bytecode(out, interpreter_tag(runtime(template, function))) if bytecode else None
+    compiled = compile_bytecode(out, interpreter_tag(runtime(template, function)))
     return Package(out, template.function(function).handler, modules, platform, compiled)
 
 
