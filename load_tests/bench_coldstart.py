@@ -18,11 +18,13 @@ aggregator built (settings, three clients, their service models loaded), the sta
 answered, the log line and metrics. It makes no AWS call: with no record, there is no dedup
 catch-up, quarantine, log or segment to write.
 
-Lambda's /var/task is read-only and the package holds no bytecode (`_NOT_PACKED` in
-salesstream/deploy/package.py), so on Lambda every cold start compiles each packed module it
-imports; here the first run writes `__pycache__` and the later ones read it. So each function is
-also measured *without bytecode*: the same probe under `-B`, run first, on the package as built
-(the SDK keeps its bytecode, as /var/runtime does). The zip is made before any import.
+Lambda's /var/task is read-only, so a package without bytecode compiles each packed module it
+imports at every cold start. The package ships its bytecode (`compile_bytecode` in
+salesstream/deploy/package.py); each function is measured as Lambda runs it, under `-B` (nothing
+written), in interleaved rounds of three: `import boto3`, the package without bytecode (the old
+zip: the same files less `__pycache__`), and the package as shipped. The SDK keeps its bytecode,
+as /var/runtime does. Zip sizes: without bytecode, as shipped (every module compiled), and with
+the bytecode of only the modules init and the first invocation import (the alternative).
 
     python -m load_tests.bench_coldstart [--repeat N]
 """
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -41,7 +44,7 @@ from pathlib import Path
 from typing import Final
 
 from load_tests.bench import Figure
-from salesstream.deploy.package import build
+from salesstream.deploy.package import Package, build
 from salesstream.deploy.template import Template
 
 REPORT: Final = Path("reports") / "bench_coldstart.json"
@@ -81,6 +84,17 @@ if sys.argv[2]:
     first, first_cpu = (time.perf_counter() - imported) * 1000, (time.process_time() - imported_cpu) * 1000
 print((imported - started) * 1000, (imported_cpu - started_cpu) * 1000, first, first_cpu)
 """
+# The probe above (argv[1], removed so the probe sees its own arguments), then the bytecode
+# files of the modules it imported from the package (the first path, argv[3]).
+_IMPORTED = """
+import sys
+exec(compile(sys.argv.pop(1), "probe", "exec"))
+import json
+print(json.dumps(sorted(
+    m.__cached__ for m in list(sys.modules.values())
+    if (getattr(m, "__cached__", None) or "").startswith(sys.argv[3])
+)))
+"""
 
 
 def runtime_sdk(folder: Path) -> Path:
@@ -96,7 +110,7 @@ def runtime_sdk(folder: Path) -> Path:
     return folder
 
 
-def _environment(template: Template, function_id: str) -> dict[str, str]:
+def function_environment(template: Template, function_id: str) -> dict[str, str]:
     function = template.function(function_id)
     return {
         "PATH": os.environ.get("PATH", ""),
@@ -122,41 +136,45 @@ class Probe:
     first_cpu: float = 0.0
 
 
-def import_ms(
-    module: str,
-    paths: list[Path],
-    env: dict[str, str],
-    first_event: dict[str, object] | None = None,
-    *,
-    bytecode: bool = True,
-) -> Probe:
-    """Importing `module` in a fresh interpreter, then its first invocation on `first_event`;
-    without `bytecode`, nothing compiled is written (`-B`), as on Lambda's read-only /var/task."""
-    event = json.dumps(first_event) if first_event is not None else ""
-    flags = ["-I", "-S"] if bytecode else ["-I", "-S", "-B"]
+def _run(arguments: list[str], env: dict[str, str], module: str) -> subprocess.CompletedProcess[str]:
     run = subprocess.run(  # noqa: S603 - our own interpreter and probe
-        [sys.executable, *flags, "-c", _PROBE, module, event, *map(str, paths)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        [sys.executable, *arguments], env=env, capture_output=True, text=True, timeout=120, check=False
     )
     if run.returncode != 0:
         raise RuntimeError(f"importing {module} failed: {run.stderr.strip()[-1500:]}")
+    return run
+
+
+def _event(first_event: dict[str, object] | None) -> str:
+    return json.dumps(first_event) if first_event is not None else ""
+
+
+def import_ms(
+    module: str, paths: list[Path], env: dict[str, str], first_event: dict[str, object] | None = None
+) -> Probe:
+    """Importing `module` in a fresh interpreter, then its first invocation on `first_event`;
+    under `-B`, so nothing compiled is written, as on Lambda's read-only /var/task."""
+    run = _run(["-I", "-S", "-B", "-c", _PROBE, module, _event(first_event), *map(str, paths)], env, module)
     return Probe(*map(float, run.stdout.strip().splitlines()[-1].split()))
+
+
+def imported_bytecode(
+    module: str, paths: list[Path], env: dict[str, str], first_event: dict[str, object] | None
+) -> list[Path]:
+    """The bytecode files, in the package (`paths[0]`), of what init and the first invocation import."""
+    run = _run(
+        ["-I", "-S", "-B", "-c", _IMPORTED, _PROBE, module, _event(first_event), *map(str, paths)],
+        env,
+        module,
+    )
+    return [Path(name) for name in json.loads(run.stdout.strip().splitlines()[-1])]
 
 
 def contributors(module: str, paths: list[Path], env: dict[str, str]) -> list[tuple[str, float]]:
     """The distributions that cost the most import time (ms): `-X importtime`'s own time of
     every module, summed by top-level package (the sum over all packages is the whole import)."""
-    run = subprocess.run(  # noqa: S603 - our own interpreter and probe
-        [sys.executable, "-I", "-S", "-X", "importtime", "-c", _PROBE, module, "", *map(str, paths)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    run = _run(
+        ["-I", "-S", "-B", "-X", "importtime", "-c", _PROBE, module, "", *map(str, paths)], env, module
     )
     totals: dict[str, float] = {}
     for line in run.stderr.splitlines():
@@ -170,152 +188,173 @@ def contributors(module: str, paths: list[Path], env: dict[str, str]) -> list[tu
     return sorted(totals.items(), key=lambda item: -item[1])[:_TOP]
 
 
+def without_bytecode(package: Package, folder: Path) -> Package:
+    """The same package less its `__pycache__`: the zip as it was before bytecode shipped."""
+    shutil.copytree(package.path, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return Package(folder, package.handler, package.modules, package.platform)
+
+
+def _zip_with(package: Package, bytecode: list[Path], destination: Path, scratch: Path) -> int:
+    """Zip bytes of the package's sources with only `bytecode` of its compiled files."""
+    subset = without_bytecode(package, scratch)
+    for file in bytecode:
+        target = subset.path / file.relative_to(package.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(file, target)
+    return subset.zip(destination).stat().st_size
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
 @dataclass
 class ColdStart:
+    """One function's figures (CPU ms, medians of interleaved rounds unless said otherwise)."""
+
     function: str
     handler: str
-    median_ms: float
-    best_ms: float
-    median_cpu_ms: float
+    baseline_cpu_ms: float  # import boto3, in the same rounds
+    cpu_ms: float  # import + init, the package as shipped (with its bytecode)
     best_cpu_ms: float
-    zip_bytes: int
+    wall_ms: float
+    no_bytecode_cpu_ms: float  # import + init, the same package without bytecode
+    no_bytecode_best_cpu_ms: float
+    zip_bytes: int  # as shipped: every module compiled
+    no_bytecode_zip_bytes: int
+    imported_only_zip_bytes: int  # the alternative: bytecode of what init and the first call import
+    modules_compiled: int
+    modules_imported: int  # of those, imported by init and the first invocation
     unpacked_bytes: int
     first_party_modules: int
     contributors_ms: list[tuple[str, float]]
-    # the first invocation after the import (FIRST_EVENTS; None for a function not measured so)
-    first_invocation_median_cpu_ms: float | None = None
-    first_invocation_median_ms: float | None = None
-    init_and_first_median_cpu_ms: float | None = None  # median of the sums, run by run
-    # the same without bytecode of the package, as Lambda imports it
-    uncached_median_cpu_ms: float = 0.0
-    uncached_best_cpu_ms: float = 0.0
-    uncached_init_and_first_median_cpu_ms: float | None = None
+    # with the first invocation after the import (FIRST_EVENTS; None for a function not measured so)
+    first_invocation_cpu_ms: float | None = None
+    init_and_first_cpu_ms: float | None = None  # median of the sums, round by round
+    no_bytecode_init_and_first_cpu_ms: float | None = None
 
     @property
     def target_ms(self) -> float | None:
         return TARGET_MS.get(self.function)
 
+    @property
+    def ratio(self) -> float:
+        """Init with the shipped bytecode against init without it (< 1: faster)."""
+        return self.cpu_ms / self.no_bytecode_cpu_ms
 
-def measure(repeat: int) -> tuple[list[Probe], list[ColdStart]]:
-    """(boto3's import times as (wall, CPU) ms, each function's cold start), all in one run."""
+
+def measure(repeat: int) -> list[ColdStart]:
+    """Each function's cold start, interleaved round by round with its baseline and its old zip."""
     template = Template.load()
     starts = []
     with tempfile.TemporaryDirectory(prefix="salesstream-coldstart-") as scratch:
         root = Path(scratch)
         sdk = runtime_sdk(root / "var-runtime")
-        baseline = [import_ms("boto3", [sdk], {"PATH": os.environ.get("PATH", "")}) for _ in range(repeat)]
         for function in template.functions():
-            package = build(function.logical_id, root / function.logical_id, platform="host")
+            name = function.logical_id
+            shipped = build(name, root / name, platform="host")
+            if shipped.bytecode is None or shipped.bytecode.skipped:
+                raise RuntimeError(f"{name}: {shipped.bytecode and shipped.bytecode.summary()}")
+            old = without_bytecode(shipped, root / f"{name}-no-bytecode")
             module = function.handler.rpartition(".")[0]
-            env = _environment(template, function.logical_id)
-            paths = [package.path, sdk]
-            first_event = FIRST_EVENTS.get(function.logical_id)
-            zip_bytes = package.zip(root / f"{function.logical_id}.zip").stat().st_size
-            unpacked_bytes = sum(p.stat().st_size for p in package.path.rglob("*") if p.is_file())
-            # before anything writes __pycache__ into the package
-            uncached = [import_ms(module, paths, env, first_event, bytecode=False) for _ in range(repeat)]
-            runs = [import_ms(module, paths, env, first_event) for _ in range(repeat)]
-            walls, cpus = [run.wall for run in runs], [run.cpu for run in runs]
+            env = function_environment(template, name)
+            first_event = FIRST_EVENTS.get(name)
+            sdk_env = {"PATH": os.environ.get("PATH", "")}
+            baseline, before, after = [], [], []
+            for _ in range(repeat):
+                baseline.append(import_ms("boto3", [sdk], sdk_env))
+                before.append(import_ms(module, [old.path, sdk], env, first_event))
+                after.append(import_ms(module, [shipped.path, sdk], env, first_event))
+            imported = imported_bytecode(module, [shipped.path, sdk], env, first_event)
             first = first_event is not None
             starts.append(
                 ColdStart(
-                    function=function.logical_id,
+                    function=name,
                     handler=function.handler,
-                    median_ms=statistics.median(walls),
-                    best_ms=min(walls),
-                    median_cpu_ms=statistics.median(cpus),
-                    best_cpu_ms=min(cpus),
-                    zip_bytes=zip_bytes,
-                    unpacked_bytes=unpacked_bytes,
-                    first_party_modules=len(package.modules),
-                    contributors_ms=contributors(module, paths, env),
-                    first_invocation_median_cpu_ms=_median_or_none(first, [r.first_cpu for r in runs]),
-                    first_invocation_median_ms=_median_or_none(first, [r.first_wall for r in runs]),
-                    init_and_first_median_cpu_ms=_median_or_none(first, [r.cpu + r.first_cpu for r in runs]),
-                    uncached_median_cpu_ms=statistics.median(r.cpu for r in uncached),
-                    uncached_best_cpu_ms=min(r.cpu for r in uncached),
-                    uncached_init_and_first_median_cpu_ms=_median_or_none(
-                        first, [r.cpu + r.first_cpu for r in uncached]
+                    baseline_cpu_ms=_median([r.cpu for r in baseline]),
+                    cpu_ms=_median([r.cpu for r in after]),
+                    best_cpu_ms=min(r.cpu for r in after),
+                    wall_ms=_median([r.wall for r in after]),
+                    no_bytecode_cpu_ms=_median([r.cpu for r in before]),
+                    no_bytecode_best_cpu_ms=min(r.cpu for r in before),
+                    zip_bytes=shipped.zip(root / f"{name}.zip").stat().st_size,
+                    no_bytecode_zip_bytes=old.zip(root / f"{name}-no-bytecode.zip").stat().st_size,
+                    imported_only_zip_bytes=_zip_with(
+                        shipped, imported, root / f"{name}-imported.zip", root / f"{name}-imported"
+                    ),
+                    modules_compiled=len(shipped.bytecode.compiled),
+                    modules_imported=len(imported),
+                    unpacked_bytes=sum(p.stat().st_size for p in shipped.path.rglob("*") if p.is_file()),
+                    first_party_modules=len(shipped.modules),
+                    contributors_ms=contributors(module, [shipped.path, sdk], env),
+                    first_invocation_cpu_ms=_median([r.first_cpu for r in after]) if first else None,
+                    init_and_first_cpu_ms=_median([r.cpu + r.first_cpu for r in after]) if first else None,
+                    no_bytecode_init_and_first_cpu_ms=(
+                        _median([r.cpu + r.first_cpu for r in before]) if first else None
                     ),
                 )
             )
-    _write(baseline, starts)
-    return baseline, starts
-
-
-def _median_or_none(measured: bool, values: list[float]) -> float | None:
-    return statistics.median(values) if measured else None
+    _write(starts)
+    return starts
 
 
 def run(repeat: int) -> list[Figure]:
-    """For `make bench`: init time per function against boto3's import in the same run."""
+    """For `make bench`: init CPU time per function, with and without its bytecode, against
+    boto3's import in the same rounds."""
     runs = max(3, min(repeat, 7))
-    baseline, starts = measure(runs)
     figures = []
-    for start in starts:
+    for start in measure(runs):
         top = ", ".join(f"{package} {ms:.0f}" for package, ms in start.contributors_ms)
         target = f"target {start.target_ms:.0f} ms; " if start.target_ms else ""
         figures.append(
             Figure(
                 benchmark="coldstart",
-                metric=f"{start.function} import + init",
-                unit="ms",
-                best=start.best_ms,
-                median=start.median_ms,
-                runs=runs,
-                baseline="import boto3",
-                ratio=start.median_ms / statistics.median(run.wall for run in baseline),
-                note=f"{target}zip {start.zip_bytes:,} B; top: {top}",
-            )
-        )
-        figures.append(
-            Figure(
-                benchmark="coldstart",
-                metric=f"{start.function} import + init, CPU time",
+                metric=f"{start.function} import + init as shipped (bytecode), CPU time",
                 unit="ms",
                 best=start.best_cpu_ms,
-                median=start.median_cpu_ms,
+                median=start.cpu_ms,
                 runs=runs,
                 baseline="import boto3, CPU time",
-                ratio=start.median_cpu_ms / statistics.median(run.cpu for run in baseline),
+                ratio=start.cpu_ms / start.baseline_cpu_ms,
+                note=f"{target}{start.ratio:.2f}x without bytecode; zip {start.zip_bytes:,} B; top: {top}",
             )
         )
         figures.append(
             Figure(
                 benchmark="coldstart",
-                metric=f"{start.function} import + init without bytecode (as on Lambda), CPU time",
+                metric=f"{start.function} import + init without bytecode, CPU time",
                 unit="ms",
-                best=start.uncached_best_cpu_ms,
-                median=start.uncached_median_cpu_ms,
+                best=start.no_bytecode_best_cpu_ms,
+                median=start.no_bytecode_cpu_ms,
                 runs=runs,
                 baseline="import boto3, CPU time",
-                ratio=start.uncached_median_cpu_ms / statistics.median(run.cpu for run in baseline),
+                ratio=start.no_bytecode_cpu_ms / start.baseline_cpu_ms,
+                note=f"zip {start.no_bytecode_zip_bytes:,} B",
             )
         )
-        if start.init_and_first_median_cpu_ms is not None:
+        if start.init_and_first_cpu_ms is not None:
             figures.append(
                 Figure(
                     benchmark="coldstart",
                     metric=f"{start.function} import + init + first invocation, CPU time",
                     unit="ms",
-                    best=start.init_and_first_median_cpu_ms,
-                    median=start.init_and_first_median_cpu_ms,
+                    best=start.init_and_first_cpu_ms,
+                    median=start.init_and_first_cpu_ms,
                     runs=runs,
                     baseline="import boto3, CPU time",
-                    ratio=start.init_and_first_median_cpu_ms / statistics.median(run.cpu for run in baseline),
-                    note=f"first invocation alone {start.first_invocation_median_cpu_ms:.0f} ms CPU",
+                    ratio=start.init_and_first_cpu_ms / start.baseline_cpu_ms,
+                    note=f"first invocation alone {start.first_invocation_cpu_ms:.0f} ms CPU",
                 )
             )
     return figures
 
 
-def _write(baseline: list[Probe], starts: list[ColdStart]) -> None:
+def _write(starts: list[ColdStart]) -> None:
     REPORT.parent.mkdir(parents=True, exist_ok=True)
-    walls, cpus = [run.wall for run in baseline], [run.cpu for run in baseline]
     document = {
-        "baseline_import_boto3_ms": {"median": statistics.median(walls), "best": min(walls)},
-        "baseline_import_boto3_cpu_ms": {"median": statistics.median(cpus), "best": min(cpus)},
-        "functions": [{**asdict(start), "target_ms": start.target_ms} for start in starts],
+        "functions": [
+            {**asdict(start), "target_ms": start.target_ms, "ratio": start.ratio} for start in starts
+        ]
     }
     REPORT.write_text(json.dumps(document, indent=2) + "\n")
 
@@ -324,30 +363,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m load_tests.bench_coldstart", description=__doc__)
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args(argv)
-    baseline, starts = measure(args.repeat)
-    walls, cpus = [run.wall for run in baseline], [run.cpu for run in baseline]
-    print(
-        f"{'import boto3 (baseline)':28} median {statistics.median(walls):7.1f} ms  best {min(walls):7.1f} ms"
-        f"  CPU median {statistics.median(cpus):7.1f} ms"
-    )
-    for start in starts:
+    for s in measure(args.repeat):
         print(
-            f"{start.function:28} median {start.median_ms:7.1f} ms  best {start.best_ms:7.1f} ms"
-            f"  CPU median {start.median_cpu_ms:7.1f} ms"
-            f"  zip {start.zip_bytes:>10,} B  ({start.first_party_modules} first-party modules)"
+            f"{s.function}: import + init, CPU median of {args.repeat} interleaved rounds:"
+            f" without bytecode {s.no_bytecode_cpu_ms:.1f} ms, with it {s.cpu_ms:.1f} ms"
+            f" ({s.ratio:.2f}x; wall {s.wall_ms:.1f} ms); import boto3 {s.baseline_cpu_ms:.1f} ms"
+            f" (with bytecode {s.cpu_ms / s.baseline_cpu_ms:.2f}x,"
+            f" without {s.no_bytecode_cpu_ms / s.baseline_cpu_ms:.2f}x)"
         )
-        if start.init_and_first_median_cpu_ms is not None:
+        if s.init_and_first_cpu_ms is not None:
             print(
-                f"{'':28} first invocation CPU median {start.first_invocation_median_cpu_ms:7.1f} ms"
-                f"  (wall {start.first_invocation_median_ms:.1f} ms);"
-                f" init + first, CPU median {start.init_and_first_median_cpu_ms:7.1f} ms"
+                f"    + first invocation: without bytecode {s.no_bytecode_init_and_first_cpu_ms:.1f} ms,"
+                f" with it {s.init_and_first_cpu_ms:.1f} ms"
+                f" (first invocation alone {s.first_invocation_cpu_ms:.1f} ms)"
             )
-        uncached_first = start.uncached_init_and_first_median_cpu_ms
         print(
-            f"{'':28} without bytecode: CPU median {start.uncached_median_cpu_ms:7.1f} ms"
-            + ("" if uncached_first is None else f"; init + first {uncached_first:7.1f} ms")
+            f"    zip: without bytecode {s.no_bytecode_zip_bytes:,} B; every module compiled"
+            f" ({s.modules_compiled}) {s.zip_bytes:,} B; only the {s.modules_imported} imported"
+            f" {s.imported_only_zip_bytes:,} B; {s.first_party_modules} first-party modules"
         )
-        for package, ms in start.contributors_ms:
+        for package, ms in s.contributors_ms:
             print(f"    {package:24} {ms:7.1f} ms")
     print(f"written to {REPORT}")
     return 0

@@ -10,11 +10,21 @@ The package holds the first-party modules the function's handler imports (its cl
 installed as wheels for the function's architecture (arm64: manylinux aarch64 wheels, so
 pydantic-core's compiled part matches Lambda's CPU, not this machine's). boto3 and botocore are
 not packed: the python3.11 runtime provides them.
+
+Every `.py` of the package ships with its bytecode, compiled for the template's `Runtime`:
+Lambda's /var/task is read-only, so without it every cold start compiles each module it imports.
+When the building interpreter is not the runtime's version, the package ships no bytecode (and
+`build` says so) rather than bytecode Lambda's interpreter would ignore. Every module, not only
+those init imports: which those are can only be found by importing the package, which the arm64
+build cannot do here, and a module first imported later (a final window, an error path) would
+compile on an invocation's clock; the zip grows by ~2.7 MB (to ~7 MB, of Lambda's 50 MB).
 """
 
 from __future__ import annotations
 
 import argparse
+import py_compile
+import re
 import shutil
 import subprocess
 import sys
@@ -33,10 +43,12 @@ REQUIREMENTS: Final = DEFAULT_TEMPLATE.parent / "requirements.txt"
 PYTHON_VERSION: Final = "3.11"
 # Lambda's arm64 and x86_64 run Amazon Linux 2023 (glibc 2.34): manylinux2014 wheels run there.
 WHEEL_PLATFORMS: Final = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
-_NOT_PACKED: Final = ("bin", "__pycache__")  # console scripts of the wheels, bytecode
+# console scripts of the wheels, and the bytecode pip compiled (checked against mtimes; replaced)
+_NOT_PACKED: Final = ("bin", "__pycache__")
 # Data files a packed package reads at run time (the API's dashboard page, its vendored chart
 # library and its licence), as pyproject.toml's [tool.setuptools.package-data] ships them.
 PACKAGE_DATA: Final = ("*.html", "*.json", "*.yaml", "*.js", "*.css", "*.txt")
+_RUNTIME: Final = re.compile(r"python(\d+)\.(\d+)")
 
 
 class PackagingError(RuntimeError):
@@ -49,6 +61,7 @@ class Package:
     handler: str
     modules: list[str]  # first-party modules packed
     platform: str
+    bytecode: Bytecode | None = None  # what `build` compiled (None: a package not built here)
 
     def zip(self, destination: Path) -> Path:
         """The package as Lambda receives it (what `sam deploy` uploads)."""
@@ -57,6 +70,57 @@ class Package:
                 if file.is_file():
                     archive.write(file, file.relative_to(self.path))
         return destination
+
+
+@dataclass(frozen=True)
+class Bytecode:
+    """What `compile_bytecode` did: `compiled` sources, or none and why."""
+
+    tag: str  # the runtime's interpreter tag, as in __pycache__/name.cpython-311.pyc
+    compiled: list[Path]
+    skipped: str = ""  # why nothing was compiled
+
+    def summary(self) -> str:
+        if self.skipped:
+            return f"no bytecode: {self.skipped}"
+        return f"{len(self.compiled)} modules compiled ({self.tag}, unchecked hash)"
+
+
+def runtime(template: Template, function: str) -> str:
+    raw = template.resources[function].get("Properties", {})
+    globals_ = template.document.get("Globals", {}).get("Function", {})
+    name = raw.get("Runtime", globals_.get("Runtime"))
+    if not isinstance(name, str):
+        raise PackagingError(f"{function}: no Runtime in the function or the template's Globals")
+    return name
+
+
+def interpreter_tag(runtime_name: str) -> str:
+    """python3.11 -> cpython-311: the tag in the name of the bytecode that runtime reads."""
+    match = _RUNTIME.fullmatch(runtime_name)
+    if not match:
+        raise PackagingError(f"Runtime {runtime_name!r} is not a Python runtime (pythonX.Y)")
+    return f"cpython-{match[1]}{match[2]}"
+
+
+def compile_bytecode(out: Path, tag: str) -> Bytecode:
+    """Compile every `.py` under `out` into `__pycache__`, for the interpreter `tag`; nothing if
+    this interpreter is not that one (its bytecode would be of another version)."""
+    if sys.implementation.cache_tag != tag:
+        return Bytecode(tag, [], skipped=f"this interpreter is {sys.implementation.cache_tag}, not {tag}")
+    sources = sorted(out.rglob("*.py"))
+    for source in sources:
+        try:
+            # Unchecked hash: Lambda unzips with fixed mtimes into an immutable /var/task, so the
+            # bytecode never needs checking against its source (no stat, no hash at import).
+            py_compile.compile(
+                str(source),
+                doraise=True,
+                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+            )
+        except py_compile.PyCompileError as error:
+            raise PackagingError(f"{source.relative_to(out)} does not compile: {error.msg}") from error
+    return Bytecode(tag, sources)
 
 
 def handler_module(template: Template, function: str) -> str:
@@ -124,7 +188,8 @@ def build(
     install_requirements(out, platform, requirements)
     for junk in [p for name in _NOT_PACKED for p in out.rglob(name) if p.is_dir()]:
         shutil.rmtree(junk, ignore_errors=True)
-    return Package(out, template.function(function).handler, modules, platform)
+    compiled = compile_bytecode(out, interpreter_tag(runtime(template, function)))
+    return Package(out, template.function(function).handler, modules, platform, compiled)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"package: {error}", file=sys.stderr)
         return 2
     print(f"{args.function}: {len(package.modules)} modules and {REQUIREMENTS.name} ({package.platform})")
+    if package.bytecode is not None:
+        print(f"{args.function}: {package.bytecode.summary()}")
     if args.zip:
         size = package.zip(args.zip).stat().st_size
         print(f"{args.zip}: {size:,} bytes zipped")

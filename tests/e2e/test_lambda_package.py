@@ -23,11 +23,12 @@ import sys
 import time
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 
+from load_tests.bench_coldstart import FIRST_EVENTS, function_environment, import_ms
 from producer import Producer, producer_client
 from producer.simulator import Fleet, FleetConfig
 from salesstream.core.lambda_events import (
@@ -39,7 +40,7 @@ from salesstream.core.lambda_events import (
 )
 from salesstream.core.windows import Window
 from salesstream.deploy.imports import SOURCE_ROOT, closure, source_file
-from salesstream.deploy.package import Package, build, handler_module
+from salesstream.deploy.package import Package, build, handler_module, interpreter_tag, runtime
 from salesstream.deploy.permissions import Grant, expected_grants
 from salesstream.deploy.template import Template, load_template_document
 from salesstream.emulator.local_api import Route, http_api_event
@@ -244,6 +245,38 @@ def test_a_bare_interpreter_sees_nothing_of_this_environment(tmp_path: Path) -> 
         [sys.executable, "-I", "-S", "-c", "import pydantic"], capture_output=True, text=True, check=False
     )
     assert "No module named 'pydantic'" in bare.stderr
+
+
+def test_the_aggregator_zip_ships_bytecode_that_lambda_imports_without_its_sources(
+    tmp_path: Path,
+) -> None:
+    """Every `.py` in the zip has its unchecked-hash bytecode under `__pycache__` with the
+    runtime's tag; unzipped, with every source replaced by one that raises, the handler still
+    imports and runs its first invocation under `-B` (nothing written, as on a read-only
+    /var/task): nothing of the package was compiled, everything came from the shipped bytecode."""
+    function = "AggregatorFunction"
+    template = Template.load()
+    tag = interpreter_tag(runtime(template, function))
+    package = build(function, tmp_path / "built", platform="host")
+    task = tmp_path / "var-task"
+    with zipfile.ZipFile(package.zip(tmp_path / "aggregator.zip")) as opened:
+        names = set(opened.namelist())
+        opened.extractall(task)
+    sources = sorted(PurePosixPath(name) for name in names if name.endswith(".py"))
+    assert len(sources) > 100  # the first-party modules and the wheels'
+    missing = [s for s in sources if str(s.parent / "__pycache__" / f"{s.stem}.{tag}.pyc") not in names]
+    assert missing == []
+    for source in sources:
+        pyc = task / source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+        assert int.from_bytes(pyc.read_bytes()[4:8], "little") == 0b01, pyc  # hash, unchecked
+        (task / source).write_text(f"raise SystemExit('the source of {source} was read')\n")
+    before = sorted(task.rglob("*"))
+    sdk = runtime_sdk(tmp_path / "var-runtime")
+    module = handler_module(template, function)
+    probe = import_ms(module, [task, sdk], function_environment(template, function), FIRST_EVENTS[function])
+    assert probe.cpu > 0
+    assert probe.first_cpu > 0
+    assert sorted(task.rglob("*")) == before
 
 
 def test_the_aggregator_package_runs_its_handler_within_its_role(
