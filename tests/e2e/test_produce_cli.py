@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from salesstream.emulator.targets import Endpoint, Target
+from tests.e2e.stack_process import stack_up
 from tests.kinesis_reading import all_event_ids, read_stream
 
 ROOT = Path(__file__).parents[2]
@@ -37,20 +38,8 @@ def salesstream(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
     """A `salesstream up` in its own folder; commands run in that folder find it."""
     home = tmp_path_factory.mktemp("stack")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "salesstream", "up", "--shards", "3", "--stage", STAGE],
-        cwd=home,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        yield home, json.loads(process.stdout.readline())
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    with stack_up("--shards", "3", "--stage", STAGE, cwd=home, env=ENV) as summary:
+        yield home, summary
 
 
 def stream_contents(summary: dict[str, Any]) -> tuple[list[str], dict[tuple[str, str], int]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 
 from salesstream.emulator.targets import Endpoint, Target
+from tests.e2e.stack_process import stack_up
 from tests.e2e.test_produce_cli import ENV, salesstream
 
 STAGE = "e2eprodtbl"
@@ -23,21 +23,8 @@ TABLE_ON = ("--param", "OrdersTableSource=on")
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Endpoint]]:
     home = tmp_path_factory.mktemp("table-stack")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "salesstream", "up", "--shards", "1", "--stage", STAGE, *TABLE_ON],
-        cwd=home,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        summary = json.loads(process.stdout.readline())
+    with stack_up("--shards", "1", "--stage", STAGE, *TABLE_ON, cwd=home, env=ENV) as summary:
         yield home, Endpoint(Target.EMBEDDED, summary["endpoint_url"])
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 def produce(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
